@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
+import {IInferenceHub} from "./interfaces/IInferenceHub.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IOperatorStaking} from "./interfaces/IOperatorStaking.sol";
+import {TensorCodec} from "./libraries/TensorCodec.sol";
+
+/// @title InferenceHub
+/// @notice Consensus-mode settlement of inference requests: stake-weighted committees,
+///         commit/reveal, strict-majority quorum, fee split, slashing and consumer callbacks.
+///         Payouts and refunds are credited and pulled with `claim`.
+contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    /// @notice k-of-n commit/reveal agreement (implemented).
+    uint8 public constant MODE_CONSENSUS = 0x01;
+    /// @notice EZKL proof checked by the version's verifier (reserved).
+    uint8 public constant MODE_ZK = 0x02;
+    /// @notice Bonded result with a challenge window (reserved).
+    uint8 public constant MODE_OPTIMISTIC = 0x04;
+    /// @notice EIP-712 attestations aggregated in one transaction (reserved).
+    uint8 public constant MODE_ATTESTED = 0x08;
+    /// @notice Largest committee; member state lives in 16-bit masks.
+    uint8 public constant MAX_COMMITTEE = 16;
+
+    uint256 private constant BPS = 10_000;
+    /// @dev Gas kept back after the callback to finish the transaction.
+    uint256 private constant CALLBACK_RESERVE = 15_000;
+    uint8 private constant CALLBACK_OK = 1;
+    uint8 private constant CALLBACK_FAILED = 2;
+
+    struct Settlement {
+        bytes32 outputDigest;
+        uint40 settledBlock;
+        uint16 agreeMask;
+        uint8 errorCode;
+        uint8 callbackResult;
+    }
+
+    /// @notice The fee and staking token.
+    IERC20 public immutable token;
+    /// @notice The model registry.
+    IModelRegistry public immutable registry;
+    /// @notice Operator stake and the committee draw.
+    IOperatorStaking public immutable staking;
+    /// @notice Receives protocol fees and unrewarded slash remainders.
+    address public treasury;
+    /// @notice Number of requests made; ids run from 1.
+    uint256 public requestCount;
+    /// @notice Tokens credited to each account, withdrawn with `claim`.
+    mapping(address account => uint256) public claimable;
+
+    Params private _params;
+    mapping(uint256 requestId => Request) private _requests;
+    mapping(uint256 requestId => address[]) private _committees;
+    /// @dev Per member: the commitment until it reveals, then the revealed digest.
+    mapping(uint256 requestId => mapping(uint256 member => bytes32)) private _memberHashes;
+    mapping(uint256 requestId => Settlement) private _settlements;
+    /// @dev Revealed outputs by digest, stored once however many requests share them.
+    mapping(bytes32 digest => bytes) private _outputs;
+
+    /// @param token_ fee token (the staking token)
+    /// @param registry_ model registry
+    /// @param staking_ operator staking; this hub needs its SLASHER_ROLE
+    /// @param treasury_ protocol treasury
+    /// @param params_ initial parameters
+    /// @param admin holder of DEFAULT_ADMIN_ROLE
+    constructor(
+        IERC20 token_,
+        IModelRegistry registry_,
+        IOperatorStaking staking_,
+        address treasury_,
+        Params memory params_,
+        address admin
+    ) {
+        if (address(token_) == address(0) || address(registry_) == address(0) || address(staking_) == address(0)) {
+            revert InvalidParams();
+        }
+        if (treasury_ == address(0) || admin == address(0)) revert InvalidParams();
+        token = token_;
+        registry = registry_;
+        staking = staking_;
+        treasury = treasury_;
+        _setParams(params_);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ requests
+
+    /// @inheritdoc IInferenceHub
+    function requestInference(InferenceRequest calldata request) external returns (uint256 requestId) {
+        Params memory p = _params;
+        if (request.k == 0 || request.k > p.maxK) revert InvalidRedundancy(request.k, p.maxK);
+        if (request.input.length == 0 || request.input.length > p.maxInputBytes) {
+            revert InvalidInputSize(request.input.length, p.maxInputBytes);
+        }
+        if (request.callbackGasLimit > p.maxCallbackGas || (request.callback == address(0) && request.callbackGasLimit != 0)) {
+            revert InvalidCallbackGasLimit(request.callbackGasLimit, p.maxCallbackGas);
+        }
+        if (request.mode != MODE_CONSENSUS) revert ModeNotSupported(request.mode);
+        if (request.version > type(uint24).max) revert UnknownVersion(request.modelId, request.version);
+        IModelRegistry.Terms memory terms = registry.terms(request.modelId, request.version);
+        if (terms.deprecated) revert VersionDeprecated(request.modelId, request.version);
+        if (terms.modes & MODE_CONSENSUS == 0) revert ModeNotSupported(request.mode);
+        uint256 fee = uint256(terms.fee) + uint256(request.k) * p.operatorFee + p.protocolFee;
+        if (fee > request.maxFee) revert FeeExceedsMax(fee, request.maxFee);
+
+        requestId = ++requestCount;
+        address[] memory committee = staking.drawCommittee(
+            request.modelId, request.k, uint256(keccak256(abi.encode(block.prevrandao, requestId)))
+        );
+        uint40 commitDeadline = uint40(block.number + p.commitWindow);
+        uint40 revealDeadline = commitDeadline + p.revealWindow;
+        _requests[requestId] = Request({
+            requester: msg.sender,
+            status: Status.Pending,
+            k: request.k,
+            mode: request.mode,
+            committedMask: 0,
+            revealedMask: 0,
+            commitDeadline: commitDeadline,
+            callback: request.callback,
+            callbackGasLimit: request.callbackGasLimit,
+            revealDeadline: revealDeadline,
+            version: uint24(request.version),
+            modelId: request.modelId,
+            modelFee: terms.fee,
+            operatorFee: p.operatorFee,
+            protocolFee: p.protocolFee
+        });
+        _committees[requestId] = committee;
+        emit RequestCreated(
+            requestId,
+            request.modelId,
+            msg.sender,
+            request.version,
+            request.mode,
+            committee,
+            request.input,
+            fee,
+            commitDeadline,
+            revealDeadline,
+            request.callback
+        );
+        token.safeTransferFrom(msg.sender, address(this), fee);
+    }
+
+    // ------------------------------------------------------------------ commit / reveal
+
+    /// @inheritdoc IInferenceHub
+    function commit(uint256 requestId, bytes32 commitment) external nonReentrant {
+        _commit(requestId, commitment);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function commitMany(uint256[] calldata requestIds, bytes32[] calldata commitments) external nonReentrant {
+        if (requestIds.length == 0 || requestIds.length != commitments.length) revert BatchLengthMismatch();
+        for (uint256 i = 0; i < requestIds.length; ++i) _commit(requestIds[i], commitments[i]);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function reveal(uint256 requestId, bytes calldata output, bytes32 salt) external nonReentrant {
+        _reveal(requestId, output, salt);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function revealMany(uint256[] calldata requestIds, bytes[] calldata outputs, bytes32[] calldata salts)
+        external
+        nonReentrant
+    {
+        if (requestIds.length == 0 || requestIds.length != outputs.length || requestIds.length != salts.length) {
+            revert BatchLengthMismatch();
+        }
+        for (uint256 i = 0; i < requestIds.length; ++i) _reveal(requestIds[i], outputs[i], salts[i]);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function finalize(uint256 requestId) external nonReentrant {
+        Request storage r = _pending(requestId);
+        if (!_finalizable(r)) revert TooEarlyToFinalize(requestId);
+        _settle(requestId, r, "", bytes32(0));
+    }
+
+    /// @inheritdoc IInferenceHub
+    function claim() external nonReentrant returns (uint256 amount) {
+        amount = claimable[msg.sender];
+        if (amount == 0) revert NothingToClaim(msg.sender);
+        claimable[msg.sender] = 0;
+        emit Claimed(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Replaces the parameters; requests already made keep their deadlines and fees.
+    /// @param params_ the new parameters
+    function setParams(Params calldata params_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setParams(params_);
+    }
+
+    /// @notice Sets the treasury for future settlements.
+    /// @param treasury_ the new treasury
+    function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (treasury_ == address(0)) revert InvalidParams();
+        treasury = treasury_;
+        emit TreasuryUpdated(treasury_);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The current parameters.
+    /// @return the parameters
+    function params() external view returns (Params memory) {
+        return _params;
+    }
+
+    /// @inheritdoc IInferenceHub
+    function quote(bytes32 modelId, uint32 version, uint8 k) external view returns (uint256) {
+        IModelRegistry.Terms memory terms = registry.terms(modelId, version);
+        return uint256(terms.fee) + uint256(k) * _params.operatorFee + _params.protocolFee;
+    }
+
+    /// @inheritdoc IInferenceHub
+    function getRequest(uint256 requestId) external view returns (Request memory) {
+        Request storage r = _requests[requestId];
+        if (r.status == Status.None) revert UnknownRequest(requestId);
+        return r;
+    }
+
+    /// @inheritdoc IInferenceHub
+    function getCommittee(uint256 requestId) external view returns (address[] memory) {
+        if (_requests[requestId].status == Status.None) revert UnknownRequest(requestId);
+        return _committees[requestId];
+    }
+
+    /// @inheritdoc IInferenceHub
+    function getResult(uint256 requestId) external view returns (Result memory result) {
+        Status status = _requests[requestId].status;
+        if (status == Status.None) revert UnknownRequest(requestId);
+        if (status == Status.Pending) revert ResultNotReady(requestId);
+        Settlement storage s = _settlements[requestId];
+        address[] storage committee = _committees[requestId];
+        uint256 agreeing;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (s.agreeMask & (1 << i) != 0) ++agreeing;
+        }
+        result.agreeing = new address[](agreeing);
+        uint256 n;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (s.agreeMask & (1 << i) != 0) result.agreeing[n++] = committee[i];
+        }
+        result.status = status;
+        result.outputDigest = s.outputDigest;
+        result.output = s.outputDigest == bytes32(0) ? bytes("") : _outputs[s.outputDigest];
+        result.settledBlock = s.settledBlock;
+        result.errorCode = s.errorCode;
+        result.callbackResult = s.callbackResult;
+    }
+
+    /// @inheritdoc IInferenceHub
+    function canFinalize(uint256 requestId) external view returns (bool) {
+        Request storage r = _requests[requestId];
+        return r.status == Status.Pending && _finalizable(r);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _setParams(Params memory p) private {
+        if (p.commitWindow == 0 || p.revealWindow == 0 || p.maxK == 0 || p.maxK > MAX_COMMITTEE) revert InvalidParams();
+        if (p.slashBpsDissent > BPS || p.slashBpsSilence > BPS || p.slashRewardBps > BPS) revert InvalidParams();
+        if (p.maxInputBytes == 0) revert InvalidParams();
+        _params = p;
+        emit ParamsUpdated(p);
+    }
+
+    function _pending(uint256 requestId) private view returns (Request storage r) {
+        r = _requests[requestId];
+        if (r.status != Status.Pending) {
+            if (r.status == Status.None) revert UnknownRequest(requestId);
+            revert RequestNotPending(requestId, r.status);
+        }
+    }
+
+    function _memberIndex(uint256 requestId, address operator) private view returns (uint256) {
+        address[] storage committee = _committees[requestId];
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (committee[i] == operator) return i;
+        }
+        revert NotCommitteeMember(requestId, operator);
+    }
+
+    function _fullMask(uint8 k) private pure returns (uint16) {
+        return uint16((uint256(1) << k) - 1);
+    }
+
+    function _finalizable(Request storage r) private view returns (bool) {
+        if (block.number > r.revealDeadline) return true;
+        return r.committedMask == 0 && block.number > r.commitDeadline;
+    }
+
+    function _commit(uint256 requestId, bytes32 commitment) private {
+        Request storage r = _pending(requestId);
+        if (block.number > r.commitDeadline) revert CommitWindowClosed(requestId, r.commitDeadline);
+        uint256 member = _memberIndex(requestId, msg.sender);
+        uint16 bit = uint16(1 << member);
+        if (r.committedMask & bit != 0) revert AlreadyCommitted(requestId, msg.sender);
+        r.committedMask |= bit;
+        _memberHashes[requestId][member] = commitment;
+        emit Committed(requestId, msg.sender, commitment);
+    }
+
+    function _reveal(uint256 requestId, bytes calldata output, bytes32 salt) private {
+        Request storage r = _pending(requestId);
+        uint16 full = _fullMask(r.k);
+        if (r.committedMask != full && block.number <= r.commitDeadline) revert RevealNotOpen(requestId);
+        if (block.number > r.revealDeadline) revert RevealWindowClosed(requestId, r.revealDeadline);
+        uint256 member = _memberIndex(requestId, msg.sender);
+        uint16 bit = uint16(1 << member);
+        if (r.committedMask & bit == 0) revert NotCommitted(requestId, msg.sender);
+        if (r.revealedMask & bit != 0) revert AlreadyRevealed(requestId, msg.sender);
+        bytes32 digest = keccak256(output);
+        if (keccak256(abi.encode(requestId, msg.sender, digest, salt)) != _memberHashes[requestId][member]) {
+            revert CommitmentMismatch(requestId, msg.sender);
+        }
+        _memberHashes[requestId][member] = digest;
+        r.revealedMask |= bit;
+        if (_outputs[digest].length == 0) _outputs[digest] = output;
+        emit Revealed(requestId, msg.sender, digest);
+        // The last outstanding reveal settles at once: everyone who could reveal has.
+        if (r.revealedMask == r.committedMask && (r.committedMask == full || block.number > r.commitDeadline)) {
+            _settle(requestId, r, output, digest);
+        }
+    }
+
+    /// @dev `hint` is an output already in memory whose digest is `hintDigest`, so the common
+    ///      case (the last revealer agrees) does not read the output back from storage.
+    function _settle(uint256 requestId, Request storage r, bytes memory hint, bytes32 hintDigest) private {
+        uint256 k = r.k;
+        uint16 revealed = r.revealedMask;
+        bytes32[] memory digests = new bytes32[](k);
+        for (uint256 i = 0; i < k; ++i) {
+            if (revealed & (1 << i) != 0) digests[i] = _memberHashes[requestId][i];
+        }
+        (bytes32 best, uint16 agreeMask, uint256 agreeing) = _tally(digests, revealed);
+
+        Status status;
+        uint8 errorCode;
+        bytes memory output;
+        if (revealed == 0) {
+            status = Status.Expired;
+        } else if (agreeing >= k / 2 + 1) {
+            output = best == hintDigest ? hint : _outputs[best];
+            errorCode = TensorCodec.errorCodeOf(output);
+            status = errorCode == 0 ? Status.Finalized : Status.Failed;
+        } else {
+            status = Status.Disputed;
+            agreeMask = 0;
+            agreeing = 0;
+            best = bytes32(0);
+        }
+        r.status = status;
+        _settlements[requestId] = Settlement({
+            outputDigest: best,
+            settledBlock: uint40(block.number),
+            agreeMask: agreeMask,
+            errorCode: errorCode,
+            callbackResult: 0
+        });
+        emit RequestSettled(requestId, status, best, errorCode, agreeMask);
+
+        address[] storage committee = _committees[requestId];
+        _distribute(requestId, r, committee, status, agreeMask, agreeing);
+        _penalize(requestId, committee, digests, revealed, agreeMask, agreeing);
+        if (r.callback != address(0)) _callback(requestId, r, status, output);
+    }
+
+    function _tally(bytes32[] memory digests, uint16 revealed)
+        private
+        pure
+        returns (bytes32 best, uint16 agreeMask, uint256 agreeing)
+    {
+        uint256 k = digests.length;
+        for (uint256 i = 0; i < k; ++i) {
+            if (revealed & (1 << i) == 0) continue;
+            uint16 mask;
+            uint256 count;
+            for (uint256 j = 0; j < k; ++j) {
+                if (revealed & (1 << j) != 0 && digests[j] == digests[i]) {
+                    mask |= uint16(1 << j);
+                    ++count;
+                }
+            }
+            if (count > agreeing) {
+                (best, agreeMask, agreeing) = (digests[i], mask, count);
+            }
+        }
+    }
+
+    function _distribute(
+        uint256 requestId,
+        Request storage r,
+        address[] storage committee,
+        Status status,
+        uint16 agreeMask,
+        uint256 agreeing
+    ) private {
+        uint256 perOperator = r.operatorFee;
+        uint256 total = uint256(r.modelFee) + r.k * perOperator + r.protocolFee;
+        if (status != Status.Finalized && status != Status.Failed) {
+            claimable[r.requester] += total;
+            emit FeesDistributed(requestId, 0, 0, 0, 0, total);
+            return;
+        }
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (agreeMask & (1 << i) != 0) claimable[committee[i]] += perOperator;
+        }
+        // A model that could not run on the input earns its owner nothing.
+        uint256 ownerShare = status == Status.Finalized ? r.modelFee : 0;
+        if (ownerShare != 0) claimable[registry.ownerOf(r.modelId)] += ownerShare;
+        claimable[treasury] += r.protocolFee;
+        uint256 refund = total - agreeing * perOperator - ownerShare - r.protocolFee;
+        if (refund != 0) claimable[r.requester] += refund;
+        emit FeesDistributed(requestId, perOperator, agreeing, ownerShare, r.protocolFee, refund);
+    }
+
+    function _penalize(
+        uint256 requestId,
+        address[] storage committee,
+        bytes32[] memory digests,
+        uint16 revealed,
+        uint16 agreeMask,
+        uint256 agreeing
+    ) private {
+        Params memory p = _params;
+        uint16 rewardBps = agreeing == 0 ? 0 : p.slashRewardBps;
+        uint256 rewards;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            uint16 bit = uint16(1 << i);
+            if (agreeMask & bit != 0) continue;
+            // Disagreeing is only a fault when a quorum settled the request.
+            bool dissent = revealed & bit != 0;
+            if (dissent && agreeing == 0) continue;
+            uint16 bps = dissent ? p.slashBpsDissent : p.slashBpsSilence;
+            if (bps == 0) continue;
+            uint256 before = token.balanceOf(address(this));
+            uint256 slashed = staking.slash(committee[i], bps, address(this), rewardBps);
+            rewards += token.balanceOf(address(this)) - before;
+            emit MemberPenalized(requestId, committee[i], dissent, slashed);
+        }
+        if (rewards == 0) return;
+        // Agreeing members proved the fault: they share the reward, dust goes to the treasury.
+        uint256 share = rewards / agreeing;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (agreeMask & (1 << i) != 0) claimable[committee[i]] += share;
+        }
+        uint256 dust = rewards - share * agreeing;
+        if (dust != 0) claimable[treasury] += dust;
+    }
+
+    function _callback(uint256 requestId, Request storage r, Status status, bytes memory output) private {
+        uint256 limit = r.callbackGasLimit;
+        address target = r.callback;
+        // EIP-150 forwards at most 63/64 of the gas left: demand enough that the callback
+        // really gets its limit, so a finalizer cannot starve it on purpose.
+        uint256 required = limit + limit / 63 + CALLBACK_RESERVE;
+        if (gasleft() < required) revert InsufficientGasForCallback(gasleft(), required);
+        bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, uint8(status), output));
+        bool ok;
+        assembly ("memory-safe") {
+            // No return data is copied: a callback cannot grief settlement with a huge revert.
+            ok := call(limit, target, 0, add(data, 0x20), mload(data), 0, 0)
+        }
+        _settlements[requestId].callbackResult = ok ? CALLBACK_OK : CALLBACK_FAILED;
+        emit CallbackExecuted(requestId, target, ok);
+    }
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+
+/// @title ModelRegistry
+/// @notice Content-addressed, versioned ONNX models. A model is a unique name with an owner;
+///         its versions are immutable (sha256, URIs, tensor spec, decimals, modes, fee) and can
+///         only be deprecated.
+contract ModelRegistry is IModelRegistry {
+    /// @notice Highest output precision a version may declare.
+    uint8 public constant MAX_DECIMALS = 18;
+    /// @notice Bitmask of every verification mode the protocol defines.
+    uint8 public constant ALL_MODES = 0x0f;
+    /// @notice The ZK mode bit; it requires a verifier.
+    uint8 public constant MODE_ZK = 0x02;
+    /// @notice Longest model name in bytes.
+    uint256 public constant MAX_NAME_LENGTH = 64;
+
+    struct Model {
+        address owner;
+        uint32 versionCount;
+        address pendingOwner;
+        string name;
+    }
+
+    mapping(bytes32 modelId => Model) private _models;
+    mapping(bytes32 modelId => mapping(uint32 version => Version)) private _versions;
+    mapping(bytes32 modelId => mapping(bytes32 sha => uint32 version)) private _versionOfArtifact;
+
+    modifier onlyModelOwner(bytes32 modelId) {
+        address owner = _models[modelId].owner;
+        if (owner == address(0)) revert UnknownModel(modelId);
+        if (owner != msg.sender) revert NotModelOwner(modelId, msg.sender);
+        _;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function registerModel(string calldata name) external returns (bytes32 modelId) {
+        if (bytes(name).length == 0 || bytes(name).length > MAX_NAME_LENGTH) revert InvalidModelName();
+        modelId = keccak256(bytes(name));
+        if (_models[modelId].owner != address(0)) revert ModelExists(modelId);
+        _models[modelId] = Model({owner: msg.sender, versionCount: 0, pendingOwner: address(0), name: name});
+        emit ModelRegistered(modelId, msg.sender, name);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function publishVersion(bytes32 modelId, VersionParams calldata params)
+        external
+        onlyModelOwner(modelId)
+        returns (uint32 version)
+    {
+        _validate(modelId, params);
+        Model storage model = _models[modelId];
+        version = ++model.versionCount;
+        Version storage stored = _versions[modelId][version];
+        stored.artifactSha256 = params.artifactSha256;
+        stored.fee = params.fee;
+        stored.decimals = params.decimals;
+        stored.modes = params.modes;
+        stored.verifier = params.verifier;
+        stored.publishedAt = uint64(block.number);
+        stored.uris = params.uris;
+        stored.tensorSpec = params.tensorSpec;
+        _versionOfArtifact[modelId][params.artifactSha256] = version;
+        emit VersionPublished(
+            modelId,
+            version,
+            params.artifactSha256,
+            params.uris,
+            params.tensorSpec,
+            params.decimals,
+            params.modes,
+            params.fee,
+            params.verifier
+        );
+    }
+
+    /// @inheritdoc IModelRegistry
+    function deprecateVersion(bytes32 modelId, uint32 version) external onlyModelOwner(modelId) {
+        Version storage stored = _storedVersion(modelId, version);
+        if (stored.deprecated) revert AlreadyDeprecated(modelId, version);
+        stored.deprecated = true;
+        emit VersionDeprecated(modelId, version);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function transferModelOwnership(bytes32 modelId, address newOwner) external onlyModelOwner(modelId) {
+        if (newOwner == address(0)) revert InvalidOwner();
+        _models[modelId].pendingOwner = newOwner;
+        emit ModelOwnershipTransferStarted(modelId, msg.sender, newOwner);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function acceptModelOwnership(bytes32 modelId) external {
+        Model storage model = _models[modelId];
+        if (model.owner == address(0)) revert UnknownModel(modelId);
+        if (model.pendingOwner != msg.sender) revert NotPendingOwner(modelId, msg.sender);
+        address previous = model.owner;
+        model.owner = msg.sender;
+        model.pendingOwner = address(0);
+        emit ModelOwnershipTransferred(modelId, previous, msg.sender);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function modelIdOf(string calldata name) external pure returns (bytes32) {
+        return keccak256(bytes(name));
+    }
+
+    /// @inheritdoc IModelRegistry
+    function exists(bytes32 modelId) external view returns (bool) {
+        return _models[modelId].owner != address(0);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getModel(bytes32 modelId) external view returns (address owner, string memory name, uint32 versionCount) {
+        Model storage model = _models[modelId];
+        if (model.owner == address(0)) revert UnknownModel(modelId);
+        return (model.owner, model.name, model.versionCount);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getVersion(bytes32 modelId, uint32 version) external view returns (Version memory) {
+        return _storedVersion(modelId, version);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function terms(bytes32 modelId, uint32 version) external view returns (Terms memory) {
+        Version storage stored = _storedVersion(modelId, version);
+        return Terms({
+            owner: _models[modelId].owner,
+            fee: stored.fee,
+            decimals: stored.decimals,
+            modes: stored.modes,
+            deprecated: stored.deprecated,
+            verifier: stored.verifier
+        });
+    }
+
+    /// @inheritdoc IModelRegistry
+    function ownerOf(bytes32 modelId) external view returns (address) {
+        return _models[modelId].owner;
+    }
+
+    function _storedVersion(bytes32 modelId, uint32 version) private view returns (Version storage) {
+        Model storage model = _models[modelId];
+        if (model.owner == address(0)) revert UnknownModel(modelId);
+        if (version == 0 || version > model.versionCount) revert UnknownVersion(modelId, version);
+        return _versions[modelId][version];
+    }
+
+    function _validate(bytes32 modelId, VersionParams calldata params) private view {
+        if (params.artifactSha256 == bytes32(0)) revert InvalidArtifactHash();
+        uint32 existing = _versionOfArtifact[modelId][params.artifactSha256];
+        if (existing != 0) revert DuplicateArtifact(modelId, existing);
+        if (params.uris.length == 0) revert InvalidUris();
+        for (uint256 i = 0; i < params.uris.length; ++i) {
+            if (bytes(params.uris[i]).length == 0) revert InvalidUris();
+        }
+        if (params.decimals > MAX_DECIMALS) revert InvalidDecimals(params.decimals, MAX_DECIMALS);
+        if (params.modes == 0 || params.modes & ~ALL_MODES != 0) revert InvalidModes(params.modes);
+        if (params.modes & MODE_ZK != 0 && params.verifier == address(0)) revert VerifierRequired();
+        if (params.tensorSpec.length == 0) revert InvalidTensorSpec();
+        (IOSpec[] memory inputs, IOSpec[] memory outputs) = abi.decode(params.tensorSpec, (IOSpec[], IOSpec[]));
+        if (inputs.length == 0 || outputs.length == 0) revert InvalidTensorSpec();
+    }
+}

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IOperatorStaking} from "./interfaces/IOperatorStaking.sol";
+import {StakeTree} from "./libraries/StakeTree.sol";
+
+/// @title OperatorStaking
+/// @notice Operators stake the staking token, join model pools and leave through an unbonding
+///         queue. Only holders of SLASHER_ROLE (the hub) slash; unbonding stake stays slashable.
+///         Operators whose faults reach the jail threshold are not drawn until they unjail.
+contract OperatorStaking is IOperatorStaking, AccessControl {
+    using SafeERC20 for IERC20;
+    using StakeTree for StakeTree.Tree;
+
+    /// @notice Role allowed to slash: the inference hub.
+    bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
+    /// @notice Most model pools one operator may join; bounds the cost of a stake change.
+    uint256 public constant MAX_MODELS_PER_OPERATOR = 8;
+    /// @notice Most pending unbonding entries per operator; bounds withdraw and slash loops.
+    uint256 public constant MAX_UNBONDINGS = 16;
+    /// @notice Largest committee the draw serves.
+    uint256 public constant MAX_COMMITTEE = 16;
+    uint256 private constant BPS = 10_000;
+
+    /// @notice The staking token.
+    IERC20 public immutable token;
+    /// @notice The model registry pools are checked against.
+    IModelRegistry public immutable registry;
+    /// @notice Least active stake an operator needs to be drawn or to unjail.
+    uint256 public immutable minStake;
+    /// @notice Seconds between an unbonding request and its withdrawal.
+    uint64 public unbondingPeriod;
+    /// @notice Fault count at which an operator is jailed.
+    uint32 public jailThreshold;
+    /// @notice Receives slashed stake not paid out as a reward.
+    address public treasury;
+
+    struct OperatorState {
+        uint128 stake;
+        uint128 unbonding;
+        uint32 faults;
+        bool jailed;
+    }
+
+    mapping(address operator => OperatorState) private _operators;
+    mapping(address operator => Unbonding[]) private _queue;
+    mapping(address operator => uint256) private _queueHead;
+    mapping(address operator => bytes32[]) private _modelsOf;
+    mapping(bytes32 modelId => StakeTree.Tree) private _pools;
+    mapping(bytes32 modelId => mapping(address operator => uint32 slot)) private _slotOf;
+    mapping(bytes32 modelId => mapping(address operator => bool)) private _registered;
+
+    /// @param token_ staking token
+    /// @param registry_ model registry
+    /// @param minStake_ least stake to be drawn
+    /// @param unbondingPeriod_ seconds before unbonded stake can be withdrawn
+    /// @param jailThreshold_ faults that jail an operator
+    /// @param treasury_ receives slashed stake
+    /// @param admin holder of DEFAULT_ADMIN_ROLE
+    constructor(
+        IERC20 token_,
+        IModelRegistry registry_,
+        uint256 minStake_,
+        uint64 unbondingPeriod_,
+        uint32 jailThreshold_,
+        address treasury_,
+        address admin
+    ) {
+        if (address(token_) == address(0) || address(registry_) == address(0) || minStake_ == 0) {
+            revert InvalidParameter();
+        }
+        if (jailThreshold_ == 0 || treasury_ == address(0) || admin == address(0)) revert InvalidParameter();
+        token = token_;
+        registry = registry_;
+        minStake = minStake_;
+        unbondingPeriod = unbondingPeriod_;
+        jailThreshold = jailThreshold_;
+        treasury = treasury_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ stake
+
+    /// @inheritdoc IOperatorStaking
+    function stake(uint256 amount) external {
+        OperatorState storage op = _operators[msg.sender];
+        if (amount == 0 || amount > type(uint128).max - op.stake - op.unbonding) revert InvalidAmount(amount);
+        op.stake += uint128(amount);
+        _refreshWeight(msg.sender);
+        emit Staked(msg.sender, amount, op.stake);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function requestUnbond(uint256 amount) external {
+        OperatorState storage op = _operators[msg.sender];
+        if (amount == 0) revert InvalidAmount(amount);
+        if (amount > op.stake) revert InsufficientStake(amount, op.stake);
+        if (_queue[msg.sender].length - _queueHead[msg.sender] >= MAX_UNBONDINGS) revert TooManyUnbondings(MAX_UNBONDINGS);
+        uint64 releaseAt = uint64(block.timestamp) + unbondingPeriod;
+        op.stake -= uint128(amount);
+        op.unbonding += uint128(amount);
+        _queue[msg.sender].push(Unbonding({amount: uint128(amount), releaseAt: releaseAt}));
+        _refreshWeight(msg.sender);
+        emit UnbondingRequested(msg.sender, amount, releaseAt);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function withdraw() external returns (uint256 amount) {
+        Unbonding[] storage queue = _queue[msg.sender];
+        uint256 head = _queueHead[msg.sender];
+        while (head < queue.length && queue[head].releaseAt <= block.timestamp) {
+            amount += queue[head].amount;
+            delete queue[head];
+            ++head;
+        }
+        if (amount == 0) revert NothingToWithdraw();
+        _queueHead[msg.sender] = head;
+        _operators[msg.sender].unbonding -= uint128(amount);
+        emit Withdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ pools
+
+    /// @inheritdoc IOperatorStaking
+    function register(bytes32 modelId) external {
+        if (!registry.exists(modelId)) revert UnknownModel(modelId);
+        if (_registered[modelId][msg.sender]) revert AlreadyRegistered(msg.sender, modelId);
+        bytes32[] storage models = _modelsOf[msg.sender];
+        if (models.length >= MAX_MODELS_PER_OPERATOR) revert TooManyModels(MAX_MODELS_PER_OPERATOR);
+        StakeTree.Tree storage pool = _pools[modelId];
+        uint32 slot = _slotOf[modelId][msg.sender];
+        if (slot == 0) {
+            slot = pool.append(msg.sender);
+            _slotOf[modelId][msg.sender] = slot;
+        }
+        _registered[modelId][msg.sender] = true;
+        models.push(modelId);
+        pool.set(slot, _weight(_operators[msg.sender]));
+        emit ModelJoined(msg.sender, modelId);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function deregister(bytes32 modelId) external {
+        if (!_registered[modelId][msg.sender]) revert NotRegistered(msg.sender, modelId);
+        _registered[modelId][msg.sender] = false;
+        _pools[modelId].set(_slotOf[modelId][msg.sender], 0);
+        bytes32[] storage models = _modelsOf[msg.sender];
+        uint256 last = models.length - 1;
+        for (uint256 i = 0; i <= last; ++i) {
+            if (models[i] == modelId) {
+                models[i] = models[last];
+                models.pop();
+                break;
+            }
+        }
+        emit ModelLeft(msg.sender, modelId);
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    /// @inheritdoc IOperatorStaking
+    function unjail() external {
+        OperatorState storage op = _operators[msg.sender];
+        if (!op.jailed) revert NotJailed(msg.sender);
+        if (op.stake < minStake) revert InsufficientStake(minStake, op.stake);
+        op.jailed = false;
+        op.faults = 0;
+        _refreshWeight(msg.sender);
+        emit Unjailed(msg.sender);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function slash(address operator, uint16 bps, address rewardRecipient, uint16 rewardBps)
+        external
+        onlyRole(SLASHER_ROLE)
+        returns (uint256 slashed)
+    {
+        if (bps > BPS) revert InvalidBps(bps);
+        if (rewardBps > BPS) revert InvalidBps(rewardBps);
+        OperatorState storage op = _operators[operator];
+        uint128 fromStake = uint128((uint256(op.stake) * bps) / BPS);
+        op.stake -= fromStake;
+        uint128 fromUnbonding = _slashUnbonding(operator, bps);
+        op.unbonding -= fromUnbonding;
+        slashed = uint256(fromStake) + fromUnbonding;
+        uint32 faults = ++op.faults;
+        if (!op.jailed && faults >= jailThreshold) {
+            op.jailed = true;
+            emit Jailed(operator, faults);
+        }
+        _refreshWeight(operator);
+        uint256 reward = rewardRecipient == address(0) ? 0 : (slashed * rewardBps) / BPS;
+        emit Slashed(operator, slashed, reward, rewardRecipient, faults);
+        if (reward != 0) token.safeTransfer(rewardRecipient, reward);
+        if (slashed - reward != 0) token.safeTransfer(treasury, slashed - reward);
+    }
+
+    // ------------------------------------------------------------------ draw
+
+    /// @inheritdoc IOperatorStaking
+    function drawCommittee(bytes32 modelId, uint256 k, uint256 seed) external view returns (address[] memory) {
+        if (k == 0 || k > MAX_COMMITTEE) revert InvalidCommitteeSize(k);
+        StakeTree.Tree storage pool = _pools[modelId];
+        if (pool.eligible < k) revert InsufficientOperators(modelId, pool.eligible, k);
+        return pool.draw(k, seed);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Sets the unbonding period for future unbonding requests.
+    /// @param period seconds
+    function setUnbondingPeriod(uint64 period) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        unbondingPeriod = period;
+        emit UnbondingPeriodUpdated(period);
+    }
+
+    /// @notice Sets the fault count that jails; applies at the next fault.
+    /// @param threshold faults, at least 1
+    function setJailThreshold(uint32 threshold) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (threshold == 0) revert InvalidParameter();
+        jailThreshold = threshold;
+        emit JailThresholdUpdated(threshold);
+    }
+
+    /// @notice Sets the treasury that receives slashed stake.
+    /// @param treasury_ the new treasury
+    function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (treasury_ == address(0)) revert InvalidParameter();
+        treasury = treasury_;
+        emit TreasuryUpdated(treasury_);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IOperatorStaking
+    function operatorInfo(address operator) external view returns (OperatorInfo memory) {
+        OperatorState storage op = _operators[operator];
+        return OperatorInfo({
+            stake: op.stake,
+            unbonding: op.unbonding,
+            faults: op.faults,
+            jailed: op.jailed,
+            modelCount: _modelsOf[operator].length
+        });
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function modelsOf(address operator) external view returns (bytes32[] memory) {
+        return _modelsOf[operator];
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function unbondingsOf(address operator) external view returns (Unbonding[] memory pending) {
+        Unbonding[] storage queue = _queue[operator];
+        uint256 head = _queueHead[operator];
+        pending = new Unbonding[](queue.length - head);
+        for (uint256 i = head; i < queue.length; ++i) pending[i - head] = queue[i];
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function poolInfo(bytes32 modelId) external view returns (uint256 slots, uint256 eligible, uint256 totalWeight) {
+        StakeTree.Tree storage pool = _pools[modelId];
+        return (pool.size, pool.eligible, pool.total);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function weightOf(address operator, bytes32 modelId) external view returns (uint256) {
+        uint32 slot = _slotOf[modelId][operator];
+        return slot == 0 ? 0 : _pools[modelId].weights[slot];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _weight(OperatorState storage op) private view returns (uint256) {
+        return (!op.jailed && op.stake >= minStake) ? op.stake : 0;
+    }
+
+    function _refreshWeight(address operator) private {
+        bytes32[] storage models = _modelsOf[operator];
+        uint256 weight = _weight(_operators[operator]);
+        for (uint256 i = 0; i < models.length; ++i) {
+            bytes32 modelId = models[i];
+            _pools[modelId].set(_slotOf[modelId][operator], weight);
+        }
+    }
+
+    function _slashUnbonding(address operator, uint16 bps) private returns (uint128 taken) {
+        Unbonding[] storage queue = _queue[operator];
+        for (uint256 i = _queueHead[operator]; i < queue.length; ++i) {
+            uint128 cut = uint128((uint256(queue[i].amount) * bps) / BPS);
+            queue[i].amount -= cut;
+            taken += cut;
+        }
+    }
+}

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title IInferenceHub
+/// @notice Takes inference requests, draws stake-weighted committees, runs commit/reveal,
+///         settles on a strict-majority quorum, pays, slashes and calls consumers back.
+interface IInferenceHub {
+    /// @notice Lifecycle of a request. Finalized, Failed, Disputed and Expired are terminal.
+    enum Status {
+        None,
+        Pending,
+        Finalized,
+        Failed,
+        Disputed,
+        Expired
+    }
+
+    /// @notice Deployment parameters; windows are in blocks, fractions in basis points.
+    struct Params {
+        uint32 commitWindow;
+        uint32 revealWindow;
+        uint8 maxK;
+        uint16 slashBpsDissent;
+        uint16 slashBpsSilence;
+        uint16 slashRewardBps;
+        uint32 maxInputBytes;
+        uint32 maxCallbackGas;
+        uint96 operatorFee;
+        uint64 protocolFee;
+    }
+
+    /// @notice What a requester asks for.
+    /// @param modelId the model
+    /// @param version the model version
+    /// @param mode verification mode (MODE_CONSENSUS is the one implemented)
+    /// @param k committee size (redundancy)
+    /// @param callback consumer contract to call on settlement, or zero
+    /// @param callbackGasLimit gas the callback may use
+    /// @param maxFee the most the requester will pay
+    /// @param input abi-encoded input tensors (TensorCodec)
+    struct InferenceRequest {
+        bytes32 modelId;
+        uint32 version;
+        uint8 mode;
+        uint8 k;
+        address callback;
+        uint32 callbackGasLimit;
+        uint256 maxFee;
+        bytes input;
+    }
+
+    /// @notice A request as stored.
+    struct Request {
+        address requester;
+        Status status;
+        uint8 k;
+        uint8 mode;
+        uint16 committedMask;
+        uint16 revealedMask;
+        uint40 commitDeadline;
+        address callback;
+        uint32 callbackGasLimit;
+        uint40 revealDeadline;
+        uint24 version;
+        bytes32 modelId;
+        uint96 modelFee;
+        uint96 operatorFee;
+        uint64 protocolFee;
+    }
+
+    /// @notice A settled result.
+    struct Result {
+        Status status;
+        bytes32 outputDigest;
+        bytes output;
+        address[] agreeing;
+        uint64 settledBlock;
+        uint8 errorCode;
+        uint8 callbackResult;
+    }
+
+    /// @notice A request was accepted and its committee drawn.
+    /// @param requestId the request
+    /// @param modelId the model
+    /// @param requester who pays and receives refunds
+    /// @param version the model version
+    /// @param mode verification mode
+    /// @param committee the drawn operators, in member-index order
+    /// @param input the abi-encoded input tensors
+    /// @param fee total escrowed
+    /// @param commitDeadline last block to commit
+    /// @param revealDeadline last block to reveal
+    /// @param callback consumer contract or zero
+    event RequestCreated(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed requester,
+        uint32 version,
+        uint8 mode,
+        address[] committee,
+        bytes input,
+        uint256 fee,
+        uint40 commitDeadline,
+        uint40 revealDeadline,
+        address callback
+    );
+    /// @notice A committee member committed.
+    /// @param requestId the request
+    /// @param operator the member
+    /// @param commitment keccak256(abi.encode(requestId, operator, digest, salt))
+    event Committed(uint256 indexed requestId, address indexed operator, bytes32 commitment);
+    /// @notice A committee member revealed.
+    /// @param requestId the request
+    /// @param operator the member
+    /// @param digest keccak256 of the revealed output
+    event Revealed(uint256 indexed requestId, address indexed operator, bytes32 digest);
+    /// @notice A request reached a terminal status.
+    /// @param requestId the request
+    /// @param status the terminal status
+    /// @param outputDigest the accepted digest (zero if none)
+    /// @param errorCode canonical error code when Failed
+    /// @param agreeMask bitmask of agreeing member indices
+    event RequestSettled(uint256 indexed requestId, Status status, bytes32 outputDigest, uint8 errorCode, uint16 agreeMask);
+    /// @notice How a request's escrow was split.
+    /// @param requestId the request
+    /// @param perOperator paid to each agreeing member
+    /// @param agreeing number of agreeing members
+    /// @param modelOwner paid to the model owner
+    /// @param treasury paid to the treasury
+    /// @param refund returned to the requester
+    event FeesDistributed(uint256 indexed requestId, uint256 perOperator, uint256 agreeing, uint256 modelOwner, uint256 treasury, uint256 refund);
+    /// @notice A member was slashed for dissent or penalized for silence.
+    /// @param requestId the request
+    /// @param operator the member
+    /// @param dissent true for a different digest, false for silence
+    /// @param amount tokens taken
+    event MemberPenalized(uint256 indexed requestId, address indexed operator, bool dissent, uint256 amount);
+    /// @notice The consumer callback ran.
+    /// @param requestId the request
+    /// @param callback the consumer
+    /// @param success false if it reverted or ran out of gas
+    event CallbackExecuted(uint256 indexed requestId, address indexed callback, bool success);
+    /// @notice Credited tokens were withdrawn.
+    /// @param account who claimed
+    /// @param amount tokens sent
+    event Claimed(address indexed account, uint256 amount);
+    /// @notice Parameters changed.
+    /// @param params the new parameters
+    event ParamsUpdated(Params params);
+    /// @notice The treasury changed.
+    /// @param treasury the new treasury
+    event TreasuryUpdated(address indexed treasury);
+
+    /// @notice The version does not allow the mode, or the hub does not implement it yet.
+    error ModeNotSupported(uint8 mode);
+    /// @notice The version is deprecated.
+    error VersionDeprecated(bytes32 modelId, uint32 version);
+    /// @notice k is zero or above maxK.
+    error InvalidRedundancy(uint256 k, uint256 maxK);
+    /// @notice Input is empty or larger than maxInputBytes.
+    error InvalidInputSize(uint256 size, uint256 max);
+    /// @notice The callback gas limit is above maxCallbackGas, or set without a callback.
+    error InvalidCallbackGasLimit(uint256 limit, uint256 max);
+    /// @notice The fee exceeds the requester's cap.
+    error FeeExceedsMax(uint256 fee, uint256 maxFee);
+    /// @notice No request has this id.
+    error UnknownRequest(uint256 requestId);
+    /// @notice The request is settled already.
+    error RequestNotPending(uint256 requestId, Status status);
+    /// @notice The caller is not on the request's committee.
+    error NotCommitteeMember(uint256 requestId, address operator);
+    /// @notice The commit window has closed.
+    error CommitWindowClosed(uint256 requestId, uint256 deadline);
+    /// @notice The member committed already.
+    error AlreadyCommitted(uint256 requestId, address operator);
+    /// @notice Reveals are not open yet: members are still committing.
+    error RevealNotOpen(uint256 requestId);
+    /// @notice The reveal window has closed.
+    error RevealWindowClosed(uint256 requestId, uint256 deadline);
+    /// @notice The member did not commit.
+    error NotCommitted(uint256 requestId, address operator);
+    /// @notice The member revealed already.
+    error AlreadyRevealed(uint256 requestId, address operator);
+    /// @notice Output and salt do not match the commitment.
+    error CommitmentMismatch(uint256 requestId, address operator);
+    /// @notice The request cannot be finalized yet.
+    error TooEarlyToFinalize(uint256 requestId);
+    /// @notice The batch arrays differ in length or are empty.
+    error BatchLengthMismatch();
+    /// @notice Not enough gas was left to give the callback its limit.
+    error InsufficientGasForCallback(uint256 available, uint256 required);
+    /// @notice Nothing is credited to the caller.
+    error NothingToClaim(address account);
+    /// @notice The request is not settled yet.
+    error ResultNotReady(uint256 requestId);
+    /// @notice A parameter is out of range.
+    error InvalidParams();
+    /// @notice No model has this id (raised by the registry, declared here for decoding).
+    error UnknownModel(bytes32 modelId);
+    /// @notice The model has no such version (raised by the registry).
+    error UnknownVersion(bytes32 modelId, uint32 version);
+    /// @notice Fewer eligible operators than k (raised by the staking contract).
+    error InsufficientOperators(bytes32 modelId, uint256 eligible, uint256 requested);
+
+    /// @notice Requests an inference; escrows the fee (needs allowance) and draws the committee.
+    /// @param request model, version, mode, redundancy, callback, fee cap and input
+    /// @return requestId the new request
+    function requestInference(InferenceRequest calldata request) external returns (uint256 requestId);
+
+    /// @notice Commits to an output digest without revealing it.
+    /// @param requestId the request
+    /// @param commitment keccak256(abi.encode(requestId, operator, keccak256(output), salt))
+    function commit(uint256 requestId, bytes32 commitment) external;
+
+    /// @notice Commits on many requests in one transaction; all or nothing.
+    /// @param requestIds the requests
+    /// @param commitments one commitment per request
+    function commitMany(uint256[] calldata requestIds, bytes32[] calldata commitments) external;
+
+    /// @notice Reveals a committed output; the last reveal settles the request.
+    /// @param requestId the request
+    /// @param output the abi-encoded output tensors
+    /// @param salt the commitment salt
+    function reveal(uint256 requestId, bytes calldata output, bytes32 salt) external;
+
+    /// @notice Reveals on many requests in one transaction; all or nothing.
+    /// @param requestIds the requests
+    /// @param outputs one output per request
+    /// @param salts one salt per request
+    function revealMany(uint256[] calldata requestIds, bytes[] calldata outputs, bytes32[] calldata salts) external;
+
+    /// @notice Settles a request whose windows have run out; anyone may call.
+    /// @param requestId the request
+    function finalize(uint256 requestId) external;
+
+    /// @notice Withdraws the caller's credited fees, rewards and refunds.
+    /// @return amount tokens sent
+    function claim() external returns (uint256 amount);
+
+    /// @notice The total fee a request would escrow now.
+    /// @param modelId the model
+    /// @param version the model version
+    /// @param k committee size
+    /// @return fee tokens
+    function quote(bytes32 modelId, uint32 version, uint8 k) external view returns (uint256 fee);
+
+    /// @notice A request as stored.
+    /// @param requestId the request
+    /// @return the request
+    function getRequest(uint256 requestId) external view returns (Request memory);
+
+    /// @notice A request's committee in member-index order.
+    /// @param requestId the request
+    /// @return committee members
+    function getCommittee(uint256 requestId) external view returns (address[] memory);
+
+    /// @notice The settled result; reverts with ResultNotReady while pending.
+    /// @param requestId the request
+    /// @return the result
+    function getResult(uint256 requestId) external view returns (Result memory);
+
+    /// @notice Whether finalize() would succeed now.
+    /// @param requestId the request
+    /// @return true when the request can be settled
+    function canFinalize(uint256 requestId) external view returns (bool);
+}

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title IModelRegistry
+/// @notice Content-addressed, versioned ONNX models with their tensor spec, precision and fee.
+interface IModelRegistry {
+    /// @notice What a new version is published with. Versions are immutable once published.
+    /// @param artifactSha256 sha256 of the ONNX artifact bytes
+    /// @param uris where the artifact can be fetched (file://, http(s)://); at least one
+    /// @param tensorSpec abi.encode(IOSpec[] inputs, IOSpec[] outputs), see `IOSpec`
+    /// @param decimals fixed-point precision of the outputs
+    /// @param modes bitmask of allowed verification modes (MODE_* constants of the hub)
+    /// @param fee model owner's fee per inference, in the fee token
+    /// @param verifier ZK verifier contract, required when the ZK mode is allowed
+    struct VersionParams {
+        bytes32 artifactSha256;
+        string[] uris;
+        bytes tensorSpec;
+        uint8 decimals;
+        uint8 modes;
+        uint96 fee;
+        address verifier;
+    }
+
+    /// @notice One input or output of a model: its name, ONNX element type and shape
+    ///         (0 marks a dynamic dimension, such as the batch).
+    struct IOSpec {
+        string name;
+        uint8 dtype;
+        uint32[] shape;
+    }
+
+    /// @notice A published version as stored.
+    struct Version {
+        bytes32 artifactSha256;
+        uint96 fee;
+        uint8 decimals;
+        uint8 modes;
+        bool deprecated;
+        address verifier;
+        uint64 publishedAt;
+        string[] uris;
+        bytes tensorSpec;
+    }
+
+    /// @notice The settlement-relevant terms of a version, in one call.
+    struct Terms {
+        address owner;
+        uint96 fee;
+        uint8 decimals;
+        uint8 modes;
+        bool deprecated;
+        address verifier;
+    }
+
+    /// @notice A model name was claimed.
+    /// @param modelId keccak256 of the name
+    /// @param owner the model owner
+    /// @param name the model name
+    event ModelRegistered(bytes32 indexed modelId, address indexed owner, string name);
+
+    /// @notice A version was published; carries everything an indexer needs.
+    /// @param modelId the model
+    /// @param version the new version number (1-based)
+    /// @param artifactSha256 sha256 of the artifact
+    /// @param uris artifact locations
+    /// @param tensorSpec encoded input and output spec
+    /// @param decimals output precision
+    /// @param modes allowed verification modes
+    /// @param fee owner fee per inference
+    /// @param verifier ZK verifier or zero
+    event VersionPublished(
+        bytes32 indexed modelId,
+        uint32 indexed version,
+        bytes32 indexed artifactSha256,
+        string[] uris,
+        bytes tensorSpec,
+        uint8 decimals,
+        uint8 modes,
+        uint96 fee,
+        address verifier
+    );
+
+    /// @notice A version was deprecated: new requests for it are refused.
+    /// @param modelId the model
+    /// @param version the deprecated version
+    event VersionDeprecated(bytes32 indexed modelId, uint32 indexed version);
+
+    /// @notice The owner nominated a new owner, who must accept.
+    /// @param modelId the model
+    /// @param currentOwner the owner now
+    /// @param pendingOwner the nominated owner
+    event ModelOwnershipTransferStarted(bytes32 indexed modelId, address indexed currentOwner, address indexed pendingOwner);
+
+    /// @notice Ownership of a model changed hands.
+    /// @param modelId the model
+    /// @param previousOwner the former owner
+    /// @param newOwner the new owner
+    event ModelOwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
+
+    /// @notice The name is empty or longer than 64 bytes.
+    error InvalidModelName();
+    /// @notice A model with this name exists already.
+    error ModelExists(bytes32 modelId);
+    /// @notice No model has this id.
+    error UnknownModel(bytes32 modelId);
+    /// @notice The model has no such version.
+    error UnknownVersion(bytes32 modelId, uint32 version);
+    /// @notice The caller does not own the model.
+    error NotModelOwner(bytes32 modelId, address caller);
+    /// @notice The caller is not the nominated owner.
+    error NotPendingOwner(bytes32 modelId, address caller);
+    /// @notice The artifact hash is zero.
+    error InvalidArtifactHash();
+    /// @notice The same artifact is published already as `version` of this model.
+    error DuplicateArtifact(bytes32 modelId, uint32 version);
+    /// @notice No artifact URI was given, or one is empty.
+    error InvalidUris();
+    /// @notice The tensor spec has no inputs or no outputs.
+    error InvalidTensorSpec();
+    /// @notice `decimals` is above the supported maximum.
+    error InvalidDecimals(uint8 decimals, uint8 max);
+    /// @notice The modes bitmask is empty or has unknown bits.
+    error InvalidModes(uint8 modes);
+    /// @notice ZK mode was allowed without a verifier contract.
+    error VerifierRequired();
+    /// @notice The version is deprecated already.
+    error AlreadyDeprecated(bytes32 modelId, uint32 version);
+    /// @notice The new owner is the zero address.
+    error InvalidOwner();
+
+    /// @notice Claims a model name; the caller becomes its owner.
+    /// @param name unique model name, 1 to 64 bytes
+    /// @return modelId keccak256 of the name
+    function registerModel(string calldata name) external returns (bytes32 modelId);
+
+    /// @notice Publishes a new immutable version of a model the caller owns.
+    /// @param modelId the model
+    /// @param params the version's artifact, spec, precision, modes and fee
+    /// @return version the new version number (1-based)
+    function publishVersion(bytes32 modelId, VersionParams calldata params) external returns (uint32 version);
+
+    /// @notice Deprecates a version: existing requests settle, new ones are refused.
+    /// @param modelId the model
+    /// @param version the version to deprecate
+    function deprecateVersion(bytes32 modelId, uint32 version) external;
+
+    /// @notice Nominates a new owner for a model; takes effect when accepted.
+    /// @param modelId the model
+    /// @param newOwner the nominated owner
+    function transferModelOwnership(bytes32 modelId, address newOwner) external;
+
+    /// @notice Accepts a pending ownership nomination.
+    /// @param modelId the model
+    function acceptModelOwnership(bytes32 modelId) external;
+
+    /// @notice The id of a model name.
+    /// @param name the model name
+    /// @return the model id (keccak256 of the name)
+    function modelIdOf(string calldata name) external pure returns (bytes32);
+
+    /// @notice Whether a model exists.
+    /// @param modelId the model
+    /// @return true when registered
+    function exists(bytes32 modelId) external view returns (bool);
+
+    /// @notice A model's owner, name and number of versions.
+    /// @param modelId the model
+    /// @return owner the owner
+    /// @return name the name
+    /// @return versionCount versions published so far
+    function getModel(bytes32 modelId) external view returns (address owner, string memory name, uint32 versionCount);
+
+    /// @notice A published version.
+    /// @param modelId the model
+    /// @param version the version number
+    /// @return the stored version
+    function getVersion(bytes32 modelId, uint32 version) external view returns (Version memory);
+
+    /// @notice The settlement terms of a version; reverts for unknown models or versions.
+    /// @param modelId the model
+    /// @param version the version number
+    /// @return the owner, fee, decimals, modes, deprecation flag and verifier
+    function terms(bytes32 modelId, uint32 version) external view returns (Terms memory);
+
+    /// @notice The current owner of a model.
+    /// @param modelId the model
+    /// @return the owner, or zero for an unknown model
+    function ownerOf(bytes32 modelId) external view returns (address);
+}

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title TensorCodec
+/// @notice The one tensor codec of verinfer: inputs and outputs travel as `abi.encode(Tensor[])`
+///         with fixed-point values (`real = data / 10**decimals`). The Python twin lives in
+///         `offchain/verinfer/models/codec.py`; both must change together.
+library TensorCodec {
+    /// @notice A named fixed-point tensor in row-major order.
+    struct Tensor {
+        string name;
+        uint32[] shape;
+        int256[] data;
+        uint8 decimals;
+    }
+
+    /// @notice Name of the single tensor of a canonical error output.
+    string internal constant ERROR_NAME = "error";
+
+    // Canonical error codes: honest operators that cannot run a model on an input all
+    // produce `errorOutput(code)`, so they still agree and the request settles as Failed.
+    uint8 internal constant ERR_MALFORMED_INPUT = 1; // input bytes are not abi-encoded Tensor[]
+    uint8 internal constant ERR_INPUT_NAMES = 2; // input names differ from the tensor spec
+    uint8 internal constant ERR_INPUT_SHAPE = 3; // shape or element count differs from the spec
+    uint8 internal constant ERR_INPUT_VALUE = 4; // a value does not fit the input dtype
+    uint8 internal constant ERR_NON_FINITE = 5; // the model produced NaN or Inf
+    uint8 internal constant ERR_TIMEOUT = 6; // the model exceeded the per-inference time limit
+    uint8 internal constant ERR_RUNTIME = 7; // the runtime rejected the input
+    uint8 internal constant ERR_INPUT_UNAVAILABLE = 8; // external input missing or hash mismatch
+
+    /// @dev Byte length of `errorOutput(code)` for any code: the layout is fixed.
+    uint256 internal constant ERROR_OUTPUT_LENGTH = 416;
+
+    /// @notice No tensor in the list has the requested name.
+    error TensorNotFound(string name);
+    /// @notice An element index lies past the end of a tensor's data.
+    error TensorIndexOutOfRange(uint256 index, uint256 length);
+
+    /// @notice Encodes tensors into the wire format.
+    function encode(Tensor[] memory tensors) internal pure returns (bytes memory) {
+        return abi.encode(tensors);
+    }
+
+    /// @notice Decodes the wire format; reverts on malformed bytes.
+    function decode(bytes memory encoded) internal pure returns (Tensor[] memory) {
+        return abi.decode(encoded, (Tensor[]));
+    }
+
+    /// @notice The canonical error output for `code`.
+    function errorOutput(uint8 code) internal pure returns (bytes memory) {
+        Tensor[] memory tensors = new Tensor[](1);
+        uint32[] memory shape = new uint32[](1);
+        shape[0] = 1;
+        int256[] memory data = new int256[](1);
+        data[0] = int256(uint256(code));
+        tensors[0] = Tensor(ERROR_NAME, shape, data, 0);
+        return abi.encode(tensors);
+    }
+
+    /// @notice Returns the error code if `encoded` is a canonical error output, else 0.
+    /// @dev Cheap enough for the hub: a length check, one word read and one hash.
+    function errorCodeOf(bytes memory encoded) internal pure returns (uint8) {
+        if (encoded.length != ERROR_OUTPUT_LENGTH) return 0;
+        uint256 last;
+        assembly ("memory-safe") {
+            last := mload(add(encoded, ERROR_OUTPUT_LENGTH))
+        }
+        if (last == 0 || last > type(uint8).max) return 0;
+        uint8 code = uint8(last);
+        return keccak256(encoded) == keccak256(errorOutput(code)) ? code : 0;
+    }
+
+    /// @notice The first tensor named `name`; reverts with TensorNotFound otherwise.
+    function find(Tensor[] memory tensors, string memory name) internal pure returns (Tensor memory) {
+        bytes32 wanted = keccak256(bytes(name));
+        for (uint256 i = 0; i < tensors.length; ++i) {
+            if (keccak256(bytes(tensors[i].name)) == wanted) return tensors[i];
+        }
+        revert TensorNotFound(name);
+    }
+
+    /// @notice Element `index` (row-major) of a tensor as a fixed-point integer.
+    function at(Tensor memory tensor, uint256 index) internal pure returns (int256) {
+        if (index >= tensor.data.length) revert TensorIndexOutOfRange(index, tensor.data.length);
+        return tensor.data[index];
+    }
+}
