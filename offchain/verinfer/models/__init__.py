@@ -1,0 +1,1 @@
+"""Model artifacts, the tensor codec and the ONNX runtime."""

@@ -1,0 +1,190 @@
+"""The tensor codec shared with contracts/libraries/TensorCodec.sol: one wire format everywhere.
+
+Tensors travel as ``abi.encode(Tensor[])`` with ``Tensor(string name, uint32[] shape,
+int256[] data, uint8 decimals)``; values are fixed point (``real = data / 10**decimals``),
+rounded half-to-even from the exact value of the float32 result, so every honest operator
+produces the same integers.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from enum import IntEnum
+
+import numpy as np
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
+from eth_utils import keccak
+
+TENSORS_ABI = "(string,uint32[],int256[],uint8)[]"
+SPEC_ABI = ("(string,uint8,uint32[])[]", "(string,uint8,uint32[])[]")
+ERROR_NAME = "error"
+MAX_DECIMALS = 18
+INT256_MIN, INT256_MAX = -(2**255), 2**255 - 1
+UINT32_MAX = 2**32 - 1
+
+# Exact decimal arithmetic: a float32 has at most ~112 significant decimal digits once scaled.
+_EXACT = Context(prec=200)
+
+
+class CodecError(ValueError):
+    """Bytes or values that the codec cannot represent."""
+
+
+class ErrorCode(IntEnum):
+    """Canonical error codes; identical to the ERR_* constants of TensorCodec.sol."""
+
+    MALFORMED_INPUT = 1
+    INPUT_NAMES = 2
+    INPUT_SHAPE = 3
+    INPUT_VALUE = 4
+    NON_FINITE = 5
+    TIMEOUT = 6
+    RUNTIME = 7
+    INPUT_UNAVAILABLE = 8
+
+
+class DType(IntEnum):
+    """ONNX TensorProto element types used in tensor specs."""
+
+    FLOAT = 1
+    UINT8 = 2
+    INT8 = 3
+    INT32 = 6
+    INT64 = 7
+    BOOL = 9
+    DOUBLE = 11
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A named fixed-point tensor in row-major order."""
+
+    name: str
+    shape: tuple[int, ...]
+    data: tuple[int, ...]
+    decimals: int
+
+    def __post_init__(self) -> None:
+        if any(not 0 <= d <= UINT32_MAX for d in self.shape):
+            raise CodecError(f"tensor {self.name!r}: shape {self.shape} has a dimension outside uint32")
+        if int(np.prod(self.shape, dtype=object)) != len(self.data):
+            raise CodecError(
+                f"tensor {self.name!r}: shape {self.shape} holds {int(np.prod(self.shape, dtype=object))}"
+                f" values, data has {len(self.data)}"
+            )
+        if not 0 <= self.decimals <= 255:
+            raise CodecError(f"tensor {self.name!r}: decimals {self.decimals} outside uint8")
+        if any(not INT256_MIN <= v <= INT256_MAX for v in self.data):
+            raise CodecError(f"tensor {self.name!r}: a value does not fit int256")
+
+    def to_array(self) -> np.ndarray:
+        """The real values as float64, shaped."""
+        scale = 10**self.decimals
+        values = [float(Decimal(v) / Decimal(scale)) for v in self.data]
+        return np.asarray(values, dtype=np.float64).reshape(self.shape)
+
+    @classmethod
+    def from_array(cls, name: str, array: np.ndarray, decimals: int) -> "Tensor":
+        """Fixed-point tensor from real values (float32 results are rounded half-to-even)."""
+        values = np.asarray(array)
+        return cls(name, tuple(int(d) for d in values.shape), to_fixed(values, decimals), decimals)
+
+
+def to_fixed(values: np.ndarray, decimals: int) -> tuple[int, ...]:
+    """Exact half-to-even rounding of ``value * 10**decimals`` for every element."""
+    if not 0 <= decimals <= 255:
+        raise CodecError(f"decimals {decimals} outside uint8")
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
+        raise CodecError("values include NaN or Inf")
+    scale = Decimal(10) ** decimals
+    out = []
+    for v in flat.tolist():
+        scaled = _EXACT.multiply(Decimal(v), scale)
+        out.append(int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN, context=_EXACT)))
+    return tuple(out)
+
+
+def encode_tensors(tensors: Sequence[Tensor]) -> bytes:
+    """abi.encode(Tensor[])."""
+    return abi_encode(
+        [TENSORS_ABI], [[(t.name, list(t.shape), list(t.data), t.decimals) for t in tensors]]
+    )
+
+
+def decode_tensors(encoded: bytes) -> list[Tensor]:
+    """Inverse of encode_tensors; raises CodecError on malformed bytes."""
+    try:
+        (raw,) = abi_decode([TENSORS_ABI], bytes(encoded), strict=True)
+        return [Tensor(name, tuple(shape), tuple(data), decimals) for name, shape, data, decimals in raw]
+    except (DecodingError, ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, CodecError):
+            raise
+        raise CodecError(f"not an abi-encoded Tensor[]: {exc}") from exc
+
+
+def error_output(code: int) -> bytes:
+    """The canonical error output every honest operator produces for `code`."""
+    return encode_tensors([Tensor(ERROR_NAME, (1,), (int(code),), 0)])
+
+
+def error_code_of(encoded: bytes) -> int | None:
+    """The code if `encoded` is a canonical error output, else None."""
+    try:
+        tensors = decode_tensors(encoded)
+    except CodecError:
+        return None
+    if len(tensors) != 1 or tensors[0].name != ERROR_NAME or len(tensors[0].data) != 1:
+        return None
+    code = tensors[0].data[0]
+    return code if 0 < code <= 255 and encoded == error_output(code) else None
+
+
+def output_digest(encoded: bytes) -> bytes:
+    """keccak256 of the encoded output: what operators commit to."""
+    return keccak(bytes(encoded))
+
+
+def commitment(request_id: int, operator: str, digest: bytes, salt: bytes) -> bytes:
+    """keccak256(abi.encode(requestId, operator, digest, salt)), as InferenceHub checks it."""
+    return keccak(abi_encode(["uint256", "address", "bytes32", "bytes32"], [request_id, operator, digest, salt]))
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """One model input or output: name, ONNX dtype and shape (0 = dynamic dimension)."""
+
+    name: str
+    dtype: int
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model version's inputs and outputs, as registered on-chain."""
+
+    inputs: tuple[IOSpec, ...]
+    outputs: tuple[IOSpec, ...]
+
+    def encode(self) -> bytes:
+        """abi.encode(IOSpec[] inputs, IOSpec[] outputs)."""
+        return abi_encode(list(SPEC_ABI), [_raw_specs(self.inputs), _raw_specs(self.outputs)])
+
+    @classmethod
+    def decode(cls, encoded: bytes) -> "TensorSpec":
+        """Inverse of encode; raises CodecError on malformed bytes."""
+        try:
+            inputs, outputs = abi_decode(list(SPEC_ABI), bytes(encoded), strict=True)
+        except (DecodingError, ValueError, TypeError, OverflowError) as exc:
+            raise CodecError(f"not an abi-encoded tensor spec: {exc}") from exc
+        return cls(_specs(inputs), _specs(outputs))
+
+
+def _raw_specs(specs: Iterable[IOSpec]) -> list[tuple[str, int, list[int]]]:
+    return [(s.name, s.dtype, list(s.shape)) for s in specs]
+
+
+def _specs(raw: Iterable[tuple[str, int, Sequence[int]]]) -> tuple[IOSpec, ...]:
+    return tuple(IOSpec(name, dtype, tuple(shape)) for name, dtype, shape in raw)

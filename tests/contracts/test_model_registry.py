@@ -1,0 +1,148 @@
+"""ModelRegistry: registration, immutable versions, deprecation, ownership and every revert."""
+
+import ape
+import pytest
+
+from tests.conftest import SPEC
+
+ZERO = ape.utils.ZERO_ADDRESS
+
+
+def version_params(sha: bytes = b"\x01" * 32, **over):
+    p = {
+        "sha": sha,
+        "uris": ["file:///m.onnx", "https://models.example/m.onnx"],
+        "spec": SPEC.encode(),
+        "decimals": 6,
+        "modes": 1,
+        "fee": 5,
+        "verifier": ZERO,
+    }
+    p.update(over)
+    return (p["sha"], p["uris"], p["spec"], p["decimals"], p["modes"], p["fee"], p["verifier"])
+
+
+@pytest.fixture
+def model_id(registry, model_owner):
+    registry.registerModel("iris", sender=model_owner)
+    return registry.modelIdOf("iris")
+
+
+def test_register_model__emits_and_records_owner(registry, model_owner):
+    receipt = registry.registerModel("credit", sender=model_owner)
+    model_id = registry.modelIdOf("credit")
+    assert receipt.events == [registry.ModelRegistered(model_id, model_owner, "credit")]
+    owner, name, count = registry.getModel(model_id)
+    assert (owner, name, count) == (model_owner.address, "credit", 0)
+    assert registry.exists(model_id)
+
+
+@pytest.mark.parametrize("name", ["", "x" * 65])
+def test_register_model__bad_name__reverts(registry, model_owner, name):
+    with ape.reverts(registry.InvalidModelName):
+        registry.registerModel(name, sender=model_owner)
+
+
+def test_register_model__taken_name__reverts(registry, model_id, dapp):
+    with ape.reverts(registry.ModelExists):
+        registry.registerModel("iris", sender=dapp)
+
+
+def test_publish_version__stores_everything_and_emits(registry, model_id, model_owner):
+    receipt = registry.publishVersion(model_id, version_params(), sender=model_owner)
+    assert receipt.return_value == 1
+    event = receipt.decode_logs(registry.VersionPublished)[0]
+    assert event.version == 1 and event.artifactSha256 == b"\x01" * 32 and event.fee == 5
+    v = registry.getVersion(model_id, 1)
+    assert v.artifactSha256 == b"\x01" * 32
+    assert v.uris == ["file:///m.onnx", "https://models.example/m.onnx"]
+    assert bytes(v.tensorSpec) == SPEC.encode()
+    assert (v.decimals, v.modes, v.fee, v.deprecated) == (6, 1, 5, False)
+    terms = registry.terms(model_id, 1)
+    assert terms.owner == model_owner.address and terms.fee == 5
+    assert registry.publishVersion(model_id, version_params(b"\x02" * 32), sender=model_owner).return_value == 2
+
+
+@pytest.mark.parametrize(
+    ("over", "error"),
+    [
+        ({"sha": b"\x00" * 32}, "InvalidArtifactHash"),
+        ({"uris": []}, "InvalidUris"),
+        ({"uris": ["file:///a", ""]}, "InvalidUris"),
+        ({"decimals": 19}, "InvalidDecimals"),
+        ({"modes": 0}, "InvalidModes"),
+        ({"modes": 0x10}, "InvalidModes"),
+        ({"modes": 0x03}, "VerifierRequired"),
+        ({"spec": b""}, "InvalidTensorSpec"),
+    ],
+)
+def test_publish_version__invalid__reverts(registry, model_id, model_owner, over, error):
+    with ape.reverts(getattr(registry, error)):
+        registry.publishVersion(model_id, version_params(**over), sender=model_owner)
+
+
+def test_publish_version__empty_spec_lists__reverts(registry, model_id, model_owner):
+    from verinfer.models.codec import TensorSpec
+
+    with ape.reverts(registry.InvalidTensorSpec):
+        registry.publishVersion(model_id, version_params(spec=TensorSpec((), SPEC.outputs).encode()), sender=model_owner)
+
+
+def test_publish_version__duplicate_artifact__reverts(registry, model_id, model_owner):
+    registry.publishVersion(model_id, version_params(), sender=model_owner)
+    with ape.reverts(registry.DuplicateArtifact):
+        registry.publishVersion(model_id, version_params(), sender=model_owner)
+
+
+def test_publish_version__not_owner__reverts(registry, model_id, dapp):
+    with ape.reverts(registry.NotModelOwner):
+        registry.publishVersion(model_id, version_params(), sender=dapp)
+
+
+def test_publish_version__unknown_model__reverts(registry, model_owner):
+    with ape.reverts(registry.UnknownModel):
+        registry.publishVersion(b"\x09" * 32, version_params(), sender=model_owner)
+
+
+def test_deprecate_version__flags_and_emits(registry, model_id, model_owner):
+    registry.publishVersion(model_id, version_params(), sender=model_owner)
+    receipt = registry.deprecateVersion(model_id, 1, sender=model_owner)
+    assert receipt.events == [registry.VersionDeprecated(model_id, 1)]
+    assert registry.getVersion(model_id, 1).deprecated
+    with ape.reverts(registry.AlreadyDeprecated):
+        registry.deprecateVersion(model_id, 1, sender=model_owner)
+
+
+def test_deprecate_version__not_owner_or_unknown__reverts(registry, model_id, model_owner, dapp):
+    registry.publishVersion(model_id, version_params(), sender=model_owner)
+    with ape.reverts(registry.NotModelOwner):
+        registry.deprecateVersion(model_id, 1, sender=dapp)
+    with ape.reverts(registry.UnknownVersion):
+        registry.deprecateVersion(model_id, 2, sender=model_owner)
+
+
+def test_views__unknown__revert(registry, model_id):
+    with ape.reverts(registry.UnknownModel):
+        registry.getModel(b"\x07" * 32)
+    with ape.reverts(registry.UnknownVersion):
+        registry.getVersion(model_id, 0)
+    with ape.reverts(registry.UnknownVersion):
+        registry.terms(model_id, 1)
+    assert registry.ownerOf(b"\x07" * 32) == ZERO
+
+
+def test_ownership__two_step_transfer(registry, model_id, model_owner, dapp, challenger):
+    with ape.reverts(registry.InvalidOwner):
+        registry.transferModelOwnership(model_id, ZERO, sender=model_owner)
+    with ape.reverts(registry.NotModelOwner):
+        registry.transferModelOwnership(model_id, dapp, sender=dapp)
+    registry.transferModelOwnership(model_id, dapp, sender=model_owner)
+    with ape.reverts(registry.NotPendingOwner):
+        registry.acceptModelOwnership(model_id, sender=challenger)
+    with ape.reverts(registry.UnknownModel):
+        registry.acceptModelOwnership(b"\x07" * 32, sender=dapp)
+    receipt = registry.acceptModelOwnership(model_id, sender=dapp)
+    assert receipt.events == [registry.ModelOwnershipTransferred(model_id, model_owner, dapp)]
+    assert registry.ownerOf(model_id) == dapp.address
+    with ape.reverts(registry.NotModelOwner):
+        registry.publishVersion(model_id, version_params(), sender=model_owner)
