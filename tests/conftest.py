@@ -23,8 +23,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 E18 = 10**18
 TEST_PARAMS = {
-    "commit_window": 10,
-    "reveal_window": 10,
+    "commit_window": 25,
+    "reveal_window": 25,
     "min_stake": 100 * E18,
     "unbonding_period": 86_400,
     "jail_threshold": 2,
