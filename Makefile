@@ -32,7 +32,7 @@ lint: install
 	ruff check offchain tests scripts
 	ruff format --check offchain tests scripts
 	mypy
-	$(PY) tools/sollint.py contracts
+	solhint --max-warnings 0 'contracts/**/*.sol'
 
 test: install
 	pytest -q

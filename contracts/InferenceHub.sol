@@ -376,7 +376,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
         address[] storage committee = _committees[requestId];
         _distribute(requestId, r, committee, status, agreeMask, agreeing);
-        _penalize(requestId, committee, digests, revealed, agreeMask, agreeing);
+        _penalize(requestId, committee, revealed, agreeMask, agreeing);
         if (r.callback != address(0)) _callback(requestId, r, status, output);
     }
 
@@ -432,7 +432,6 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     function _penalize(
         uint256 requestId,
         address[] storage committee,
-        bytes32[] memory digests,
         uint16 revealed,
         uint16 agreeMask,
         uint256 agreeing

@@ -190,7 +190,9 @@ def _deployer(alias: str | None) -> Any:
 
 
 @click.command(cls=ConnectedProviderCommand)
-@click.option("--params", "params_file", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PARAMS)
+@click.option(
+    "--params", "params_file", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PARAMS
+)
 @click.option("--account", "alias", default=None, help="ape account alias; test account 0 on local networks")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="record path")
 def cli(ecosystem: Any, network: Any, params_file: Path, alias: str | None, out: Path | None) -> None:

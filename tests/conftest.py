@@ -10,7 +10,6 @@ import ape
 import numpy as np
 import pytest
 from hypothesis import settings
-
 from verinfer.models.codec import DType, IOSpec, Tensor, TensorSpec, commitment, encode_tensors, output_digest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,12 +116,22 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
     """Registers a model (if new) and publishes a version; returns (model_id, version)."""
     counter = iter(range(1, 10**6))
 
-    def _make(name: str = "risk", fee: int = MODEL_FEE, modes: int = 1, decimals: int = 6) -> tuple[bytes, int]:
+    def _make(
+        name: str = "risk", fee: int = MODEL_FEE, modes: int = 1, decimals: int = 6
+    ) -> tuple[bytes, int]:
         model_id = registry.modelIdOf(name)
         if not registry.exists(model_id):
             registry.registerModel(name, sender=model_owner)
         sha = next(counter).to_bytes(32, "big")
-        params = (sha, [f"file:///models/{name}.onnx"], SPEC.encode(), decimals, modes, fee, ape.utils.ZERO_ADDRESS)
+        params = (
+            sha,
+            [f"file:///models/{name}.onnx"],
+            SPEC.encode(),
+            decimals,
+            modes,
+            fee,
+            ape.utils.ZERO_ADDRESS,
+        )
         receipt = registry.publishVersion(model_id, params, sender=model_owner)
         return model_id, receipt.return_value
 
@@ -143,7 +152,9 @@ def join(staking: Any, fund: Callable[..., None]) -> Callable[..., None]:
 
 
 @pytest.fixture(scope="session")
-def model(make_model: Callable[..., tuple[bytes, int]], join: Callable[..., None], operators: list[Any]) -> tuple[bytes, int]:
+def model(
+    make_model: Callable[..., tuple[bytes, int]], join: Callable[..., None], operators: list[Any]
+) -> tuple[bytes, int]:
     """The default model with all five operators staked and registered."""
     model_id, version = make_model("risk")
     join(operators, model_id)
@@ -161,7 +172,9 @@ def sample_output(p: float = 0.25) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def make_request(hub: Any, dapp: Any, fund: Callable[..., None], model: tuple[bytes, int]) -> Callable[..., Any]:
+def make_request(
+    hub: Any, dapp: Any, fund: Callable[..., None], model: tuple[bytes, int]
+) -> Callable[..., Any]:
     """Requests an inference from `requester` (the dapp by default); returns the receipt."""
 
     def _request(
@@ -178,8 +191,16 @@ def make_request(hub: Any, dapp: Any, fund: Callable[..., None], model: tuple[by
         model_id, version = model_ref or model
         fee = hub.quote(model_id, version, k)
         fund(sender, fee, hub)
-        req = (model_id, version, mode, k, callback, callback_gas, fee if max_fee is None else max_fee,
-               input_bytes or sample_input())
+        req = (
+            model_id,
+            version,
+            mode,
+            k,
+            callback,
+            callback_gas,
+            fee if max_fee is None else max_fee,
+            input_bytes or sample_input(),
+        )
         return hub.requestInference(req, sender=sender)
 
     return _request

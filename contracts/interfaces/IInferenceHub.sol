@@ -128,7 +128,9 @@ interface IInferenceHub {
     /// @param modelOwner paid to the model owner
     /// @param treasury paid to the treasury
     /// @param refund returned to the requester
-    event FeesDistributed(uint256 indexed requestId, uint256 perOperator, uint256 agreeing, uint256 modelOwner, uint256 treasury, uint256 refund);
+    event FeesDistributed(
+        uint256 indexed requestId, uint256 perOperator, uint256 agreeing, uint256 modelOwner, uint256 treasury, uint256 refund
+    );
     /// @notice A member was slashed for dissent or penalized for silence.
     /// @param requestId the request
     /// @param operator the member

@@ -4,7 +4,6 @@ import pytest
 from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
-
 from verinfer.models.codec import (
     INT256_MAX,
     INT256_MIN,

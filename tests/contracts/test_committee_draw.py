@@ -44,8 +44,8 @@ def test_draw__weighted_by_stake(staking, crowd):
     assert 0.68 <= share <= 0.82, share  # expected 0.75 = 300 / (100 + 300)
 
 
-def test_draw__whole_pool__takes_everyone_once(staking, crowd, deployer, project):
-    model_id, ops = crowd
+def test_draw__largest_committee__distinct(staking, crowd):
+    model_id, _ = crowd
     committee = staking.drawCommittee(model_id, 16, 7)
     assert len(set(committee)) == 16
 

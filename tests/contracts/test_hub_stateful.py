@@ -147,7 +147,9 @@ def machine(chain, accounts, token, staking, hub, model, operators, dapp, act, d
 
         @invariant()
         def staking_holds_exactly_stakes(self):
-            held = sum(staking.operatorInfo(op).stake + staking.operatorInfo(op).unbonding for op in operators)
+            held = sum(
+                staking.operatorInfo(op).stake + staking.operatorInfo(op).unbonding for op in operators
+            )
             assert token.balanceOf(staking) == held
 
         def teardown(self):

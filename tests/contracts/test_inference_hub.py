@@ -54,7 +54,10 @@ def test_request__escrows_fee_draws_committee_and_emits(hub, token, model, make_
         ({"k": 6}, "InsufficientOperators"),
         ({"input_bytes": b"\x00" * 8_193}, "InvalidInputSize"),
         ({"callback_gas": 5}, "InvalidCallbackGasLimit"),
-        ({"callback": "0x000000000000000000000000000000000000dEaD", "callback_gas": 1_000_001}, "InvalidCallbackGasLimit"),
+        (
+            {"callback": "0x000000000000000000000000000000000000dEaD", "callback_gas": 1_000_001},
+            "InvalidCallbackGasLimit",
+        ),
         ({"mode": 2}, "ModeNotSupported"),
         ({"max_fee": MODEL_FEE + 3 * OP_FEE + PROTOCOL_FEE - 1}, "FeeExceedsMax"),
     ],
@@ -77,7 +80,9 @@ def test_request__unknown_model_or_version__reverts(hub, model, make_request):
         make_request(model_ref=(model[0], 99), max_fee=10**20)
 
 
-def test_request__deprecated_or_mode_not_allowed__reverts(hub, registry, model_owner, make_model, make_request):
+def test_request__deprecated_or_mode_not_allowed__reverts(
+    hub, registry, model_owner, make_model, make_request
+):
     deprecated = make_model("old")
     registry.deprecateVersion(*deprecated, sender=model_owner)
     with ape.reverts(hub.VersionDeprecated):
@@ -90,7 +95,9 @@ def test_request__deprecated_or_mode_not_allowed__reverts(hub, registry, model_o
 def test_request__no_allowance__reverts(hub, token, model, challenger, deployer):
     token.mint(challenger, 10**20, sender=deployer)
     with ape.reverts(token.ERC20InsufficientAllowance):
-        hub.requestInference((*model, 1, 1, ape.utils.ZERO_ADDRESS, 0, 10**20, sample_input()), sender=challenger)
+        hub.requestInference(
+            (*model, 1, 1, ape.utils.ZERO_ADDRESS, 0, 10**20, sample_input()), sender=challenger
+        )
 
 
 def test_commit__records_and_emits(hub, rid, committee, act):
@@ -206,7 +213,12 @@ def test_admin__set_params_and_treasury(hub, deployer, dapp):
         hub.setParams(new, sender=dapp)
     hub.setParams(new, sender=deployer)
     assert tuple(hub.params()) == new
-    for bad in ((0, *new[1:]), (*new[:2], 17, *new[3:]), (*new[:3], 10_001, *new[4:]), (*new[:6], 0, *new[7:])):
+    for bad in (
+        (0, *new[1:]),
+        (*new[:2], 17, *new[3:]),
+        (*new[:3], 10_001, *new[4:]),
+        (*new[:6], 0, *new[7:]),
+    ):
         with ape.reverts(hub.InvalidParams):
             hub.setParams(bad, sender=deployer)
     hub.setParams(tuple(params), sender=deployer)

@@ -2,9 +2,16 @@
 
 import ape
 import pytest
+from verinfer.models.codec import (
+    ErrorCode,
+    Tensor,
+    decode_tensors,
+    encode_tensors,
+    error_output,
+    output_digest,
+)
 
 from tests.conftest import MODEL_FEE, TEST_PARAMS, committee_of, request_id_of, sample_input, sample_output
-from verinfer.models.codec import ErrorCode, Tensor, decode_tensors, encode_tensors, error_output, output_digest
 
 OUT = sample_output(0.25)
 OTHER = sample_output(0.75)
@@ -36,7 +43,9 @@ def balances(hub, staking, accounts):
     return {a.address: (hub.claimable(a), staking.operatorInfo(a).stake) for a in accounts}
 
 
-def test_three_of_three_agree__finalized_and_paid(hub, staking, make_request, run, dapp, model_owner, treasury, operators):
+def test_three_of_three_agree__finalized_and_paid(
+    hub, staking, make_request, run, dapp, model_owner, treasury, operators
+):
     rid = request_id_of(make_request())
     owner_before, treasury_before = hub.claimable(model_owner), hub.claimable(treasury)
     committee, receipts = run(rid, [OUT, OUT, OUT])
@@ -88,7 +97,9 @@ def test_one_silent__penalized_and_result_still_settles(hub, staking, make_reque
     assert hub.claimable(dapp) == OP_FEE
 
 
-def test_no_quorum__disputed_refunded_nobody_slashed_for_disagreeing(hub, staking, make_request, run, dapp, operators):
+def test_no_quorum__disputed_refunded_nobody_slashed_for_disagreeing(
+    hub, staking, make_request, run, dapp, operators
+):
     rid = request_id_of(make_request())
     before = {op.address: staking.operatorInfo(op).stake for op in operators}
     _, receipts = run(rid, [OUT, OTHER, sample_output(0.5)])
@@ -154,7 +165,11 @@ def test_callback__delivers_result(hub, make_request, run, consumers):
     rid = request_id_of(make_request(callback=consumer.address, callback_gas=800_000))
     _, receipts = run(rid, [OUT, OUT, OUT])
     assert receipts[-1].decode_logs(hub.CallbackExecuted)[0].success
-    assert (consumer.lastRequestId(), consumer.lastStatus(), bytes(consumer.lastOutput())) == (rid, FINALIZED, OUT)
+    assert (consumer.lastRequestId(), consumer.lastStatus(), bytes(consumer.lastOutput())) == (
+        rid,
+        FINALIZED,
+        OUT,
+    )
     assert hub.getResult(rid).callbackResult == 1
 
 
@@ -199,13 +214,17 @@ def test_callback__only_hub(consumers, dapp):
 def gate(project, deployer, hub, token, model):
     decimals = 6
     max_score = int(0.5 * 10**decimals)  # approve when P(default) <= 0.5
-    gate = deployer.deploy(project.LendingGate, hub, token, *model, "probabilities", 1, max_score, 50 * 10**18)
+    gate = deployer.deploy(
+        project.LendingGate, hub, token, *model, "probabilities", 1, max_score, 50 * 10**18
+    )
     token.mint(gate, 1_000 * 10**18, sender=deployer)
     return gate
 
 
 @pytest.mark.parametrize(("risk", "decision", "paid"), [(0.2, 2, True), (0.8, 3, False)])
-def test_lending_gate__decides_from_the_settled_score(hub, token, gate, dapp, fund, by_address, act, risk, decision, paid):
+def test_lending_gate__decides_from_the_settled_score(
+    hub, token, gate, dapp, fund, by_address, act, risk, decision, paid
+):
     fund(dapp, hub.quote(gate.modelId(), gate.version(), 3), gate)
     receipt = gate.applyForLoan(sample_input([5.1, 3.5, 1.4, 0.2]), sender=dapp)
     rid = receipt.decode_logs(gate.LoanRequested)[0].requestId

@@ -60,7 +60,9 @@ def test_publish_version__stores_everything_and_emits(registry, model_id, model_
     assert (v.decimals, v.modes, v.fee, v.deprecated) == (6, 1, 5, False)
     terms = registry.terms(model_id, 1)
     assert terms.owner == model_owner.address and terms.fee == 5
-    assert registry.publishVersion(model_id, version_params(b"\x02" * 32), sender=model_owner).return_value == 2
+    assert (
+        registry.publishVersion(model_id, version_params(b"\x02" * 32), sender=model_owner).return_value == 2
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,7 +87,9 @@ def test_publish_version__empty_spec_lists__reverts(registry, model_id, model_ow
     from verinfer.models.codec import TensorSpec
 
     with ape.reverts(registry.InvalidTensorSpec):
-        registry.publishVersion(model_id, version_params(spec=TensorSpec((), SPEC.outputs).encode()), sender=model_owner)
+        registry.publishVersion(
+            model_id, version_params(spec=TensorSpec((), SPEC.outputs).encode()), sender=model_owner
+        )
 
 
 def test_publish_version__duplicate_artifact__reverts(registry, model_id, model_owner):

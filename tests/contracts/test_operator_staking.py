@@ -35,7 +35,13 @@ def staked(op, staking, fund, model_id):
 
 def test_stake__records_and_weights(staked, staking, token, model_id):
     info = staking.operatorInfo(staked)
-    assert (info.stake, info.unbonding, info.faults, info.jailed, info.modelCount) == (1_000 * E18, 0, 0, False, 1)
+    assert (info.stake, info.unbonding, info.faults, info.jailed, info.modelCount) == (
+        1_000 * E18,
+        0,
+        0,
+        False,
+        1,
+    )
     assert staking.weightOf(staked, model_id) == 1_000 * E18
     assert staking.poolInfo(model_id) == (1, 1, 1_000 * E18)
     assert token.balanceOf(staking) == 1_000 * E18
@@ -173,7 +179,11 @@ def test_slash__access_control_and_bps(staked, staking, dapp, slasher):
 
 
 def test_admin_setters__access_and_validation(staking, deployer, dapp, treasury):
-    for call, arg in ((staking.setUnbondingPeriod, 5), (staking.setJailThreshold, 3), (staking.setTreasury, dapp)):
+    for call, arg in (
+        (staking.setUnbondingPeriod, 5),
+        (staking.setJailThreshold, 3),
+        (staking.setTreasury, dapp),
+    ):
         with ape.reverts(staking.AccessControlUnauthorizedAccount):
             call(arg, sender=dapp)
     assert staking.setUnbondingPeriod(5, sender=deployer).events == [staking.UnbondingPeriodUpdated(5)]

@@ -12,10 +12,11 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from enum import IntEnum
 
 import numpy as np
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+import numpy.typing as npt
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 TENSORS_ABI = "(string,uint32[],int256[],uint8)[]"
 SPEC_ABI = ("(string,uint8,uint32[])[]", "(string,uint8,uint32[])[]")
@@ -79,20 +80,20 @@ class Tensor:
         if any(not INT256_MIN <= v <= INT256_MAX for v in self.data):
             raise CodecError(f"tensor {self.name!r}: a value does not fit int256")
 
-    def to_array(self) -> np.ndarray:
+    def to_array(self) -> npt.NDArray[np.float64]:
         """The real values as float64, shaped."""
         scale = 10**self.decimals
         values = [float(Decimal(v) / Decimal(scale)) for v in self.data]
         return np.asarray(values, dtype=np.float64).reshape(self.shape)
 
     @classmethod
-    def from_array(cls, name: str, array: np.ndarray, decimals: int) -> "Tensor":
+    def from_array(cls, name: str, array: npt.ArrayLike, decimals: int) -> "Tensor":
         """Fixed-point tensor from real values (float32 results are rounded half-to-even)."""
         values = np.asarray(array)
         return cls(name, tuple(int(d) for d in values.shape), to_fixed(values, decimals), decimals)
 
 
-def to_fixed(values: np.ndarray, decimals: int) -> tuple[int, ...]:
+def to_fixed(values: npt.ArrayLike, decimals: int) -> tuple[int, ...]:
     """Exact half-to-even rounding of ``value * 10**decimals`` for every element."""
     if not 0 <= decimals <= 255:
         raise CodecError(f"decimals {decimals} outside uint8")
@@ -109,9 +110,7 @@ def to_fixed(values: np.ndarray, decimals: int) -> tuple[int, ...]:
 
 def encode_tensors(tensors: Sequence[Tensor]) -> bytes:
     """abi.encode(Tensor[])."""
-    return abi_encode(
-        [TENSORS_ABI], [[(t.name, list(t.shape), list(t.data), t.decimals) for t in tensors]]
-    )
+    return abi_encode([TENSORS_ABI], [[(t.name, list(t.shape), list(t.data), t.decimals) for t in tensors]])
 
 
 def decode_tensors(encoded: bytes) -> list[Tensor]:
@@ -149,7 +148,9 @@ def output_digest(encoded: bytes) -> bytes:
 
 def commitment(request_id: int, operator: str, digest: bytes, salt: bytes) -> bytes:
     """keccak256(abi.encode(requestId, operator, digest, salt)), as InferenceHub checks it."""
-    return keccak(abi_encode(["uint256", "address", "bytes32", "bytes32"], [request_id, operator, digest, salt]))
+    return keccak(
+        abi_encode(["uint256", "address", "bytes32", "bytes32"], [request_id, operator, digest, salt])
+    )
 
 
 @dataclass(frozen=True)
