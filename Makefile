@@ -9,7 +9,7 @@ export SOLCX_BINARY_PATH := $(TOOLCHAIN)/solcx
 export PATH := $(VENV)/bin:$(ROOT)/node_modules/.bin:$(PATH)
 export APE_DATA_FOLDER ?= $(ROOT)/.toolchain/ape
 
-.PHONY: install lint test test-contracts demo bench clean
+.PHONY: install env lint test demo bench clean
 
 install: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 
@@ -28,6 +28,10 @@ $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): tools/solc-shim.sh tools/solc-wrappe
 	ln -sf $(ROOT)/tools/solc-shim.sh $@
 	@$@ --version | grep -q "Version: $(SOLC_VERSION)"
 
+# Shell exports for running ape, anvil and pytest by hand: source <(make -s env)
+env:
+	@echo 'export SOLCX_BINARY_PATH=$(SOLCX_BINARY_PATH) APE_DATA_FOLDER=$(APE_DATA_FOLDER) PATH=$(VENV)/bin:$(ROOT)/node_modules/.bin:$$PATH'
+
 lint: install
 	ruff check offchain tests scripts
 	ruff format --check offchain tests scripts
@@ -38,10 +42,10 @@ test: install
 	pytest -q
 
 demo: install
-	@echo "the devnet demo lands with the SDK issue; 'make test' runs the contract suite"
+	@echo "make demo: the devnet (relayers + SDK) is not built yet; see README 'Status'" >&2; exit 1
 
 bench: install
-	@echo "the benchmark lands with the benchmark issue"
+	@echo "make bench: the benchmark is not built yet; see README 'Status'" >&2; exit 1
 
 clean:
 	rm -rf .build .toolchain .pytest_cache .mypy_cache .hypothesis

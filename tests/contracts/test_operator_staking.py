@@ -9,8 +9,11 @@ MIN = TEST_PARAMS["min_stake"]
 
 
 @pytest.fixture
-def op(operators):
-    return operators[0]
+def op(accounts, chain):
+    """A fresh operator, untouched by the session-wide pool of other test modules."""
+    fresh = accounts.generate_test_account()
+    chain.set_balance(fresh, 10 * E18)
+    return fresh
 
 
 @pytest.fixture
@@ -26,14 +29,16 @@ def slasher(staking, deployer, challenger):
 
 
 @pytest.fixture
-def staked(op, staking, fund, model_id):
+def staked(op, staking, token, fund, model_id):
+    held_before = token.balanceOf(staking)
     fund(op, 1_000 * E18, staking)
     staking.stake(1_000 * E18, sender=op)
     staking.register(model_id, sender=op)
+    assert token.balanceOf(staking) - held_before == 1_000 * E18
     return op
 
 
-def test_stake__records_and_weights(staked, staking, token, model_id):
+def test_stake__records_and_weights(staked, staking, model_id):
     info = staking.operatorInfo(staked)
     assert (info.stake, info.unbonding, info.faults, info.jailed, info.modelCount) == (
         1_000 * E18,
@@ -44,7 +49,6 @@ def test_stake__records_and_weights(staked, staking, token, model_id):
     )
     assert staking.weightOf(staked, model_id) == 1_000 * E18
     assert staking.poolInfo(model_id) == (1, 1, 1_000 * E18)
-    assert token.balanceOf(staking) == 1_000 * E18
 
 
 def test_stake__emits(staking, op, fund):
