@@ -84,8 +84,6 @@ interface IOperatorStaking {
     error TooManyModels(uint256 max);
     /// @notice The operator is not jailed.
     error NotJailed(address operator);
-    /// @notice The operator is jailed.
-    error OperatorJailed(address operator);
     /// @notice Fewer eligible operators than the committee size.
     error InsufficientOperators(bytes32 modelId, uint256 eligible, uint256 requested);
     /// @notice The committee size is zero or above the maximum.
