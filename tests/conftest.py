@@ -224,8 +224,6 @@ def act(hub: Any) -> Any:
     """Commit/reveal helpers acting as committee members."""
 
     class Act:
-        salt_base = 1
-
         def salt(self, op: Any, request_id: int) -> bytes:
             return output_digest(f"{op.address}:{request_id}".encode())
 

@@ -39,10 +39,6 @@ def run(hub, by_address, act, chain):
     return _run
 
 
-def balances(hub, staking, accounts):
-    return {a.address: (hub.claimable(a), staking.operatorInfo(a).stake) for a in accounts}
-
-
 def test_three_of_three_agree__finalized_and_paid(
     hub, staking, make_request, run, dapp, model_owner, treasury, operators
 ):
