@@ -1,0 +1,5 @@
+"""`python -m verinfer` runs the command line."""
+
+from verinfer.cli.main import cli
+
+cli()

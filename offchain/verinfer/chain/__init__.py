@@ -1,0 +1,1 @@
+"""Chain access: RPC connections, contract bindings, keys, the log follower and the transaction manager."""

@@ -1,0 +1,123 @@
+"""Follows contract logs from a persisted checkpoint, with a confirmation depth and reorg detection."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eth_utils.address import to_checksum_address
+from web3.exceptions import BlockNotFound
+from web3.types import LogReceipt
+
+from verinfer.chain.rpc import Rpc
+
+
+class BlockStore(Protocol):
+    """Where the follower keeps its checkpoint and the hashes of blocks it has read."""
+
+    def checkpoint(self) -> tuple[int, bytes | None] | None: ...
+    def advance(
+        self, number: int, block_hash: bytes, seen: Sequence[tuple[int, bytes]], window: int
+    ) -> None: ...
+    def known_blocks(self) -> list[tuple[int, bytes]]: ...
+    def rewind(self, number: int, block_hash: bytes | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Reorg:
+    """The chain no longer holds blocks after `fork_block` that were read before."""
+
+    fork_block: int
+    old_checkpoint: int
+
+
+@dataclass
+class Batch:
+    """Logs from one range of confirmed blocks; `commit` it once they are handled."""
+
+    logs: list[LogReceipt]
+    to_block: int
+    to_hash: bytes
+    head: int
+    reorg: Reorg | None = None
+    seen: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+class LogFollower:
+    """eth_getLogs over confirmed blocks, resuming from the store's checkpoint."""
+
+    def __init__(
+        self,
+        rpc: Rpc,
+        store: BlockStore,
+        *,
+        addresses: Sequence[str],
+        start_block: int,
+        confirmations: int = 0,
+        chunk: int = 2_000,
+        window: int = 256,
+    ) -> None:
+        self.rpc = rpc
+        self.store = store
+        self.addresses = [to_checksum_address(a) for a in addresses]
+        self.start_block = start_block
+        self.confirmations = confirmations
+        self.chunk = chunk
+        self.window = window
+
+    def position(self) -> int:
+        """The last block whose logs were handled."""
+        checkpoint = self.store.checkpoint()
+        return self.start_block - 1 if checkpoint is None else checkpoint[0]
+
+    def poll(self) -> Batch:
+        """The next range of confirmed logs (empty when caught up), with any reorg found on the way."""
+        head = self.rpc.block_number()
+        reorg = self._check_reorg(head)
+        start = self.position() + 1
+        end = min(head - self.confirmations, start + self.chunk - 1)
+        if end < start:
+            return Batch([], self.position(), b"", head, reorg)
+        logs: list[LogReceipt] = self.rpc.call(
+            lambda w3: list(w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": self.addresses})),
+            "eth_getLogs",
+        )
+        end_hash = self._hash(end)
+        if end_hash is None:  # the chain shrank under us: handle it on the next poll
+            return Batch([], self.position(), b"", head, reorg)
+        seen = sorted({(int(log["blockNumber"]), bytes(log["blockHash"])) for log in logs})
+        return Batch(logs, end, end_hash, head, reorg, seen)
+
+    def commit(self, batch: Batch) -> None:
+        """Records that `batch` was handled: the checkpoint moves past it."""
+        if batch.to_hash:
+            self.store.advance(batch.to_block, batch.to_hash, batch.seen, self.window)
+
+    def _hash(self, number: int) -> bytes | None:
+        if number < 0:
+            return None
+        try:
+            block: Any = self.rpc.call(lambda w3: w3.eth.get_block(number), "eth_getBlockByNumber")
+        except BlockNotFound:
+            return None
+        return None if block is None else bytes(block["hash"])
+
+    def _check_reorg(self, head: int) -> Reorg | None:
+        checkpoint = self.store.checkpoint()
+        if checkpoint is None or checkpoint[1] is None:
+            return None
+        number, stored = checkpoint
+        if number <= head and self._safe_hash(number) == stored:
+            return None
+        fork, fork_hash = self.start_block - 1, None
+        for known, known_hash in self.store.known_blocks():
+            if known <= head and self._safe_hash(known) == known_hash:
+                fork, fork_hash = known, known_hash
+                break
+        self.store.rewind(fork, fork_hash)
+        return Reorg(fork, number)
+
+    def _safe_hash(self, number: int) -> bytes | None:
+        try:
+            return self._hash(number)
+        except ValueError:  # some nodes answer an error for blocks beyond the head
+            return None

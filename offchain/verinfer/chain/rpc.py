@@ -1,0 +1,93 @@
+"""One web3 connection (HTTP or WebSocket) with bounded retries, backoff and an error hook."""
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import requests
+from web3 import HTTPProvider, LegacyWebSocketProvider, Web3
+from web3.exceptions import TimeExhausted, Web3RPCError
+from web3.providers.base import BaseProvider
+
+T = TypeVar("T")
+log = logging.getLogger("verinfer.rpc")
+
+# Errors that mean "the endpoint is unreachable or slow", not "the node refused the call".
+TRANSIENT: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    ConnectionError,
+    TimeoutError,
+    TimeExhausted,
+    OSError,
+)
+
+
+class RpcUnavailable(RuntimeError):
+    """The endpoint did not answer after all retries."""
+
+
+def make_provider(url: str, timeout: float) -> BaseProvider:
+    """An HTTP(S) or WebSocket provider for `url`."""
+    if url.startswith(("ws://", "wss://")):
+        return LegacyWebSocketProvider(url, websocket_timeout=max(1, int(timeout)))
+    if url.startswith(("http://", "https://")):
+        return HTTPProvider(url, request_kwargs={"timeout": timeout})
+    raise ValueError(f"rpc url {url!r} must start with http://, https://, ws:// or wss://")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for connection-level failures worth retrying."""
+    if isinstance(exc, Web3RPCError):
+        return False
+    if isinstance(exc, TRANSIENT):
+        return True
+    # websockets raises its own ConnectionClosed family; match by module to avoid a hard import.
+    return type(exc).__module__.startswith("websockets")
+
+
+class Rpc:
+    """Runs calls against one endpoint, retrying transient failures with exponential backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 4,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.w3 = Web3(make_provider(url, timeout))
+        self._attempts = attempts
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self.on_error = on_error
+
+    def call(self, fn: Callable[[Web3], T], what: str = "rpc") -> T:
+        """`fn(w3)`; transient failures are retried, then raised as RpcUnavailable."""
+        delay = self._backoff
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return fn(self.w3)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if self.on_error is not None:
+                    self.on_error(exc)
+                if attempt == self._attempts:
+                    raise RpcUnavailable(f"{what}: {self.url} unreachable ({type(exc).__name__})") from exc
+                log.debug("rpc retry", extra={"what": what, "attempt": attempt, "error": str(exc)})
+                time.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+        raise AssertionError("unreachable")
+
+    def chain_id(self) -> int:
+        return self.call(lambda w3: int(w3.eth.chain_id), "eth_chainId")
+
+    def block_number(self) -> int:
+        return self.call(lambda w3: int(w3.eth.block_number), "eth_blockNumber")

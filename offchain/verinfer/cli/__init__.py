@@ -1,0 +1,1 @@
+"""The `verinfer` command line."""

@@ -1,0 +1,192 @@
+"""ONNX Runtime execution with deterministic settings, spec checks, timeouts and canonical error outputs."""
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from verinfer.chain.contracts import ModelVersion
+from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.codec import (
+    CodecError,
+    DType,
+    ErrorCode,
+    IOSpec,
+    Tensor,
+    decode_tensors,
+    encode_tensors,
+    error_output,
+)
+
+NUMPY_DTYPES: dict[int, Any] = {
+    DType.FLOAT: np.float32,
+    DType.DOUBLE: np.float64,
+    DType.UINT8: np.uint8,
+    DType.INT8: np.int8,
+    DType.INT32: np.int32,
+    DType.INT64: np.int64,
+    DType.BOOL: np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One inference: the encoded output (a canonical error output when it could not run)."""
+
+    output: bytes
+    error_code: int | None
+    seconds: float
+
+
+class InputRejected(Exception):
+    """The input does not fit the tensor spec; carries the canonical error code."""
+
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def session_options() -> ort.SessionOptions:
+    """One thread, sequential execution, only semantics-preserving rewrites: the same bits everywhere."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    return options
+
+
+def shape_matches(spec: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """True if `shape` fits `spec`, where 0 in the spec is a dynamic dimension."""
+    return len(spec) == len(shape) and all(s in (0, d) for s, d in zip(spec, shape, strict=True))
+
+
+def to_input_array(spec: IOSpec, tensor: Tensor) -> npt.NDArray[Any]:
+    """The numpy array ONNX Runtime gets for a fixed-point input tensor."""
+    dtype = NUMPY_DTYPES.get(spec.dtype)
+    if dtype is None:
+        raise InputRejected(ErrorCode.INPUT_VALUE, f"input {spec.name!r}: unsupported dtype {spec.dtype}")
+    scale = Decimal(10) ** tensor.decimals
+    if np.issubdtype(dtype, np.floating):
+        with np.errstate(over="ignore"):
+            array = np.asarray([float(Decimal(v) / scale) for v in tensor.data], dtype=dtype)
+        if not np.all(np.isfinite(array)):
+            raise InputRejected(
+                ErrorCode.INPUT_VALUE, f"input {spec.name!r}: value out of range for its dtype"
+            )
+        return array.reshape(tensor.shape)
+    values = []
+    for v in tensor.data:
+        whole, rest = divmod(v, 10**tensor.decimals)
+        if rest:
+            raise InputRejected(
+                ErrorCode.INPUT_VALUE, f"input {spec.name!r}: fractional value for integer dtype"
+            )
+        values.append(whole)
+    if dtype is np.bool_:
+        if any(v not in (0, 1) for v in values):
+            raise InputRejected(ErrorCode.INPUT_VALUE, f"input {spec.name!r}: bool values must be 0 or 1")
+        return np.asarray(values, dtype=np.bool_).reshape(tensor.shape)
+    info = np.iinfo(dtype)
+    if any(not info.min <= v <= info.max for v in values):
+        raise InputRejected(ErrorCode.INPUT_VALUE, f"input {spec.name!r}: value out of range for its dtype")
+    return np.asarray(values, dtype=dtype).reshape(tensor.shape)
+
+
+def prepare_inputs(specs: tuple[IOSpec, ...], encoded: bytes) -> dict[str, npt.NDArray[Any]]:
+    """Decodes and checks an input against the spec; raises InputRejected with the canonical code."""
+    try:
+        tensors = decode_tensors(encoded)
+    except CodecError as exc:
+        raise InputRejected(ErrorCode.MALFORMED_INPUT, str(exc)) from None
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names) or set(names) != {s.name for s in specs}:
+        raise InputRejected(ErrorCode.INPUT_NAMES, f"inputs {names} do not match {[s.name for s in specs]}")
+    by_name = {t.name: t for t in tensors}
+    feed = {}
+    for spec in specs:
+        tensor = by_name[spec.name]
+        if not shape_matches(spec.shape, tensor.shape):
+            raise InputRejected(
+                ErrorCode.INPUT_SHAPE, f"input {spec.name!r}: shape {tensor.shape} vs {spec.shape}"
+            )
+        feed[spec.name] = to_input_array(spec, tensor)
+    return feed
+
+
+class ModelRuntime:
+    """Runs registered model versions; sessions are kept in an LRU keyed by artifact hash."""
+
+    def __init__(self, store: ArtifactStore, *, timeout: float = 30.0, max_sessions: int = 8) -> None:
+        self.store = store
+        self.timeout = timeout
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[bytes, ort.InferenceSession] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[bytes, threading.Lock] = {}
+
+    def session(self, version: ModelVersion) -> ort.InferenceSession:
+        """The loaded session for `version`; fetches and verifies the artifact first (ArtifactError)."""
+        sha = version.artifact_sha256
+        with self._lock:
+            if sha in self._sessions:
+                self._sessions.move_to_end(sha)
+                return self._sessions[sha]
+            loading = self._loading.setdefault(sha, threading.Lock())
+        with loading:  # one load per artifact even when many requests arrive at once
+            with self._lock:
+                if sha in self._sessions:
+                    return self._sessions[sha]
+            path = self.store.get(sha, version.uris)
+            session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+            with self._lock:
+                self._sessions[sha] = session
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+                self._loading.pop(sha, None)
+            return session
+
+    def run(self, version: ModelVersion, encoded_input: bytes) -> Execution:
+        """The encoded output for `encoded_input`; input and runtime faults become canonical error outputs.
+
+        Artifact problems (ArtifactError) propagate: without the right model there is nothing to commit.
+        """
+        started = time.perf_counter()
+        session = self.session(version)
+        try:
+            feed = prepare_inputs(version.spec.inputs, encoded_input)
+            output = self._execute(session, version, feed)
+            code = None
+        except InputRejected as exc:
+            output, code = error_output(exc.code), int(exc.code)
+        return Execution(output, code, time.perf_counter() - started)
+
+    def _execute(self, session: ort.InferenceSession, version: ModelVersion, feed: dict[str, Any]) -> bytes:
+        names = [o.name for o in version.spec.outputs]
+        options = ort.RunOptions()
+        timer = threading.Timer(self.timeout, lambda: setattr(options, "terminate", True))
+        timer.start()
+        try:
+            results = session.run(names, feed, options)
+        except Exception as exc:
+            if options.terminate:
+                raise InputRejected(ErrorCode.TIMEOUT, f"inference exceeded {self.timeout}s") from None
+            raise InputRejected(ErrorCode.RUNTIME, f"onnxruntime: {str(exc).splitlines()[0][:200]}") from None
+        finally:
+            timer.cancel()
+        tensors = []
+        for spec, value in zip(version.spec.outputs, results, strict=True):
+            array = np.asarray(value)
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise InputRejected(ErrorCode.NON_FINITE, f"output {spec.name!r} has NaN or Inf")
+            if array.dtype.kind not in "fiub":
+                raise InputRejected(ErrorCode.RUNTIME, f"output {spec.name!r} is not a numeric tensor")
+            tensors.append(Tensor.from_array(spec.name, array, version.decimals))
+        return encode_tensors(tensors)

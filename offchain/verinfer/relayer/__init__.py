@@ -1,0 +1,1 @@
+"""The operator relayer: journal, pipeline and service."""

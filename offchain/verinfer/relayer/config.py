@@ -1,0 +1,255 @@
+"""relayer.toml: the one place that reads relayer configuration (file, then environment overrides)."""
+
+import os
+import tomllib
+import types
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+ENV_PREFIX = "VERINFER_"
+
+
+class ConfigError(ValueError):
+    """One line per mistake found in the configuration."""
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Where to follow the chain and how carefully."""
+
+    rpc_url: str = ""
+    deployment: Path = Path("deployments/local.json")
+    confirmations: int = 0
+    poll_interval: float = 1.0
+    rpc_timeout: float = 10.0
+    log_chunk: int = 2_000
+    start_block: int | None = None
+    reorg_window: int = 256
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """The operator key: an encrypted keystore and where its password comes from."""
+
+    keystore: Path | None = None
+    ape_account: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Artifact cache and ONNX Runtime execution."""
+
+    cache_dir: Path = Path("artifacts")
+    timeout: float = 30.0
+    workers: int = 2
+    max_sessions: int = 8
+    fetch_timeout: float = 30.0
+    max_artifact_mb: int = 512
+
+
+@dataclass(frozen=True)
+class TxConfig:
+    """Fees, replacement of stuck transactions and batching."""
+
+    priority_fee_gwei: float | None = None
+    max_fee_gwei: float = 500.0
+    fee_bump: float = 1.125
+    stuck_after: float = 30.0
+    max_batch: int = 16
+    gas_multiplier: float = 1.25
+    settle_reserve: int = 400_000
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    """The SQLite journal."""
+
+    path: Path = Path("relayer.db")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus /metrics and /healthz; an empty listen address disables them."""
+
+    listen: str = "127.0.0.1:9464"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Structured logs on stderr."""
+
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True)
+class TestingConfig:
+    """Fault injection for tests; refused outside dev chains."""
+
+    lie: bool = False
+
+
+@dataclass(frozen=True)
+class RelayerConfig:
+    """Everything `verinfer relayer run` needs."""
+
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    tx: TxConfig = field(default_factory=TxConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    testing: TestingConfig = field(default_factory=TestingConfig)
+
+    @classmethod
+    def load(
+        cls, path: Path, environ: dict[str, str] | None = None, dev_key: bool = False
+    ) -> "RelayerConfig":
+        """Reads `path`, applies VERINFER_<SECTION>_<KEY> overrides and validates everything.
+
+        With `dev_key` the operator key comes from the environment, so no keystore is required.
+        """
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        env = dict(os.environ if environ is None else environ)
+        errors: list[str] = []
+        sections: dict[str, Any] = {}
+        for unknown in sorted(set(data) - {f.name for f in fields(cls)}):
+            errors.append(f"unknown section [{unknown}]")
+        for section in fields(cls):
+            raw = data.get(section.name, {})
+            if not isinstance(raw, dict):
+                errors.append(f"[{section.name}] must be a table")
+                raw = {}
+            section_type = get_type_hints(cls)[section.name]
+            sections[section.name] = _build(section_type, section.name, raw, env, path.parent, errors)
+        config = cls(**sections) if not errors else None
+        if config is not None:
+            errors.extend(config._problems(dev_key))
+        if errors:
+            raise ConfigError("\n".join(f"{path}: {line}" for line in errors))
+        assert config is not None
+        return config
+
+    def _problems(self, dev_key: bool) -> list[str]:
+        out = []
+        c, o, r, t = self.chain, self.operator, self.runtime, self.tx
+        if not c.rpc_url:
+            out.append("chain.rpc_url is required")
+        elif not c.rpc_url.startswith(("http://", "https://", "ws://", "wss://")):
+            out.append(f"chain.rpc_url {c.rpc_url!r} must be an http(s):// or ws(s):// URL")
+        if c.confirmations < 0:
+            out.append("chain.confirmations must be >= 0")
+        if c.poll_interval <= 0 or c.rpc_timeout <= 0:
+            out.append("chain.poll_interval and chain.rpc_timeout must be > 0")
+        if c.log_chunk < 1 or c.reorg_window < 1:
+            out.append("chain.log_chunk and chain.reorg_window must be >= 1")
+        if not dev_key and (o.keystore is None) == (o.ape_account is None):
+            out.append(
+                "operator: set exactly one of keystore or ape_account (or run with --dev-key-from-env)"
+            )
+        if o.password_env and o.password_file:
+            out.append("operator: set only one of password_env or password_file")
+        if r.timeout <= 0 or r.fetch_timeout <= 0:
+            out.append("runtime.timeout and runtime.fetch_timeout must be > 0")
+        if r.workers < 1 or r.max_sessions < 1 or r.max_artifact_mb < 1:
+            out.append("runtime.workers, runtime.max_sessions and runtime.max_artifact_mb must be >= 1")
+        if t.fee_bump < 1.1:
+            out.append("tx.fee_bump must be >= 1.1 (nodes refuse smaller replacement bumps)")
+        if t.max_batch < 1 or t.gas_multiplier < 1 or t.stuck_after <= 0:
+            out.append("tx.max_batch and tx.gas_multiplier must be >= 1, tx.stuck_after > 0")
+        if self.log.level.lower() not in ("debug", "info", "warning", "error"):
+            out.append(f"log.level {self.log.level!r} must be debug, info, warning or error")
+        if self.log.format not in ("json", "text"):
+            out.append(f"log.format {self.log.format!r} must be json or text")
+        if self.metrics.listen and _split_listen(self.metrics.listen) is None:
+            out.append(f"metrics.listen {self.metrics.listen!r} must be HOST:PORT")
+        return out
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """HOST:PORT as a tuple; the config was validated, so this does not fail."""
+    parsed = _split_listen(listen)
+    assert parsed is not None
+    return parsed
+
+
+def _split_listen(listen: str) -> tuple[str, int] | None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return None
+    return host, int(port)
+
+
+def _build(
+    kind: type, section: str, raw: dict[str, Any], env: dict[str, str], base: Path, errors: list[str]
+) -> Any:
+    hints = get_type_hints(kind)
+    names = {f.name for f in fields(kind)}
+    for unknown in sorted(set(raw) - names):
+        errors.append(f"unknown key {section}.{unknown}")
+    values: dict[str, Any] = {}
+    for f in fields(kind):
+        key = f"{section}.{f.name}"
+        env_name = f"{ENV_PREFIX}{section}_{f.name}".upper()
+        if env_name in env:
+            value, from_env = env[env_name], True
+        elif f.name in raw:
+            value, from_env = raw[f.name], False
+        else:
+            if isinstance(f.default, Path) and not f.default.is_absolute():
+                values[f.name] = (base / f.default).resolve()
+            continue
+        try:
+            values[f.name] = _convert(hints[f.name], value, from_env, base)
+        except (TypeError, ValueError) as exc:
+            source = f" (from ${env_name})" if from_env else ""
+            errors.append(f"{key}{source}: {exc}")
+    return kind(**values)
+
+
+def _convert(hint: Any, value: Any, from_env: bool, base: Path) -> Any:
+    optional = get_origin(hint) in (Union, types.UnionType) and type(None) in get_args(hint)
+    if optional:
+        if value is None or (from_env and value == ""):
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and str(value).lower() in ("1", "true", "yes", "0", "false", "no", ""):
+            return str(value).lower() in ("1", "true", "yes")
+        raise ValueError(f"expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or from_env):
+            raise ValueError(f"expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
+    if hint is float:
+        if isinstance(value, bool) or not (isinstance(value, int | float) or from_env):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a path, got {value!r}")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path).resolve()
+    raise TypeError(f"unsupported config type {hint}")

@@ -1,0 +1,374 @@
+"""The relayer's durable memory: SQLite in WAL mode, one row per request and an append-only transition log."""
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    model_id BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    input BLOB NOT NULL,
+    input_hash BLOB NOT NULL,
+    k INTEGER NOT NULL,
+    committee TEXT NOT NULL,
+    member INTEGER NOT NULL,
+    created_block INTEGER NOT NULL,
+    commit_deadline INTEGER NOT NULL,
+    reveal_deadline INTEGER NOT NULL,
+    callback_gas INTEGER NOT NULL DEFAULT 0,
+    committed_mask INTEGER NOT NULL DEFAULT 0,
+    output BLOB,
+    digest BLOB,
+    salt BLOB,
+    error_code INTEGER,
+    status INTEGER,
+    reason TEXT,
+    seen_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_state ON requests (state);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    at REAL NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS txs (
+    hash BLOB PRIMARY KEY,
+    nonce INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    request_ids TEXT NOT NULL,
+    to_address TEXT NOT NULL,
+    data BLOB NOT NULL,
+    raw BLOB NOT NULL,
+    max_fee INTEGER NOT NULL,
+    priority_fee INTEGER NOT NULL,
+    gas INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    block INTEGER,
+    gas_used INTEGER
+);
+CREATE INDEX IF NOT EXISTS txs_state ON txs (state);
+"""
+
+
+class State(StrEnum):
+    """Where one request stands for this operator."""
+
+    SEEN = "seen"  # member of the committee, not executed yet
+    EXECUTED = "executed"  # output, digest and salt journaled; nothing sent
+    COMMIT_SENT = "commit_sent"
+    COMMITTED = "committed"
+    REVEAL_SENT = "reveal_sent"
+    REVEALED = "revealed"
+    SETTLED = "settled"  # terminal: the hub settled it (status recorded)
+    REFUSED = "refused"  # terminal: the artifact failed its hash check or the model is unusable
+    MISSED = "missed"  # terminal: a window closed before this operator could act
+    REORGED = "reorged"  # its block left the chain; waiting to see the request again
+
+    @property
+    def terminal(self) -> bool:
+        return self in (State.SETTLED, State.REFUSED, State.MISSED)
+
+
+ACTIVE = tuple(s.value for s in State if not s.terminal)
+
+
+class TxState(StrEnum):
+    PENDING = "pending"
+    MINED = "mined"
+    FAILED = "failed"  # mined but reverted
+    REPLACED = "replaced"  # superseded by a fee-bumped copy with the same nonce
+    DROPPED = "dropped"  # gone from the chain (reorg) and the node
+
+
+@dataclass
+class RequestRow:
+    """One request this operator is a committee member of."""
+
+    request_id: int
+    state: State
+    model_id: bytes
+    version: int
+    input: bytes
+    input_hash: bytes
+    k: int
+    committee: tuple[str, ...]
+    member: int
+    created_block: int
+    commit_deadline: int
+    reveal_deadline: int
+    callback_gas: int
+    committed_mask: int
+    output: bytes | None
+    digest: bytes | None
+    salt: bytes | None
+    error_code: int | None
+    status: int | None
+    reason: str | None
+    seen_at: float
+    updated_at: float
+
+
+@dataclass
+class TxRow:
+    """One signed transaction, journaled before it is broadcast."""
+
+    hash: bytes
+    nonce: int
+    kind: str
+    request_ids: tuple[int, ...]
+    to_address: str
+    data: bytes
+    raw: bytes
+    max_fee: int
+    priority_fee: int
+    gas: int
+    state: TxState
+    sent_at: float
+    block: int | None
+    gas_used: int | None
+
+
+class JournalError(RuntimeError):
+    """The journal belongs to another operator, chain or hub."""
+
+
+class Journal:
+    """Thread-safe access to the journal; every method is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Groups writes atomically; nests."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self._db
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outer:
+                self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------ meta and identity
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def bind(self, identity: dict[str, str]) -> None:
+        """Ties the journal to one operator, chain and hub; refuses to mix them."""
+        with self.transaction():
+            for key, value in identity.items():
+                stored = self.get_meta(key)
+                if stored is None:
+                    self.set_meta(key, value)
+                elif stored.lower() != value.lower():
+                    raise JournalError(f"journal {self.path} belongs to {key} {stored}, not {value}")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    # ------------------------------------------------------------ follower checkpoint
+
+    def checkpoint(self) -> tuple[int, bytes | None] | None:
+        value = self.get_meta("checkpoint")
+        if value is None:
+            return None
+        number, _, digest = value.partition(":")
+        return int(number), bytes.fromhex(digest) if digest else None
+
+    def advance(self, number: int, block_hash: bytes, seen: Sequence[tuple[int, bytes]], window: int) -> None:
+        """Moves the checkpoint to `number` and remembers block hashes for reorg detection."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?)", [*seen, (number, block_hash)])
+            db.execute("DELETE FROM blocks WHERE number <= ?", (number - window,))
+            self.set_meta("checkpoint", f"{number}:{block_hash.hex()}")
+
+    def known_blocks(self) -> list[tuple[int, bytes]]:
+        """Remembered (number, hash) pairs, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def rewind(self, number: int, block_hash: bytes | None) -> None:
+        """Forgets blocks after `number` and sets the checkpoint back to it."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM blocks WHERE number > ?", (number,))
+            self.set_meta("checkpoint", f"{number}:{block_hash.hex() if block_hash else ''}")
+
+    # ------------------------------------------------------------ requests
+
+    def add_request(self, row: RequestRow) -> bool:
+        """Inserts a newly seen request; False if it is already journaled."""
+        with self.transaction() as db:
+            values = {**vars(row), "state": row.state.value, "committee": json.dumps(list(row.committee))}
+            names = ", ".join(values)
+            marks = ", ".join(f":{name}" for name in values)
+            cursor = db.execute(f"INSERT OR IGNORE INTO requests ({names}) VALUES ({marks})", values)
+            if cursor.rowcount:
+                self._log(row.request_id, row.state, None)
+            return bool(cursor.rowcount)
+
+    def replace_request(self, row: RequestRow, detail: str) -> None:
+        """Drops what was known about a request (a reorg changed it) and starts it again."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM requests WHERE request_id = ?", (row.request_id,))
+            self.add_request(row)
+            self._log(row.request_id, row.state, detail)
+
+    def get(self, request_id: int) -> RequestRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        return None if row is None else _request(row)
+
+    def active(self) -> list[RequestRow]:
+        """Requests still needing work, or (refused, missed) whose settlement is not yet seen."""
+        marks = ",".join("?" * len(ACTIVE))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM requests WHERE state IN ({marks}) OR (state != 'settled' AND status IS NULL)"
+                " ORDER BY request_id",
+                ACTIVE,
+            ).fetchall()
+        return [_request(r) for r in rows]
+
+    def since_block(self, block: int) -> list[RequestRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM requests WHERE created_block > ?", (block,)).fetchall()
+        return [_request(r) for r in rows]
+
+    def update(
+        self, request_id: int, state: State | None = None, detail: str | None = None, **fields: Any
+    ) -> None:
+        """Sets columns and, with `state`, records the transition."""
+        sets = dict(fields)
+        if state is not None:
+            sets["state"] = state.value
+        sets["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in sets)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE requests SET {assignments} WHERE request_id = ?", (*sets.values(), request_id)
+            )
+            if state is not None:
+                self._log(request_id, state, detail)
+
+    def _log(self, request_id: int, state: State, detail: str | None) -> None:
+        self._db.execute(
+            "INSERT INTO transitions (request_id, state, at, detail) VALUES (?, ?, ?, ?)",
+            (request_id, state.value, time.time(), detail),
+        )
+
+    def transitions(self, request_id: int) -> list[tuple[str, float, str | None]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, at, detail FROM transitions WHERE request_id = ? ORDER BY id", (request_id,)
+            ).fetchall()
+        return [(str(r[0]), float(r[1]), r[2]) for r in rows]
+
+    def state_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # ------------------------------------------------------------ transactions
+
+    def add_tx(self, tx: TxRow) -> None:
+        with self.transaction() as db:
+            values = {**vars(tx), "state": tx.state.value, "request_ids": json.dumps(list(tx.request_ids))}
+            names = ", ".join(values)
+            marks = ", ".join(f":{name}" for name in values)
+            db.execute(f"INSERT INTO txs ({names}) VALUES ({marks})", values)
+
+    def set_tx(
+        self, tx_hash: bytes, state: TxState, block: int | None = None, gas_used: int | None = None
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE txs SET state = ?, block = ?, gas_used = ? WHERE hash = ?",
+                (state.value, block, gas_used, tx_hash),
+            )
+
+    def txs(self, *states: TxState) -> list[TxRow]:
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM txs WHERE state IN ({marks}) ORDER BY nonce, sent_at",
+                [s.value for s in states],
+            ).fetchall()
+        return [_tx(r) for r in rows]
+
+    def txs_mined_after(self, block: int) -> list[TxRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM txs WHERE state IN ('mined', 'failed') AND block > ? ORDER BY nonce", (block,)
+            ).fetchall()
+        return [_tx(r) for r in rows]
+
+    def tx_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM txs GROUP BY state").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _request(row: sqlite3.Row) -> RequestRow:
+    values = dict(row)
+    values["state"] = State(values["state"])
+    values["committee"] = tuple(json.loads(values["committee"]))
+    for key in ("model_id", "input", "input_hash", "output", "digest", "salt"):
+        if values[key] is not None:
+            values[key] = bytes(values[key])
+    return RequestRow(**values)
+
+
+def _tx(row: sqlite3.Row) -> TxRow:
+    values = dict(row)
+    values["state"] = TxState(values["state"])
+    values["request_ids"] = tuple(json.loads(values["request_ids"]))
+    for key in ("hash", "raw", "data"):
+        values[key] = bytes(values[key])
+    return TxRow(**values)

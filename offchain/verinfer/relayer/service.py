@@ -1,0 +1,598 @@
+"""The relayer service: follow requests, execute, commit, reveal and finalize, journaling every step."""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3.types import EventData, LogReceipt
+
+from verinfer.chain.contracts import Contracts, ModelVersion, Status
+from verinfer.chain.deployment import Deployment
+from verinfer.chain.follower import LogFollower, Reorg
+from verinfer.chain.keys import DEV_CHAIN_IDS
+from verinfer.chain.rpc import Rpc, RpcUnavailable
+from verinfer.chain.txmanager import TxManager, TxOutcome, TxRejected
+from verinfer.models.artifacts import ArtifactMismatch, ArtifactStore, ArtifactUnavailable
+from verinfer.models.codec import (
+    CodecError,
+    ErrorCode,
+    Tensor,
+    commitment,
+    decode_tensors,
+    encode_tensors,
+    error_code_of,
+    error_output,
+)
+from verinfer.models.runtime import Execution, ModelRuntime
+from verinfer.relayer.config import RelayerConfig, split_listen
+from verinfer.relayer.journal import Journal, RequestRow, State
+from verinfer.relayer.metrics import Heartbeat, Metrics, MetricsServer
+
+log = logging.getLogger("verinfer.relayer")
+
+# Extra gas a reveal or finalize may need when it turns out to settle the request (tally, payouts, penalties).
+CALLBACK_RESERVE = 15_000
+RETRY_FETCH_AFTER = 2.0
+
+
+class SetupError(RuntimeError):
+    """The relayer cannot start: one line saying why."""
+
+
+@dataclass
+class _Job:
+    input_hash: bytes
+    future: "Future[Execution]"
+
+
+class Relayer:
+    """One operator's relayer. `run()` blocks until `stop()`; `tick()` does one round of work."""
+
+    def __init__(
+        self, config: RelayerConfig, account: LocalAccount, deployment: Deployment, rpc: Rpc
+    ) -> None:
+        self.config = config
+        self.account = account
+        self.address = str(account.address)
+        self.deployment = deployment
+        self.metrics = Metrics()
+        self.heartbeat = Heartbeat(stale_after=max(10.0, 20 * config.chain.poll_interval))
+        self.rpc = rpc
+        self.contracts = Contracts(rpc, deployment)
+        self.chain_id = rpc.chain_id()
+        if self.chain_id != deployment.chain_id:
+            raise SetupError(
+                f"{rpc.url} is chain {self.chain_id}; the deployment is on {deployment.chain_id}"
+            )
+        if config.testing.lie and self.chain_id not in DEV_CHAIN_IDS:
+            raise SetupError(f"testing.lie is refused on chain {self.chain_id}: dev chains only")
+        self.journal = Journal(config.journal.path)
+        self.journal.bind(
+            {"operator": self.address, "chain_id": str(self.chain_id), "hub": self.contracts.hub.address}
+        )
+        self.follower = LogFollower(
+            rpc,
+            self.journal,
+            addresses=[self.contracts.hub.address],
+            start_block=deployment.deploy_block
+            if config.chain.start_block is None
+            else config.chain.start_block,
+            confirmations=config.chain.confirmations,
+            chunk=config.chain.log_chunk,
+            window=config.chain.reorg_window,
+        )
+        self.txm = TxManager(rpc, account, self.journal, self.chain_id, config.tx, self._tx_event)
+        store = ArtifactStore(
+            config.runtime.cache_dir,
+            fetch_timeout=config.runtime.fetch_timeout,
+            max_bytes=config.runtime.max_artifact_mb << 20,
+        )
+        self.runtime = ModelRuntime(
+            store, timeout=config.runtime.timeout, max_sessions=config.runtime.max_sessions
+        )
+        self._pool = ThreadPoolExecutor(config.runtime.workers, thread_name_prefix="inference")
+        self._jobs: dict[int, _Job] = {}
+        self._retry_at: dict[int, float] = {}
+        self._versions: dict[tuple[bytes, int], ModelVersion] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._server: MetricsServer | None = None
+        self._head = 0
+        hub = self.contracts.hub
+        self._events = {
+            bytes(HexBytes(e.topic)): e
+            for e in (
+                hub.events.RequestCreated,
+                hub.events.Committed,
+                hub.events.RequestSettled,
+                hub.events.MemberPenalized,
+            )
+        }
+        rpc.on_error = self._rpc_error
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Serves metrics, resumes journaled work."""
+        if self.config.metrics.listen:
+            host, port = split_listen(self.config.metrics.listen)
+            self._server = MetricsServer(self.metrics, host, port, self._health)
+            self._server.start()
+            self.journal.set_meta("metrics", self._server.address)
+        self._handle_outcomes(self.txm.start())
+        for row in self.journal.active():
+            if not self._pending_tx_for(row.request_id):
+                self._reconcile(row)
+        log.info(
+            "relayer started",
+            extra={
+                "operator": self.address,
+                "chain_id": self.chain_id,
+                "hub": self.contracts.hub.address,
+                "checkpoint": self.follower.position(),
+                "metrics": self._server.address if self._server else None,
+                "resumed": len(self.journal.active()),
+            },
+        )
+
+    def run(self) -> None:
+        """Ticks until stop(); RPC outages back off and retry without losing anything."""
+        self.start()
+        delay = self.config.chain.poll_interval
+        while not self._stop.is_set():
+            try:
+                self.tick()
+                self.heartbeat.beat()
+                delay = self.config.chain.poll_interval
+            except RpcUnavailable as exc:
+                self.heartbeat.last_error = str(exc)
+                log.warning("rpc unavailable, backing off", extra={"error": str(exc), "retry_in": delay})
+                delay = min(delay * 2, 10.0)
+            self._wake.wait(delay)
+            self._wake.clear()
+        self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def shutdown(self) -> None:
+        """Lets running inferences finish and journals their results; pending transactions stay journaled."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._collect()
+        except Exception:  # the chain may be gone; what finished is journaled, the rest runs again on restart
+            log.exception("could not journal in-flight work at shutdown")
+        if self._server is not None:
+            self._server.stop()
+        log.info("relayer stopped", extra={"in_flight": len(self.journal.active())})
+        self.journal.close()
+
+    # ------------------------------------------------------------ one round
+
+    def tick(self) -> None:
+        for _ in range(16):  # catch up in chunks, but keep acting while far behind
+            batch = self.follower.poll()
+            self._head = batch.head
+            if batch.reorg is not None:
+                self._on_reorg(batch.reorg)
+            self._handle_logs(batch.logs)
+            self.follower.commit(batch)
+            if not batch.to_hash or batch.to_block >= batch.head - self.config.chain.confirmations:
+                break
+        self._collect()
+        self._handle_outcomes(self.txm.poll())
+        self._act(self._head)
+        self.metrics.head.set(self._head)
+        self.metrics.checkpoint.set(self.follower.position())
+        self.metrics.inflight.set(len(self._jobs))
+
+    # ------------------------------------------------------------ events
+
+    def _handle_logs(self, logs: Iterable[LogReceipt]) -> None:
+        for entry in logs:
+            event = self._events.get(bytes(entry["topics"][0])) if entry["topics"] else None
+            if event is None:
+                continue
+            data: EventData = event().process_log(entry)
+            name, args = data["event"], data["args"]
+            if name == "RequestCreated":
+                self._on_request(args, int(entry["blockNumber"]))
+            elif name == "Committed":
+                self._on_committed(int(args["requestId"]), str(args["operator"]))
+            elif name == "RequestSettled":
+                self._on_settled(int(args["requestId"]), Status(args["status"]), int(args["errorCode"]))
+            elif name == "MemberPenalized" and str(args["operator"]) == self.address:
+                self.metrics.slashed.inc()
+                self.metrics.slashed_tokens.inc(int(args["amount"]))
+                log.warning(
+                    "penalized",
+                    extra={
+                        "request_id": int(args["requestId"]),
+                        "dissent": args["dissent"],
+                        "amount": args["amount"],
+                    },
+                )
+
+    def _on_request(self, args: Any, block: int) -> None:
+        committee = tuple(str(a) for a in args["committee"])
+        if self.address not in committee:
+            return
+        request_id = int(args["requestId"])
+        callback_gas = 0
+        if int(args["callback"], 16) != 0:
+            onchain = self.contracts.request(request_id)
+            callback_gas = onchain.callback_gas_limit if onchain else 0
+        now = time.time()
+        row = RequestRow(
+            request_id=request_id,
+            state=State.SEEN,
+            model_id=bytes(args["modelId"]),
+            version=int(args["version"]),
+            input=bytes(args["input"]),
+            input_hash=keccak(bytes(args["input"])),
+            k=len(committee),
+            committee=committee,
+            member=committee.index(self.address),
+            created_block=block,
+            commit_deadline=int(args["commitDeadline"]),
+            reveal_deadline=int(args["revealDeadline"]),
+            callback_gas=callback_gas,
+            committed_mask=0,
+            output=None, digest=None, salt=None, error_code=None, status=None, reason=None,
+            seen_at=now,
+            updated_at=now,
+        )  # fmt: skip
+        known = self.journal.get(request_id)
+        if known is None:
+            self.journal.add_request(row)
+            self.metrics.requests_seen.inc()
+            log.info("request seen", extra={"request_id": request_id, "member": row.member, "k": row.k})
+            self._schedule(row)
+            return
+        same = (known.model_id, known.version, known.input_hash, known.committee) == (
+            row.model_id, row.version, row.input_hash, row.committee,
+        )  # fmt: skip
+        if same:
+            if known.state == State.REORGED:
+                self.journal.update(
+                    request_id,
+                    State.SEEN if known.output is None else State.EXECUTED,
+                    detail="seen again",
+                    created_block=block,
+                    commit_deadline=row.commit_deadline,
+                    reveal_deadline=row.reveal_deadline,
+                )
+                self._reconcile(self.journal.get(request_id) or known)
+            return
+        log.warning("request changed by a reorg, starting again", extra={"request_id": request_id})
+        self._jobs.pop(request_id, None)
+        self.journal.replace_request(row, "changed by reorg")
+        self._schedule(row)
+
+    def _on_committed(self, request_id: int, operator: str) -> None:
+        row = self.journal.get(request_id)
+        if row is None or operator not in row.committee:
+            return
+        mask = row.committed_mask | (1 << row.committee.index(operator))
+        if mask != row.committed_mask:
+            self.journal.update(request_id, committed_mask=mask)
+
+    def _on_settled(self, request_id: int, status: Status, error_code: int) -> None:
+        row = self.journal.get(request_id)
+        if row is None or row.status is not None:
+            return
+        self._jobs.pop(request_id, None)
+        state = State.SETTLED if not row.state.terminal else row.state
+        self.journal.update(request_id, state, detail=status.name.lower(), status=int(status))
+        self.metrics.finalized.labels(status.name.lower()).inc()
+        self.metrics.latency.labels("total").observe(time.time() - row.seen_at)
+        self._observe(row, "settle")
+        log.info(
+            "request settled",
+            extra={"request_id": request_id, "status": status.name, "error_code": error_code},
+        )
+
+    def _on_reorg(self, reorg: Reorg) -> None:
+        self.metrics.reorgs.inc()
+        log.warning(
+            "reorg detected", extra={"fork_block": reorg.fork_block, "old_checkpoint": reorg.old_checkpoint}
+        )
+        for row in self.journal.since_block(reorg.fork_block):
+            self._jobs.pop(row.request_id, None)
+            self.journal.update(
+                row.request_id, State.REORGED, detail=f"fork at {reorg.fork_block}", status=None
+            )
+        self._handle_outcomes(self.txm.on_reorg(reorg.fork_block))
+        for row in self.journal.active():
+            if row.state != State.REORGED and not self._pending_tx_for(row.request_id):
+                self._reconcile(row)
+
+    # ------------------------------------------------------------ execution
+
+    def _schedule(self, row: RequestRow) -> None:
+        if row.request_id in self._jobs or row.output is not None:
+            return
+        try:
+            version = self._version(row.model_id, row.version)
+        except (CodecError, ValueError) as exc:
+            self._refuse(row, f"unusable model version: {exc}")
+            return
+        future = self._pool.submit(self.runtime.run, version, row.input)
+        future.add_done_callback(lambda _: self._wake.set())
+        self._jobs[row.request_id] = _Job(row.input_hash, future)
+
+    def _version(self, model_id: bytes, version: int) -> ModelVersion:
+        key = (model_id, version)
+        if key not in self._versions:
+            self._versions[key] = self.contracts.model_version(model_id, version)
+        return self._versions[key]
+
+    def _collect(self) -> None:
+        for request_id, job in list(self._jobs.items()):
+            if not job.future.done():
+                continue
+            del self._jobs[request_id]
+            row = self.journal.get(request_id)
+            if row is None or row.input_hash != job.input_hash or row.state != State.SEEN:
+                continue  # replaced by a reorg or settled meanwhile
+            try:
+                execution = job.future.result()
+            except ArtifactMismatch as exc:
+                self._refuse(row, f"artifact refused: {exc}")
+                continue
+            except ArtifactUnavailable as exc:
+                log.warning(
+                    "artifact unavailable, will retry", extra={"request_id": request_id, "error": str(exc)}
+                )
+                self._retry_at[request_id] = time.monotonic() + RETRY_FETCH_AFTER
+                continue
+            except (
+                Exception
+            ) as exc:  # a verified artifact that ONNX Runtime cannot load fails the same everywhere
+                log.error("model failed to load", extra={"request_id": request_id, "error": str(exc)[:300]})
+                execution = Execution(error_output(ErrorCode.RUNTIME), int(ErrorCode.RUNTIME), 0.0)
+            output = self._lie(execution.output) if self.config.testing.lie else execution.output
+            salt = os.urandom(32)
+            digest = keccak(output)
+            # Salt and digest are durable before any commit can be sent.
+            self.journal.update(
+                request_id, State.EXECUTED, output=output, digest=digest, salt=salt,
+                error_code=execution.error_code, detail=f"{execution.seconds:.4f}s",
+            )  # fmt: skip
+            self.metrics.executed.labels("error" if execution.error_code else "ok").inc()
+            self.metrics.latency.labels("execute").observe(time.time() - row.seen_at)
+            log.info(
+                "executed",
+                extra={
+                    "request_id": request_id,
+                    "seconds": round(execution.seconds, 4),
+                    "error_code": execution.error_code,
+                },
+            )
+
+    def _refuse(self, row: RequestRow, reason: str) -> None:
+        self.journal.update(row.request_id, State.REFUSED, detail=reason[:500], reason=reason[:500])
+        self.metrics.refused.inc()
+        log.error("request refused", extra={"request_id": row.request_id, "reason": reason})
+
+    @staticmethod
+    def _lie(output: bytes) -> bytes:
+        """Test-only fault: a plausible but wrong output."""
+        code = error_code_of(output)
+        if code is not None:
+            return error_output(code % len(ErrorCode) + 1)
+        tensors = decode_tensors(output)
+        first = tensors[0]
+        changed = Tensor(first.name, first.shape, (first.data[0] + 1, *first.data[1:]), first.decimals)
+        return encode_tensors([changed, *tensors[1:]])
+
+    # ------------------------------------------------------------ acting on the chain
+
+    def _act(self, head: int) -> None:
+        commits: list[RequestRow] = []
+        reveals: list[RequestRow] = []
+        pending = self._pending_ids()
+        for row in self.journal.active():
+            nxt = head + 1  # the block a transaction sent now lands in, at the earliest
+            if row.request_id in pending:
+                continue
+            if row.state == State.SEEN:
+                if nxt > row.commit_deadline:
+                    self._miss(row, "commit window closed before execution finished")
+                elif row.request_id not in self._jobs and time.monotonic() >= self._retry_at.get(
+                    row.request_id, 0
+                ):
+                    self._retry_at.pop(row.request_id, None)
+                    self._schedule(row)
+            elif row.state == State.EXECUTED:
+                if nxt <= row.commit_deadline:
+                    commits.append(row)
+                else:
+                    self._miss(row, "commit window closed")
+            elif row.state == State.COMMITTED:
+                full = row.committed_mask == (1 << row.k) - 1
+                if (full or nxt > row.commit_deadline) and nxt <= row.reveal_deadline:
+                    reveals.append(row)
+                elif nxt > row.reveal_deadline:
+                    self._miss(row, "reveal window closed")
+            elif row.state == State.REORGED and nxt > row.reveal_deadline:
+                self._miss(row, "not seen again after a reorg")
+            if row.status is None and self._finalizable(row, nxt):
+                self._finalize(row)
+        self._send_batches("commit", commits)
+        self._send_batches("reveal", reveals)
+
+    def _finalizable(self, row: RequestRow, nxt: int) -> bool:
+        # Members take turns a block apart so they do not all pay for the same finalize.
+        stagger = row.member
+        if nxt > row.reveal_deadline + stagger:
+            return True
+        return row.committed_mask == 0 and row.state != State.EXECUTED and nxt > row.commit_deadline + stagger
+
+    def _miss(self, row: RequestRow, reason: str) -> None:
+        self._jobs.pop(row.request_id, None)
+        self.journal.update(row.request_id, State.MISSED, detail=reason, reason=reason)
+        self.metrics.missed.inc()
+        log.warning("request missed", extra={"request_id": row.request_id, "reason": reason})
+
+    def _send_batches(self, kind: str, rows: Sequence[RequestRow]) -> None:
+        size = self.config.tx.max_batch
+        for start in range(0, len(rows), size):
+            chunk = list(rows[start : start + size])
+            try:
+                self._send(kind, chunk)
+            except TxRejected as exc:
+                if len(chunk) == 1:
+                    log.warning(
+                        f"{kind} rejected", extra={"request_id": chunk[0].request_id, "error": str(exc)}
+                    )
+                    self._reconcile(chunk[0])
+                    continue
+                for row in chunk:  # one bad item must not hold up the rest of an all-or-nothing batch
+                    try:
+                        self._send(kind, [row])
+                    except TxRejected as single:
+                        log.warning(
+                            f"{kind} rejected", extra={"request_id": row.request_id, "error": str(single)}
+                        )
+                        self._reconcile(row)
+
+    def _send(self, kind: str, rows: list[RequestRow]) -> None:
+        hub = self.contracts.hub
+        ids = [r.request_id for r in rows]
+        if kind == "commit":
+            hashes = [commitment(r.request_id, self.address, r.digest or b"", r.salt or b"") for r in rows]
+            data = (
+                hub.encode_abi("commit", args=[ids[0], hashes[0]])
+                if len(rows) == 1
+                else hub.encode_abi("commitMany", args=[ids, hashes])
+            )
+            extra, state = 0, State.COMMIT_SENT
+        else:
+            outputs, salts = [r.output or b"" for r in rows], [r.salt or b"" for r in rows]
+            data = (
+                hub.encode_abi("reveal", args=[ids[0], outputs[0], salts[0]])
+                if len(rows) == 1
+                else hub.encode_abi("revealMany", args=[ids, outputs, salts])
+            )
+            extra = sum(self._settle_gas(r) for r in rows)
+            state = State.REVEAL_SENT
+        tx_hash = self.txm.send(
+            hub.address, bytes.fromhex(data[2:]), kind=kind, request_ids=ids, extra_gas=extra
+        )
+        with self.journal.transaction():
+            for row in rows:
+                self.journal.update(row.request_id, state, detail=tx_hash.hex())
+        log.info(f"{kind} sent", extra={"request_ids": ids, "tx": tx_hash.hex()})
+
+    def _settle_gas(self, row: RequestRow) -> int:
+        return self.config.tx.settle_reserve + row.callback_gas * 64 // 63 + CALLBACK_RESERVE
+
+    def _finalize(self, row: RequestRow) -> None:
+        hub = self.contracts.hub
+        data = bytes.fromhex(hub.encode_abi("finalize", args=[row.request_id])[2:])
+        try:
+            self.txm.send(
+                hub.address,
+                data,
+                kind="finalize",
+                request_ids=[row.request_id],
+                extra_gas=self._settle_gas(row),
+            )
+        except TxRejected as exc:
+            log.debug("finalize not possible", extra={"request_id": row.request_id, "error": str(exc)})
+            self._reconcile(row)
+
+    # ------------------------------------------------------------ outcomes and reconciliation
+
+    def _handle_outcomes(self, outcomes: Iterable[TxOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.mined and outcome.success and outcome.kind in ("commit", "reveal"):
+                state = State.COMMITTED if outcome.kind == "commit" else State.REVEALED
+                counter = self.metrics.committed if outcome.kind == "commit" else self.metrics.revealed
+                for request_id in outcome.request_ids:
+                    row = self.journal.get(request_id)
+                    if row is None or row.state.terminal:
+                        continue
+                    mask = row.committed_mask | (1 << row.member)
+                    self.journal.update(request_id, state, detail=outcome.hash.hex(), committed_mask=mask)
+                    counter.inc()
+                    self._observe(row, outcome.kind)
+                continue
+            if not outcome.mined or not outcome.success:
+                log.warning(
+                    "transaction " + ("reverted" if outcome.mined else "dropped"),
+                    extra={
+                        "tx": outcome.hash.hex(),
+                        "kind": outcome.kind,
+                        "request_ids": list(outcome.request_ids),
+                    },
+                )
+            for request_id in outcome.request_ids:
+                row = self.journal.get(request_id)
+                if row is not None and not self._pending_tx_for(request_id):
+                    self._reconcile(row)
+
+    def _reconcile(self, row: RequestRow) -> None:
+        """Re-derives the request's state from the chain (after a restart, a failed tx or a reorg)."""
+        if row.state == State.REORGED:
+            return
+        onchain = self.contracts.request(row.request_id)
+        if onchain is None or onchain.model_id != row.model_id:
+            return
+        if onchain.status.terminal:
+            if row.status is None:
+                self._on_settled(row.request_id, onchain.status, 0)
+            return
+        bit = 1 << row.member
+        mask = onchain.committed_mask
+        if onchain.revealed_mask & bit:
+            state = State.REVEALED
+        elif mask & bit:
+            state = State.COMMITTED
+        elif row.output is not None:
+            state = State.EXECUTED
+        else:
+            state = State.SEEN
+        if row.state.terminal:  # refused or missed: keep it, only watch for settlement
+            self.journal.update(row.request_id, committed_mask=mask)
+            return
+        if state != row.state or mask != row.committed_mask:
+            self.journal.update(row.request_id, state if state != row.state else None, detail="reconciled",
+                                committed_mask=mask)  # fmt: skip
+        if state == State.SEEN:
+            self._schedule(row)
+
+    def _pending_ids(self) -> set[int]:
+        return {request_id for tx in self.txm.pending() for request_id in tx.request_ids}
+
+    def _pending_tx_for(self, request_id: int) -> bool:
+        return request_id in self._pending_ids()
+
+    # ------------------------------------------------------------ observability
+
+    def _observe(self, row: RequestRow, stage: str) -> None:
+        transitions = self.journal.transitions(row.request_id)
+        if len(transitions) >= 2:
+            self.metrics.latency.labels(stage).observe(transitions[-1][1] - transitions[-2][1])
+
+    def _tx_event(self, event: str) -> None:
+        self.metrics.txs.labels(event).inc()
+
+    def _rpc_error(self, exc: BaseException) -> None:
+        self.metrics.rpc_errors.inc()
+        self.heartbeat.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        return self.heartbeat.health(
+            {"head": self._head, "checkpoint": self.follower.position(), "operator": self.address}
+        )
