@@ -520,12 +520,12 @@ class Relayer:
                 state = State.COMMITTED if outcome.kind == "commit" else State.REVEALED
                 counter = self.metrics.committed if outcome.kind == "commit" else self.metrics.revealed
                 for request_id in outcome.request_ids:
+                    counter.inc()
                     row = self.journal.get(request_id)
                     if row is None or row.state.terminal:
-                        continue
+                        continue  # settled already: the settlement event came first
                     mask = row.committed_mask | (1 << row.member)
                     self.journal.update(request_id, state, detail=outcome.hash.hex(), committed_mask=mask)
-                    counter.inc()
                     self._observe(row, outcome.kind)
                 continue
             if not outcome.mined or not outcome.success:

@@ -1,0 +1,316 @@
+"""Real relayer processes against the session's anvil: operators, keystores, configs and a model store."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ape
+import numpy as np
+import onnxruntime as ort
+import pytest
+from verinfer.chain.keys import write_keystore
+from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.codec import Tensor, decode_tensors, encode_tensors
+from verinfer.models.samples import SampleModel, breast_cancer
+from verinfer.models.spec import spec_from_onnx
+
+from scripts.deploy import write_record
+from tests.conftest import E18, ROOT
+
+PASSWORD = "correct horse battery staple"
+STATUS = {"pending": 1, "finalized": 2, "failed": 3, "disputed": 4, "expired": 5}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Polls `predicate` until it returns something truthy; fails with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def journal_row(path: Path, request_id: int) -> dict[str, Any] | None:
+    """The relayer's journal row for a request, read without locking the writer out."""
+    if not path.exists():
+        return None
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        db.row_factory = sqlite3.Row
+        try:
+            row = db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+    return None if row is None else dict(row)
+
+
+def journal_txs(path: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM txs ORDER BY nonce")]
+
+
+def metric(address: str, name: str) -> float:
+    """Sum of a Prometheus counter/gauge over its labels, read from the relayer's /metrics."""
+    body = urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode()
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            metric_name = line.split("{")[0].split(" ")[0]
+            if metric_name in (name, f"{name}_total"):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def direct_output(sample_onnx: bytes, decimals: int, features: np.ndarray) -> bytes:
+    """What ONNX Runtime gives when run directly, encoded as the protocol's fixed-point output."""
+    session = ort.InferenceSession(sample_onnx, providers=["CPUExecutionProvider"])
+    spec = spec_from_onnx(sample_onnx)
+    names = [o.name for o in spec.outputs]
+    results = session.run(names, {"features": features.astype(np.float32)})
+    return encode_tensors([Tensor.from_array(n, np.asarray(v), decimals) for n, v in zip(names, results, strict=True)])
+
+
+def features_input(features: np.ndarray, decimals: int = 4) -> bytes:
+    return encode_tensors([Tensor.from_array("features", np.asarray(features, dtype=np.float64), decimals)])
+
+
+def exact_features(features: np.ndarray, decimals: int = 4) -> np.ndarray:
+    """The float32 values a relayer reconstructs from `features_input`."""
+    (tensor,) = decode_tensors(features_input(features, decimals))
+    return tensor.to_array().astype(np.float32)
+
+
+@dataclass
+class Operator:
+    account: Any
+    key: bytes
+
+
+@dataclass
+class RelayerProcess:
+    """A `verinfer relayer run` subprocess with its own keystore, journal and log."""
+
+    operator: Operator
+    home: Path
+    config: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def journal(self) -> Path:
+        return self.home / "journal.db"
+
+    def start(self) -> "RelayerProcess":
+        self.starts += 1
+        log = self.home / f"relayer-{self.starts}.log"
+        self.logs.append(log)
+        handle = open(log, "wb")  # noqa: SIM115 (owned by the child)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "verinfer", "relayer", "run", "--config", str(self.config)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.home,
+        )
+        handle.close()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> str:
+        """Waits for the metrics endpoint the relayer records in its journal; returns its address."""
+
+        def ready() -> str | None:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"relayer exited {self.proc.returncode}: {self.log_text()[-2000:]}")
+            if not self.journal.exists():
+                return None
+            with sqlite3.connect(f"file:{self.journal}?mode=ro", uri=True, timeout=5) as db:
+                try:
+                    row = db.execute("SELECT value FROM meta WHERE key = 'metrics'").fetchone()
+                except sqlite3.OperationalError:
+                    return None
+            if row is None:
+                return None
+            try:
+                urllib.request.urlopen(f"http://{row[0]}/healthz", timeout=2).read()
+            except OSError:
+                return None
+            return str(row[0])
+
+        self.metrics = wait_for(ready, timeout, "relayer ready")
+        return str(self.metrics)
+
+    def state(self, request_id: int) -> str | None:
+        row = journal_row(self.journal, request_id)
+        return None if row is None else str(row["state"])
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def log_text(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+
+@pytest.fixture(scope="session")
+def rpc_url() -> str:
+    return str(ape.chain.provider.uri)
+
+
+@pytest.fixture(scope="session")
+def deployment_file(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("deploy") / "local.json"
+    write_record(path, stack, {})
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample() -> SampleModel:
+    return breast_cancer()
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
+    return ArtifactStore(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="session")
+def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Callable[..., tuple[bytes, int]]:
+    """Registers a fresh model for `sample` and publishes it; `sha` overrides the registered hash."""
+    counter = iter(range(10**6))
+
+    def _publish(sample: SampleModel, sha: bytes | None = None, fee: int = E18) -> tuple[bytes, int]:
+        name = f"{sample.name}-{os.getpid()}-{next(counter)}"
+        digest = model_store.put(sample.onnx)
+        registry.registerModel(name, sender=model_owner)
+        model_id = registry.modelIdOf(name)
+        spec = spec_from_onnx(sample.onnx)
+        uri = model_store.path(digest).as_uri()
+        params = (sha or digest, [uri], spec.encode(), sample.decimals, 1, fee, ape.utils.ZERO_ADDRESS)
+        registry.publishVersion(model_id, params, sender=model_owner)
+        return model_id, 1
+
+    return _publish
+
+
+@pytest.fixture
+def crew(staking: Any, fund: Callable[..., None]) -> Callable[[bytes, int], list[Operator]]:
+    """`crew(model_id, n)`: n fresh operators, funded, staked and registered for the model."""
+
+    def _crew(model_id: bytes, n: int = 3) -> list[Operator]:
+        out = []
+        for _ in range(n):
+            account = ape.accounts.test_accounts.generate_test_account()
+            ape.chain.set_balance(account.address, 100 * E18)
+            fund(account, 1_000 * E18, staking)
+            staking.stake(1_000 * E18, sender=account)
+            staking.register(model_id, sender=account)
+            key = bytes.fromhex(str(account.private_key).removeprefix("0x"))
+            out.append(Operator(account, key))
+        return out
+
+    return _crew
+
+
+@pytest.fixture
+def relayers(
+    tmp_path: Path, rpc_url: str, deployment_file: Path
+) -> Iterator[Callable[..., RelayerProcess]]:
+    """`relayers(operator, lie=False, rpc=None, **sections)`: a configured, started relayer process."""
+    started: list[RelayerProcess] = []
+    start_block = ape.chain.blocks.head.number
+
+    def _make(operator: Operator, *, lie: bool = False, rpc: str | None = None, start: bool = True,
+              tx: dict[str, Any] | None = None) -> RelayerProcess:  # fmt: skip
+        home = tmp_path / operator.account.address
+        home.mkdir()
+        write_keystore(home / "operator.json", operator.key, PASSWORD, iterations=2**10)
+        tx_section = {"priority_fee_gwei": 1.0, "stuck_after": 30.0, **(tx or {})}
+        config = {
+            "chain": {
+                "rpc_url": rpc or rpc_url,
+                "deployment": str(deployment_file),
+                "poll_interval": 0.05,
+                "rpc_timeout": 2.0,
+                "start_block": start_block,
+            },
+            "operator": {"keystore": "operator.json", "password_env": "RELAYER_PASSWORD"},
+            "runtime": {"cache_dir": "cache", "timeout": 10.0, "workers": 2},
+            "tx": tx_section,
+            "journal": {"path": "journal.db"},
+            "metrics": {"listen": "127.0.0.1:0"},
+            "log": {"level": "debug", "format": "json"},
+            "testing": {"lie": lie},
+        }
+        path = home / "relayer.toml"
+        path.write_text(_toml(config))
+        env = {**os.environ, "RELAYER_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT / "offchain")}
+        process = RelayerProcess(operator, home, path, env)
+        started.append(process)
+        if start:
+            process.start().wait_ready()
+        return process
+
+    yield _make
+    for process in started:
+        process.stop()
+
+
+def _toml(config: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def request_inference(hub: Any, dapp: Any, fund: Callable[..., None]) -> Callable[..., int]:
+    """Requests an inference with k members and returns the request id."""
+
+    def _request(model: tuple[bytes, int], input_bytes: bytes, k: int = 3) -> int:
+        model_id, version = model
+        fee = hub.quote(model_id, version, k)
+        fund(dapp, fee, hub)
+        receipt = hub.requestInference(
+            (model_id, version, 1, k, ape.utils.ZERO_ADDRESS, 0, fee, input_bytes), sender=dapp
+        )
+        return int(receipt.return_value)
+
+    return _request
+
+
+def status_of(hub: Any, request_id: int) -> int:
+    return int(hub.getRequest(request_id).status)
+
+
+def settled(hub: Any, request_id: int) -> bool:
+    return status_of(hub, request_id) >= STATUS["finalized"]
