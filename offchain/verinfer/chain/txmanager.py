@@ -250,6 +250,10 @@ class TxManager:
     def on_reorg(self, fork_block: int) -> list[TxOutcome]:
         """Re-checks transactions mined after `fork_block`; those gone from chain and node are dropped."""
         outcomes = []
+        for row in self.journal.txs(TxState.PENDING):  # may have been mined on the abandoned branch
+            if self._receipt(row.hash) is None and not self._known(row.hash):
+                self.journal.set_tx(row.hash, TxState.DROPPED)
+                outcomes.append(TxOutcome(row.hash, row.kind, row.request_ids, False, False))
         for row in self.journal.txs_mined_after(fork_block):
             receipt = self._receipt(row.hash)
             if receipt is not None:

@@ -154,6 +154,7 @@ class Relayer:
                 delay = self.config.chain.poll_interval
             except RpcUnavailable as exc:
                 self.heartbeat.last_error = str(exc)
+                self.metrics.outages.inc()
                 log.warning("rpc unavailable, backing off", extra={"error": str(exc), "retry_in": delay})
                 delay = min(delay * 2, 10.0)
             self._wake.wait(delay)
