@@ -3,9 +3,11 @@
 from typing import Any
 
 import numpy as np
-from verinfer.models.codec import decode_tensors, error_output
+from verinfer.models.codec import Tensor, decode_tensors, encode_tensors, error_output
+from verinfer.models.samples import SampleModel
 
 from tests.e2e.conftest import STATUS, direct_output, exact_features, features_input, settled, wait_for
+from tests.models import slow_model
 
 
 def test_three_relayers__settle_requests__outputs_equal_direct_onnxruntime(
@@ -56,3 +58,38 @@ def test_malformed_input__every_relayer_commits_the_error_output__request_fails_
         assert int(result.errorCode) == code
         assert bytes(result.output) == error_output(code)
         assert len(result.agreeing) == 3
+
+
+def test_slow_model__does_not_hold_up_a_fast_one(
+    hub: Any, staking: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+) -> None:
+    slow = SampleModel("slow", "seconds of matmuls", slow_model(layers=200, width=1024), 6, "x", np.zeros((1, 1)))
+    fast_model, slow_ref = publish(sample), publish(slow)
+    operators = crew(fast_model[0], 3)
+    for op in operators:
+        staking.register(slow_ref[0], sender=op.account)
+    procs = [relayers(op) for op in operators]
+
+    slow_id = request_inference(slow_ref, encode_tensors([Tensor.from_array("x", np.asarray([[0.5]]), 4)]))
+    fast_id = request_inference(fast_model, features_input(sample.examples[:1]))
+
+    wait_for(lambda: settled(hub, fast_id), 30, "the fast request settles")
+    assert not settled(hub, slow_id)
+    assert all(p.state(slow_id) == "seen" for p in procs)  # still executing
+    wait_for(lambda: settled(hub, slow_id), 60, "the slow request settles too")
+    assert int(hub.getResult(slow_id).status) == STATUS["finalized"]
+
+
+def test_websocket_endpoint__relayer_follows_and_settles(
+    hub: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any, rpc_url: str
+) -> None:
+    ws_url = rpc_url.replace("http://", "ws://")
+    model = publish(sample)
+    operators = crew(model[0], 3)
+    procs = [relayers(op, rpc=ws_url if i == 0 else None) for i, op in enumerate(operators)]
+    request_id = request_inference(model, features_input(sample.examples[:1]))
+    wait_for(lambda: settled(hub, request_id), 30, "settlement")
+    result = hub.getResult(request_id)
+    assert int(result.status) == STATUS["finalized"]
+    assert operators[0].account.address in result.agreeing
+    assert '"rpc": "ws://127.0.0.1:' in procs[0].log_text()

@@ -4,6 +4,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlparse
 
 import requests
 from web3 import HTTPProvider, LegacyWebSocketProvider, Web3
@@ -68,6 +69,12 @@ class Rpc:
         self._max_backoff = max_backoff
         self.on_error = on_error
 
+    @property
+    def endpoint(self) -> str:
+        """scheme://host:port of the URL: safe to log (paths and query strings often carry API keys)."""
+        parsed = urlparse(self.url)
+        return f"{parsed.scheme}://{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+
     def call(self, fn: Callable[[Web3], T], what: str = "rpc") -> T:
         """`fn(w3)`; transient failures are retried, then raised as RpcUnavailable."""
         delay = self._backoff
@@ -80,7 +87,7 @@ class Rpc:
                 if self.on_error is not None:
                     self.on_error(exc)
                 if attempt == self._attempts:
-                    raise RpcUnavailable(f"{what}: {self.url} unreachable ({type(exc).__name__})") from exc
+                    raise RpcUnavailable(f"{what}: {self.endpoint} unreachable ({type(exc).__name__})") from exc
                 log.debug("rpc retry", extra={"what": what, "attempt": attempt, "error": str(exc)})
                 time.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)

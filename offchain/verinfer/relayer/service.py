@@ -70,7 +70,7 @@ class Relayer:
         self.chain_id = rpc.chain_id()
         if self.chain_id != deployment.chain_id:
             raise SetupError(
-                f"{rpc.url} is chain {self.chain_id}; the deployment is on {deployment.chain_id}"
+                f"{rpc.endpoint} is chain {self.chain_id}; the deployment is on {deployment.chain_id}"
             )
         if config.testing.lie and self.chain_id not in DEV_CHAIN_IDS:
             raise SetupError(f"testing.lie is refused on chain {self.chain_id}: dev chains only")
@@ -136,6 +136,7 @@ class Relayer:
             extra={
                 "operator": self.address,
                 "chain_id": self.chain_id,
+                "rpc": self.rpc.endpoint,
                 "hub": self.contracts.hub.address,
                 "checkpoint": self.follower.position(),
                 "metrics": self._server.address if self._server else None,
