@@ -8,7 +8,9 @@ from onnx import TensorProto, helper, numpy_helper
 def slow_model(layers: int = 150, width: int = 384) -> bytes:
     """x[1,1] -> expand to [width,width] -> `layers` x tanh(A @ W) -> y[1,1]: seconds of CPU on purpose."""
     rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array((rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), "W")
+    weight = numpy_helper.from_array(
+        (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), "W"
+    )
     shape = numpy_helper.from_array(np.asarray([width, width], dtype=np.int64), "shape")
     nodes = [helper.make_node("Expand", ["x", "shape"], ["a0"])]
     for i in range(layers):

@@ -79,7 +79,9 @@ def direct_output(sample_onnx: bytes, decimals: int, features: np.ndarray) -> by
     spec = spec_from_onnx(sample_onnx)
     names = [o.name for o in spec.outputs]
     results = session.run(names, {"features": features.astype(np.float32)})
-    return encode_tensors([Tensor.from_array(n, np.asarray(v), decimals) for n, v in zip(names, results, strict=True)])
+    return encode_tensors(
+        [Tensor.from_array(n, np.asarray(v), decimals) for n, v in zip(names, results, strict=True)]
+    )
 
 
 def features_input(features: np.ndarray, decimals: int = 4) -> bytes:
@@ -239,15 +241,19 @@ def crew(staking: Any, fund: Callable[..., None]) -> Callable[[bytes, int], list
 
 
 @pytest.fixture
-def relayers(
-    tmp_path: Path, rpc_url: str, deployment_file: Path
-) -> Iterator[Callable[..., RelayerProcess]]:
+def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Callable[..., RelayerProcess]]:
     """`relayers(operator, lie=False, rpc=None, **sections)`: a configured, started relayer process."""
     started: list[RelayerProcess] = []
     start_block = ape.chain.blocks.head.number
 
-    def _make(operator: Operator, *, lie: bool = False, rpc: str | None = None, start: bool = True,
-              tx: dict[str, Any] | None = None) -> RelayerProcess:  # fmt: skip
+    def _make(
+        operator: Operator,
+        *,
+        lie: bool = False,
+        rpc: str | None = None,
+        start: bool = True,
+        tx: dict[str, Any] | None = None,
+    ) -> RelayerProcess:
         home = tmp_path / operator.account.address
         home.mkdir()
         write_keystore(home / "operator.json", operator.key, PASSWORD, iterations=2**10)

@@ -100,7 +100,9 @@ def test_rpc_outage__relayers_recover__nothing_lost_no_duplicate_transactions(
         proxy.cut()
         during = [request_inference(model, features_input(sample.examples[i : i + 1])) for i in (1, 2)]
         # Long enough that every relayer gives up a round, not just retries one call.
-        wait_for(lambda: all(metric(p.metrics, "verinfer_rpc_outages") > 0 for p in procs), 30, "outage noticed")
+        wait_for(
+            lambda: all(metric(p.metrics, "verinfer_rpc_outages") > 0 for p in procs), 30, "outage noticed"
+        )
         assert not any(settled(hub, i) for i in during)
         proxy.restore()
 
@@ -174,9 +176,15 @@ def test_artifact_hash_mismatch__refused_and_logged__nothing_committed(
 
 @pytest.mark.parametrize("liar_index", [0])
 def test_lying_relayer__is_slashed__honest_result_settles(
-    liar_index: int, hub: Any, staking: Any, sample: Any, publish: Any, crew: Any, relayers: Any,
+    liar_index: int,
+    hub: Any,
+    staking: Any,
+    sample: Any,
+    publish: Any,
+    crew: Any,
+    relayers: Any,
     request_inference: Any,
-) -> None:  # fmt: skip
+) -> None:
     model = publish(sample)
     operators = crew(model[0], 3)
     procs = [relayers(op, lie=i == liar_index) for i, op in enumerate(operators)]
@@ -192,4 +200,6 @@ def test_lying_relayer__is_slashed__honest_result_settles(
     dissent_bps = int(hub.params().slashBpsDissent)
     assert stake_of(staking, liar) == STAKE - STAKE * dissent_bps // 10_000
     assert all(stake_of(staking, op) == STAKE for op in honest)
-    wait_for(lambda: metric(procs[liar_index].metrics, "verinfer_slashed") == 1, 10, "the liar counts its penalty")
+    wait_for(
+        lambda: metric(procs[liar_index].metrics, "verinfer_slashed") == 1, 10, "the liar counts its penalty"
+    )

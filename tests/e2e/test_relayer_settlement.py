@@ -63,7 +63,9 @@ def test_malformed_input__every_relayer_commits_the_error_output__request_fails_
 def test_slow_model__does_not_hold_up_a_fast_one(
     hub: Any, staking: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
 ) -> None:
-    slow = SampleModel("slow", "seconds of matmuls", slow_model(layers=200, width=1024), 6, "x", np.zeros((1, 1)))
+    slow = SampleModel(
+        "slow", "seconds of matmuls", slow_model(layers=200, width=1024), 6, "x", np.zeros((1, 1))
+    )
     fast_model, slow_ref = publish(sample), publish(slow)
     operators = crew(fast_model[0], 3)
     for op in operators:

@@ -3,7 +3,14 @@
 from pathlib import Path
 
 import pytest
-from verinfer.chain.keys import DEV_KEY_ENV, KeyLoadError, load_dev_key, load_keystore, read_password, write_keystore
+from verinfer.chain.keys import (
+    DEV_KEY_ENV,
+    KeyLoadError,
+    load_dev_key,
+    load_keystore,
+    read_password,
+    write_keystore,
+)
 from verinfer.relayer.config import ConfigError, RelayerConfig
 
 GOOD = """
@@ -37,7 +44,11 @@ def test_load__good_file__values_and_paths_relative_to_the_file(tmp_path: Path) 
 
 
 def test_load__environment_overrides_the_file(tmp_path: Path) -> None:
-    env = {"VERINFER_CHAIN_CONFIRMATIONS": "5", "VERINFER_TESTING_LIE": "true", "VERINFER_TX_PRIORITY_FEE_GWEI": "2.5"}
+    env = {
+        "VERINFER_CHAIN_CONFIRMATIONS": "5",
+        "VERINFER_TESTING_LIE": "true",
+        "VERINFER_TX_PRIORITY_FEE_GWEI": "2.5",
+    }
     config = RelayerConfig.load(write(tmp_path, GOOD), environ=env)
     assert config.chain.confirmations == 5
     assert config.testing.lie is True
@@ -70,7 +81,7 @@ def test_load__semantic_mistakes__reported_together(tmp_path: Path) -> None:
 def test_load__missing_or_broken_file__one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         RelayerConfig.load(tmp_path / "nope.toml", environ={})
-    with pytest.raises(ConfigError, match="relayer.toml"):
+    with pytest.raises(ConfigError, match=r"relayer\.toml"):
         RelayerConfig.load(write(tmp_path, "[chain\n"), environ={})
 
 

@@ -42,12 +42,21 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server.server_close()
 
 
-def version_of(onnx_bytes: bytes, uris: tuple[str, ...], decimals: int = 6, sha: bytes | None = None) -> ModelVersion:
+def version_of(
+    onnx_bytes: bytes, uris: tuple[str, ...], decimals: int = 6, sha: bytes | None = None
+) -> ModelVersion:
     return ModelVersion(
-        model_id=b"\x01" * 32, version=1, artifact_sha256=sha or hashlib.sha256(onnx_bytes).digest(), fee=0,
-        decimals=decimals, modes=1, deprecated=False, verifier="0x" + "00" * 20, uris=uris,
+        model_id=b"\x01" * 32,
+        version=1,
+        artifact_sha256=sha or hashlib.sha256(onnx_bytes).digest(),
+        fee=0,
+        decimals=decimals,
+        modes=1,
+        deprecated=False,
+        verifier="0x" + "00" * 20,
+        uris=uris,
         spec=spec_from_onnx(onnx_bytes),
-    )  # fmt: skip
+    )
 
 
 def test_store__fetches_over_http__and_caches_by_hash(
@@ -62,7 +71,9 @@ def test_store__fetches_over_http__and_caches_by_hash(
     assert store.get(sha, [f"{base}/iris.onnx"]) == path  # served from the cache
 
 
-def test_store__wrong_bytes__refused_and_never_cached(store: ArtifactStore, tmp_path: Path, iris: SampleModel) -> None:
+def test_store__wrong_bytes__refused_and_never_cached(
+    store: ArtifactStore, tmp_path: Path, iris: SampleModel
+) -> None:
     wrong = tmp_path / "wrong.onnx"
     wrong.write_bytes(iris.onnx + b"tampered")
     sha = hashlib.sha256(iris.onnx).digest()
@@ -116,9 +127,10 @@ def test_runtime__timeout__terminates_the_run_with_the_timeout_code(store: Artif
     model = slow_model(layers=200, width=1024)
     digest = store.put(model)
     runtime = ModelRuntime(store, timeout=0.05)
-    execution = runtime.run(version_of(model, (store.path(digest).as_uri(),)), encode_tensors(
-        [Tensor.from_array("x", np.asarray([[0.5]]), 2)]
-    ))  # fmt: skip
+    execution = runtime.run(
+        version_of(model, (store.path(digest).as_uri(),)),
+        encode_tensors([Tensor.from_array("x", np.asarray([[0.5]]), 2)]),
+    )
     assert execution.error_code == ErrorCode.TIMEOUT
     assert execution.seconds < 2.0
 

@@ -1,4 +1,4 @@
-"""The transaction manager on real anvil: journaled before broadcast, stuck transactions replaced, restarts."""
+"""The transaction manager on real anvil: journal first, then broadcast; stuck ones replaced; restarts."""
 
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ def manager(sender: Any, journal: Journal, stuck_after: float = 30.0) -> TxManag
     return TxManager(rpc, sender, journal, ape.chain.chain_id, config)
 
 
-def test_send__journals_before_broadcast__and_reports_the_receipt(tmp_path: Path, sender: Any, dapp: Any) -> None:
+def test_send__journals_before_broadcast__and_reports_the_receipt(
+    tmp_path: Path, sender: Any, dapp: Any
+) -> None:
     journal = Journal(tmp_path / "j.db")
     txm = manager(sender, journal)
     txm.start()

@@ -87,7 +87,9 @@ class Rpc:
                 if self.on_error is not None:
                     self.on_error(exc)
                 if attempt == self._attempts:
-                    raise RpcUnavailable(f"{what}: {self.endpoint} unreachable ({type(exc).__name__})") from exc
+                    raise RpcUnavailable(
+                        f"{what}: {self.endpoint} unreachable ({type(exc).__name__})"
+                    ) from exc
                 log.debug("rpc retry", extra={"what": what, "attempt": attempt, "error": str(exc)})
                 time.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)

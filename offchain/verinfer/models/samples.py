@@ -49,11 +49,17 @@ def breast_cancer() -> SampleModel:
 
     data = load_breast_cancer()
     x_train, x_test, y_train, _ = _split(data.data.astype(np.float32), data.target)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=0)).fit(x_train, y_train)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=0)).fit(
+        x_train, y_train
+    )
     return SampleModel(
-        "breast-cancer-risk", "benign (1) vs malignant (0) from 30 cell features", _convert(model, 30, True), 6,
-        "features", x_test[:8],
-    )  # fmt: skip
+        "breast-cancer-risk",
+        "benign (1) vs malignant (0) from 30 cell features",
+        _convert(model, 30, True),
+        6,
+        "features",
+        x_test[:8],
+    )
 
 
 def diabetes() -> SampleModel:
@@ -65,9 +71,13 @@ def diabetes() -> SampleModel:
     x_train, x_test, y_train, _ = _split(data.data.astype(np.float32), data.target)
     model = Ridge(alpha=0.5).fit(x_train, y_train)
     return SampleModel(
-        "diabetes-progression", "disease progression score from 10 measurements", _convert(model, 10, False), 4,
-        "features", x_test[:8],
-    )  # fmt: skip
+        "diabetes-progression",
+        "disease progression score from 10 measurements",
+        _convert(model, 10, False),
+        4,
+        "features",
+        x_test[:8],
+    )
 
 
 def iris_mlp() -> SampleModel:
@@ -79,7 +89,12 @@ def iris_mlp() -> SampleModel:
     x_train, x_test, y_train, _ = _split(data.data.astype(np.float32), data.target)
     model = MLPClassifier(hidden_layer_sizes=(16,), max_iter=2000, random_state=0).fit(x_train, y_train)
     return SampleModel(
-        "iris-mlp", "iris species (0, 1, 2) from 4 measurements", _convert(model, 4, True), 6, "features", x_test[:8]
+        "iris-mlp",
+        "iris species (0, 1, 2) from 4 measurements",
+        _convert(model, 4, True),
+        6,
+        "features",
+        x_test[:8],
     )
 
 

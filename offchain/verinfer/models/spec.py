@@ -28,6 +28,8 @@ def _io(value: onnx.ValueInfoProto) -> IOSpec:
         raise SpecError(f"{value.name!r} is a {kind}, not a tensor (convert classifiers with zipmap=False)")
     tensor = value.type.tensor_type
     if tensor.elem_type not in SUPPORTED:
-        raise SpecError(f"{value.name!r} has ONNX element type {tensor.elem_type}, not one of {sorted(SUPPORTED)}")
+        raise SpecError(
+            f"{value.name!r} has ONNX element type {tensor.elem_type}, not one of {sorted(SUPPORTED)}"
+        )
     shape = tuple(d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim)
     return IOSpec(value.name, tensor.elem_type, shape)

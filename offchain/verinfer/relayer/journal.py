@@ -115,15 +115,15 @@ class RequestRow:
     commit_deadline: int
     reveal_deadline: int
     callback_gas: int
-    committed_mask: int
-    output: bytes | None
-    digest: bytes | None
-    salt: bytes | None
-    error_code: int | None
-    status: int | None
-    reason: str | None
     seen_at: float
     updated_at: float
+    committed_mask: int = 0
+    output: bytes | None = None
+    digest: bytes | None = None
+    salt: bytes | None = None
+    error_code: int | None = None
+    status: int | None = None
+    reason: str | None = None
 
 
 @dataclass

@@ -45,7 +45,9 @@ class Metrics:
         self.rpc_errors = Counter(
             "verinfer_rpc_errors", "RPC failures (before retries succeed or give up)", registry=r
         )
-        self.outages = Counter("verinfer_rpc_outages", "Rounds abandoned because the RPC endpoint was unreachable", registry=r)
+        self.outages = Counter(
+            "verinfer_rpc_outages", "Rounds abandoned because the RPC endpoint was unreachable", registry=r
+        )
         self.txs = Counter("verinfer_txs", "Transaction events", ["event"], registry=r)
         self.reorgs = Counter("verinfer_reorgs", "Chain reorganizations detected", registry=r)
         self.latency = Histogram(

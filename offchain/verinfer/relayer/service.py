@@ -248,11 +248,9 @@ class Relayer:
             commit_deadline=int(args["commitDeadline"]),
             reveal_deadline=int(args["revealDeadline"]),
             callback_gas=callback_gas,
-            committed_mask=0,
-            output=None, digest=None, salt=None, error_code=None, status=None, reason=None,
             seen_at=now,
             updated_at=now,
-        )  # fmt: skip
+        )
         known = self.journal.get(request_id)
         if known is None:
             self.journal.add_request(row)
@@ -261,8 +259,11 @@ class Relayer:
             self._schedule(row)
             return
         same = (known.model_id, known.version, known.input_hash, known.committee) == (
-            row.model_id, row.version, row.input_hash, row.committee,
-        )  # fmt: skip
+            row.model_id,
+            row.version,
+            row.input_hash,
+            row.committee,
+        )
         if same:
             if known.state == State.REORGED:
                 self.journal.update(
@@ -367,9 +368,14 @@ class Relayer:
             digest = keccak(output)
             # Salt and digest are durable before any commit can be sent.
             self.journal.update(
-                request_id, State.EXECUTED, output=output, digest=digest, salt=salt,
-                error_code=execution.error_code, detail=f"{execution.seconds:.4f}s",
-            )  # fmt: skip
+                request_id,
+                State.EXECUTED,
+                output=output,
+                digest=digest,
+                salt=salt,
+                error_code=execution.error_code,
+                detail=f"{execution.seconds:.4f}s",
+            )
             self.metrics.executed.labels("error" if execution.error_code else "ok").inc()
             self.metrics.latency.labels("execute").observe(time.time() - row.seen_at)
             log.info(
@@ -569,8 +575,12 @@ class Relayer:
             self.journal.update(row.request_id, committed_mask=mask)
             return
         if state != row.state or mask != row.committed_mask:
-            self.journal.update(row.request_id, state if state != row.state else None, detail="reconciled",
-                                committed_mask=mask)  # fmt: skip
+            self.journal.update(
+                row.request_id,
+                state if state != row.state else None,
+                detail="reconciled",
+                committed_mask=mask,
+            )
         if state == State.SEEN:
             self._schedule(row)
 
