@@ -118,3 +118,10 @@ def test_dev_key__only_on_dev_chains(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_dev_key(31337).key == KEY
     with pytest.raises(KeyLoadError, match="only allowed on dev chains, not chain id 1"):
         load_dev_key(1)
+
+
+def test_example_config__parses() -> None:
+    example = Path(__file__).resolve().parents[2] / "offchain" / "relayer.example.toml"
+    config = RelayerConfig.load(example, environ={})
+    assert config.operator.password_env == "VERINFER_KEYSTORE_PASSWORD"
+    assert config.chain.deployment.name == "local.json"
