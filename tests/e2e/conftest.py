@@ -166,8 +166,11 @@ class RelayerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
+        """SIGTERM and the exit code (0 for a clean shutdown; a relayer left killed counts as clean)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is not None:
+            return 0 if self.proc.returncode == -signal.SIGKILL else self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=20)
@@ -284,8 +287,9 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
         return process
 
     yield _make
-    for process in started:
-        process.stop()
+    exits = {process.home.name: process.stop() for process in started}
+    crashed = {name: code for name, code in exits.items() if code != 0}
+    assert not crashed, f"relayers did not exit cleanly on SIGTERM: {crashed}"
 
 
 def _toml(config: dict[str, dict[str, Any]]) -> str:

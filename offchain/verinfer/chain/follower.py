@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eth_utils.address import to_checksum_address
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BlockNotFound, Web3RPCError
 from web3.types import LogReceipt
 
 from verinfer.chain.rpc import Rpc
@@ -97,7 +97,7 @@ class LogFollower:
             return None
         try:
             block: Any = self.rpc.call(lambda w3: w3.eth.get_block(number), "eth_getBlockByNumber")
-        except BlockNotFound:
+        except (BlockNotFound, Web3RPCError):  # anvil answers an error for blocks beyond its head
             return None
         return None if block is None else bytes(block["hash"])
 
@@ -106,18 +106,13 @@ class LogFollower:
         if checkpoint is None or checkpoint[1] is None:
             return None
         number, stored = checkpoint
-        if number <= head and self._safe_hash(number) == stored:
+        if number <= head and self._hash(number) == stored:
             return None
         fork, fork_hash = self.start_block - 1, None
         for known, known_hash in self.store.known_blocks():
-            if known <= head and self._safe_hash(known) == known_hash:
+            if known <= head and self._hash(known) == known_hash:
                 fork, fork_hash = known, known_hash
                 break
         self.store.rewind(fork, fork_hash)
         return Reorg(fork, number)
 
-    def _safe_hash(self, number: int) -> bytes | None:
-        try:
-            return self._hash(number)
-        except ValueError:  # some nodes answer an error for blocks beyond the head
-            return None

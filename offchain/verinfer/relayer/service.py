@@ -158,6 +158,11 @@ class Relayer:
                 self.metrics.outages.inc()
                 log.warning("rpc unavailable, backing off", extra={"error": str(exc), "retry_in": delay})
                 delay = min(delay * 2, 10.0)
+            except Exception as exc:  # a bug or an odd node answer must not take the operator offline
+                self.heartbeat.last_error = f"{type(exc).__name__}: {exc}"
+                self.metrics.round_errors.inc()
+                log.exception("round failed, retrying")
+                delay = min(delay * 2, 10.0)
             self._wake.wait(delay)
             self._wake.clear()
         self.shutdown()
