@@ -61,6 +61,11 @@ def journal_txs(path: Path) -> list[dict[str, Any]]:
         return [dict(r) for r in db.execute("SELECT * FROM txs ORDER BY nonce")]
 
 
+def quiet(proc: "RelayerProcess") -> bool:
+    """No transaction in the relayer's journal is still waiting for its receipt."""
+    return all(t["state"] != "pending" for t in journal_txs(proc.journal))
+
+
 def metric(address: str, name: str) -> float:
     """Sum of a Prometheus counter/gauge over its labels, read from the relayer's /metrics."""
     body = urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode()

@@ -15,6 +15,7 @@ from tests.e2e.conftest import (
     features_input,
     journal_txs,
     metric,
+    quiet,
     settled,
     wait_for,
 )
@@ -122,11 +123,6 @@ def test_rpc_outage__relayers_recover__nothing_lost_no_duplicate_transactions(
                     assert len(carrying) == 1, (kind, request_id, carrying)
     finally:
         proxy.close()
-
-
-def quiet(proc: Any) -> bool:
-    """No transaction of the relayer's journal is still waiting for its receipt."""
-    return all(t["state"] != "pending" for t in journal_txs(proc.journal))
 
 
 def eval_ids(tx: dict[str, Any]) -> list[int]:

@@ -6,7 +6,16 @@ import numpy as np
 from verinfer.models.codec import Tensor, decode_tensors, encode_tensors, error_output
 from verinfer.models.samples import SampleModel
 
-from tests.e2e.conftest import STATUS, direct_output, exact_features, features_input, settled, wait_for
+from tests.e2e.conftest import (
+    STATUS,
+    direct_output,
+    exact_features,
+    features_input,
+    metric,
+    quiet,
+    settled,
+    wait_for,
+)
 from tests.models import slow_model
 
 
@@ -30,15 +39,10 @@ def test_three_relayers__settle_requests__outputs_equal_direct_onnxruntime(
         label, probabilities = decode_tensors(bytes(result.output))
         assert label.shape == (len(x),) and probabilities.shape == (len(x), 2)
         np.testing.assert_allclose(probabilities.to_array().sum(axis=1), 1.0, atol=1e-5)
+    wait_for(lambda: all(quiet(p) for p in procs), 30, "relayers record their receipts")
     for proc in procs:
-        assert metric_sum(proc, "verinfer_revealed") == len(ids)
+        assert metric(proc.metrics, "verinfer_revealed") == len(ids)
         assert proc.stop() == 0  # SIGTERM: a clean exit
-
-
-def metric_sum(proc: Any, name: str) -> float:
-    from tests.e2e.conftest import metric
-
-    return metric(proc.metrics, name)
 
 
 def test_malformed_input__every_relayer_commits_the_error_output__request_fails_with_reason(

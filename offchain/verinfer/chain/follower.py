@@ -115,4 +115,3 @@ class LogFollower:
                 break
         self.store.rewind(fork, fork_hash)
         return Reorg(fork, number)
-

@@ -48,7 +48,9 @@ class Metrics:
         self.outages = Counter(
             "verinfer_rpc_outages", "Rounds abandoned because the RPC endpoint was unreachable", registry=r
         )
-        self.round_errors = Counter("verinfer_round_errors", "Rounds failed by an unexpected error", registry=r)
+        self.round_errors = Counter(
+            "verinfer_round_errors", "Rounds failed by an unexpected error", registry=r
+        )
         self.txs = Counter("verinfer_txs", "Transaction events", ["event"], registry=r)
         self.reorgs = Counter("verinfer_reorgs", "Chain reorganizations detected", registry=r)
         self.latency = Histogram(
