@@ -1,0 +1,63 @@
+"""The log follower on real anvil: confirmation depth, a persisted checkpoint and reorg detection."""
+
+from pathlib import Path
+from typing import Any
+
+import ape
+from verinfer.chain.follower import LogFollower
+from verinfer.chain.rpc import Rpc
+from verinfer.relayer.journal import Journal
+
+
+def follower(token: Any, journal: Journal, confirmations: int) -> LogFollower:
+    rpc = Rpc(str(ape.chain.provider.uri))
+    start = ape.chain.blocks.head.number + 1
+    return LogFollower(
+        rpc, journal, addresses=[token.address], start_block=start, confirmations=confirmations
+    )
+
+
+def drain(f: LogFollower) -> tuple[list[Any], list[Any]]:
+    """Polls until caught up; returns (logs, reorgs) seen on the way."""
+    logs, reorgs = [], []
+    while True:
+        batch = f.poll()
+        logs += batch.logs
+        if batch.reorg:
+            reorgs.append(batch.reorg)
+        f.commit(batch)
+        if not batch.to_hash:
+            return logs, reorgs
+
+
+def test_confirmations__logs_wait_for_depth__checkpoint_survives_restart(
+    tmp_path: Path, token: Any, deployer: Any, dapp: Any
+) -> None:
+    journal = Journal(tmp_path / "j.db")
+    f = follower(token, journal, confirmations=2)
+    token.mint(dapp, 1, sender=deployer)
+    assert drain(f)[0] == []  # one block deep is not deep enough
+    ape.chain.mine(2)
+    (log,) = drain(f)[0]
+    assert log["address"] == token.address
+
+    restarted = LogFollower(f.rpc, Journal(tmp_path / "j.db"), addresses=[token.address], start_block=0)
+    assert restarted.position() == f.position()  # resumes from the journal, not from block 0
+    assert drain(restarted)[0] == []
+
+
+def test_reorg__detected_by_block_hash__rewinds_and_reads_the_new_branch(
+    tmp_path: Path, token: Any, deployer: Any, dapp: Any
+) -> None:
+    f = follower(token, Journal(tmp_path / "j.db"), confirmations=0)
+    snapshot = ape.chain.snapshot()
+    fork = ape.chain.blocks.head.number
+    token.mint(dapp, 1, sender=deployer)
+    token.mint(dapp, 2, sender=deployer)
+    assert len(drain(f)[0]) == 2
+
+    ape.chain.restore(snapshot)
+    token.mint(dapp, 3, sender=deployer)
+    logs, reorgs = drain(f)
+    assert [r.fork_block for r in reorgs] == [fork]
+    assert len(logs) == 1 and int(logs[0]["data"].hex(), 16) == 3
