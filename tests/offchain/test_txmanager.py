@@ -7,9 +7,8 @@ import ape
 import pytest
 from eth_account import Account
 from verinfer.chain.rpc import Rpc
-from verinfer.chain.txmanager import TxManager, TxRejected
-from verinfer.relayer.config import TxConfig
-from verinfer.relayer.journal import Journal, TxState
+from verinfer.chain.txmanager import FeePolicy, TxManager, TxRejected, TxState
+from verinfer.relayer.journal import Journal
 
 from tests.conftest import E18
 from tests.e2e.conftest import wait_for
@@ -32,7 +31,7 @@ def automine_off() -> Any:
 
 def manager(sender: Any, journal: Journal, stuck_after: float = 30.0) -> TxManager:
     rpc = Rpc(str(ape.chain.provider.uri))
-    config = TxConfig(priority_fee_gwei=1.0, stuck_after=stuck_after)
+    config = FeePolicy(priority_fee_gwei=1.0, stuck_after=stuck_after)
     return TxManager(rpc, sender, journal, ape.chain.chain_id, config)
 
 

@@ -4,18 +4,67 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from verinfer.chain.rpc import Rpc, RpcUnavailable
-from verinfer.relayer.config import TxConfig
-from verinfer.relayer.journal import Journal, TxRow, TxState
 
 GWEI = 10**9
 log = logging.getLogger("verinfer.tx")
+
+
+class TxState(StrEnum):
+    PENDING = "pending"
+    MINED = "mined"
+    FAILED = "failed"  # mined but reverted
+    REPLACED = "replaced"  # superseded by a fee-bumped copy with the same nonce
+    DROPPED = "dropped"  # gone from the chain (reorg) and the node
+
+
+@dataclass
+class TxRow:
+    """One signed transaction, journaled before it is broadcast."""
+
+    hash: bytes
+    nonce: int
+    kind: str
+    request_ids: tuple[int, ...]
+    to_address: str
+    data: bytes
+    raw: bytes
+    max_fee: int
+    priority_fee: int
+    gas: int
+    state: TxState
+    sent_at: float
+    block: int | None
+    gas_used: int | None
+
+
+class TxStore(Protocol):
+    """Durable storage of signed transactions (the relayer's journal)."""
+
+    def add_tx(self, tx: TxRow) -> None: ...
+    def set_tx(
+        self, tx_hash: bytes, state: TxState, block: int | None = None, gas_used: int | None = None
+    ) -> None: ...
+    def txs(self, *states: TxState) -> list[TxRow]: ...
+    def txs_mined_after(self, block: int) -> list[TxRow]: ...
+
+
+@dataclass(frozen=True)
+class FeePolicy:
+    """How much to pay, and when a transaction counts as stuck."""
+
+    priority_fee_gwei: float | None = None
+    max_fee_gwei: float = 500.0
+    fee_bump: float = 1.125
+    stuck_after: float = 30.0
+    gas_multiplier: float = 1.25
 
 
 class TxRejected(RuntimeError):
@@ -42,9 +91,9 @@ class TxManager:
         self,
         rpc: Rpc,
         account: LocalAccount,
-        journal: Journal,
+        journal: TxStore,
         chain_id: int,
-        config: TxConfig,
+        config: FeePolicy,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
         self.rpc = rpc
@@ -54,10 +103,6 @@ class TxManager:
         self.config = config
         self._on_event = on_event or (lambda _: None)
         self._nonce = 0
-
-    @property
-    def address(self) -> str:
-        return str(self.account.address)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -93,9 +138,10 @@ class TxManager:
         self, to: str, data: bytes, *, kind: str, request_ids: Sequence[int], extra_gas: int = 0
     ) -> bytes:
         """Estimates, signs, journals and broadcasts; returns the transaction hash."""
+        latest = self._latest()
         gas = int(self.estimate(to, data) * self.config.gas_multiplier) + extra_gas
-        gas = min(gas, self._block_gas_limit())
-        max_fee, priority = self._fees()
+        gas = min(gas, int(latest["gasLimit"]))
+        max_fee, priority = self._fees(latest)
         row = self._sign(self._nonce, to, data, gas, max_fee, priority, kind, tuple(request_ids))
         self.journal.add_tx(row)
         self._nonce += 1
@@ -159,8 +205,11 @@ class TxManager:
             self._resync()
             raise TxRejected(message) from None
 
-    def _fees(self) -> tuple[int, int]:
-        base = self.rpc.call(lambda w3: int(w3.eth.get_block("latest").get("baseFeePerGas", 0)), "getBlock")
+    def _latest(self) -> Any:
+        return self.rpc.call(lambda w3: w3.eth.get_block("latest"), "getBlock")
+
+    def _fees(self, latest: Any) -> tuple[int, int]:
+        base = int(latest.get("baseFeePerGas", 0))
         if self.config.priority_fee_gwei is not None:
             priority = int(self.config.priority_fee_gwei * GWEI)
         else:
@@ -168,9 +217,6 @@ class TxManager:
         cap = int(self.config.max_fee_gwei * GWEI)
         max_fee = min(2 * base + priority, cap)
         return max(max_fee, min(priority, cap)), min(priority, cap)
-
-    def _block_gas_limit(self) -> int:
-        return self.rpc.call(lambda w3: int(w3.eth.get_block("latest")["gasLimit"]), "getBlock")
 
     # ------------------------------------------------------------ tracking
 
@@ -195,9 +241,9 @@ class TxManager:
                 outcomes.append(outcome)
             elif nonce < chain_nonce:
                 # The nonce was used by a transaction we did not send from this journal.
-                for row in rows:
+                for row in rows[:-1]:
                     self.journal.set_tx(row.hash, TxState.DROPPED)
-                outcomes.append(TxOutcome(rows[-1].hash, rows[-1].kind, rows[-1].request_ids, False, False))
+                outcomes.append(self._dropped(rows[-1]))
             else:
                 self._nudge(rows[-1], force_check)
         return outcomes
@@ -227,7 +273,7 @@ class TxManager:
             self._replace(row)
 
     def _replace(self, row: TxRow) -> None:
-        max_fee, priority = self._fees()
+        max_fee, priority = self._fees(self._latest())
         bump = self.config.fee_bump
         priority = max(priority, int(row.priority_fee * bump) + 1)
         max_fee = max(max_fee, int(row.max_fee * bump) + 1, priority)
@@ -252,8 +298,7 @@ class TxManager:
         outcomes = []
         for row in self.journal.txs(TxState.PENDING):  # may have been mined on the abandoned branch
             if self._receipt(row.hash) is None and not self._known(row.hash):
-                self.journal.set_tx(row.hash, TxState.DROPPED)
-                outcomes.append(TxOutcome(row.hash, row.kind, row.request_ids, False, False))
+                outcomes.append(self._dropped(row))
         for row in self.journal.txs_mined_after(fork_block):
             receipt = self._receipt(row.hash)
             if receipt is not None:
@@ -263,10 +308,13 @@ class TxManager:
             elif self._known(row.hash):
                 self.journal.set_tx(row.hash, TxState.PENDING)
             else:
-                self.journal.set_tx(row.hash, TxState.DROPPED)
-                outcomes.append(TxOutcome(row.hash, row.kind, row.request_ids, False, False))
+                outcomes.append(self._dropped(row))
         self._resync()
         return outcomes
+
+    def _dropped(self, row: TxRow) -> TxOutcome:
+        self.journal.set_tx(row.hash, TxState.DROPPED)
+        return TxOutcome(row.hash, row.kind, row.request_ids, mined=False, success=False)
 
     def _receipt(self, tx_hash: bytes) -> Any:
         try:

@@ -11,9 +11,10 @@ import click
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.keys import ape_keystore, load_dev_key, load_keystore, read_password
 from verinfer.chain.rpc import Rpc
+from verinfer.chain.txmanager import TxState
 from verinfer.relayer import logs
 from verinfer.relayer.config import RelayerConfig
-from verinfer.relayer.journal import Journal, TxState
+from verinfer.relayer.journal import Journal
 from verinfer.relayer.service import Relayer
 
 CONFIG = click.option(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from verinfer.chain.txmanager import FeePolicy
+
 ENV_PREFIX = "VERINFER_"
 
 
@@ -51,15 +53,10 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
-class TxConfig:
-    """Fees, replacement of stuck transactions and batching."""
+class TxConfig(FeePolicy):
+    """Fees and replacement of stuck transactions (FeePolicy), plus batching and the settle reserve."""
 
-    priority_fee_gwei: float | None = None
-    max_fee_gwei: float = 500.0
-    fee_bump: float = 1.125
-    stuck_after: float = 30.0
     max_batch: int = 16
-    gas_multiplier: float = 1.25
     settle_reserve: int = 400_000
 
 

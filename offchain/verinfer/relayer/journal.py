@@ -11,6 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from verinfer.chain.txmanager import TxRow, TxState
+
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -90,14 +92,6 @@ class State(StrEnum):
 ACTIVE = tuple(s.value for s in State if not s.terminal)
 
 
-class TxState(StrEnum):
-    PENDING = "pending"
-    MINED = "mined"
-    FAILED = "failed"  # mined but reverted
-    REPLACED = "replaced"  # superseded by a fee-bumped copy with the same nonce
-    DROPPED = "dropped"  # gone from the chain (reorg) and the node
-
-
 @dataclass
 class RequestRow:
     """One request this operator is a committee member of."""
@@ -124,26 +118,6 @@ class RequestRow:
     error_code: int | None = None
     status: int | None = None
     reason: str | None = None
-
-
-@dataclass
-class TxRow:
-    """One signed transaction, journaled before it is broadcast."""
-
-    hash: bytes
-    nonce: int
-    kind: str
-    request_ids: tuple[int, ...]
-    to_address: str
-    data: bytes
-    raw: bytes
-    max_fee: int
-    priority_fee: int
-    gas: int
-    state: TxState
-    sent_at: float
-    block: int | None
-    gas_used: int | None
 
 
 class JournalError(RuntimeError):
