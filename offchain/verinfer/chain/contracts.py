@@ -95,6 +95,11 @@ class Contracts:
         record = self.deployment[name]
         return w3.eth.contract(address=Web3.to_checksum_address(record.address), abi=record.abi)
 
+    def calldata(self, contract: str, function: str, *args: Any) -> bytes:
+        """ABI-encoded call data for `contract.function(*args)`."""
+        encoded: str = getattr(self, contract).encode_abi(function, args=list(args))
+        return bytes.fromhex(encoded.removeprefix("0x"))
+
     def request(self, request_id: int, block: BlockIdentifier = "latest") -> OnchainRequest | None:
         """The request, or None if the hub does not know it (at `block`)."""
         if request_id <= 0:

@@ -68,6 +68,7 @@ class Rpc:
         self._backoff = backoff
         self._max_backoff = max_backoff
         self.on_error = on_error
+        self._chain_id: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -96,7 +97,10 @@ class Rpc:
         raise AssertionError("unreachable")
 
     def chain_id(self) -> int:
-        return self.call(lambda w3: int(w3.eth.chain_id), "eth_chainId")
+        """The endpoint's chain id, asked once: it does not change under a connection."""
+        if self._chain_id is None:
+            self._chain_id = self.call(lambda w3: int(w3.eth.chain_id), "eth_chainId")
+        return self._chain_id
 
     def block_number(self) -> int:
         return self.call(lambda w3: int(w3.eth.block_number), "eth_blockNumber")

@@ -62,7 +62,6 @@ class Relayer:
         self.config = config
         self.account = account
         self.address = str(account.address)
-        self.deployment = deployment
         self.metrics = Metrics()
         self.heartbeat = Heartbeat(stale_after=max(10.0, 20 * config.chain.poll_interval))
         self.rpc = rpc
@@ -128,9 +127,7 @@ class Relayer:
             self._server.start()
             self.journal.set_meta("metrics", self._server.address)
         self._handle_outcomes(self.txm.start())
-        for row in self.journal.active():
-            if not self._pending_tx_for(row.request_id):
-                self._reconcile(row)
+        self._reconcile_idle(self.journal.active())
         log.info(
             "relayer started",
             extra={
@@ -320,9 +317,7 @@ class Relayer:
                 row.request_id, State.REORGED, detail=f"fork at {reorg.fork_block}", status=None
             )
         self._handle_outcomes(self.txm.on_reorg(reorg.fork_block))
-        for row in self.journal.active():
-            if row.state != State.REORGED and not self._pending_tx_for(row.request_id):
-                self._reconcile(row)
+        self._reconcile_idle(self.journal.active())
 
     # ------------------------------------------------------------ execution
 
@@ -363,9 +358,8 @@ class Relayer:
                 )
                 self._retry_at[request_id] = time.monotonic() + RETRY_FETCH_AFTER
                 continue
-            except (
-                Exception
-            ) as exc:  # a verified artifact that ONNX Runtime cannot load fails the same everywhere
+            except Exception as exc:
+                # A verified artifact that ONNX Runtime cannot load fails the same way everywhere.
                 log.error("model failed to load", extra={"request_id": request_id, "error": str(exc)[:300]})
                 execution = Execution(error_output(ErrorCode.RUNTIME), int(ErrorCode.RUNTIME), 0.0)
             output = self._lie(execution.output) if self.config.testing.lie else execution.output
@@ -460,48 +454,39 @@ class Relayer:
     def _send_batches(self, kind: str, rows: Sequence[RequestRow]) -> None:
         size = self.config.tx.max_batch
         for start in range(0, len(rows), size):
-            chunk = list(rows[start : start + size])
-            try:
-                self._send(kind, chunk)
-            except TxRejected as exc:
-                if len(chunk) == 1:
-                    log.warning(
-                        f"{kind} rejected", extra={"request_id": chunk[0].request_id, "error": str(exc)}
-                    )
-                    self._reconcile(chunk[0])
-                    continue
-                for row in chunk:  # one bad item must not hold up the rest of an all-or-nothing batch
-                    try:
-                        self._send(kind, [row])
-                    except TxRejected as single:
-                        log.warning(
-                            f"{kind} rejected", extra={"request_id": row.request_id, "error": str(single)}
-                        )
-                        self._reconcile(row)
+            self._send_or_split(kind, list(rows[start : start + size]))
+
+    def _send_or_split(self, kind: str, rows: list[RequestRow]) -> None:
+        """Sends `rows` in one transaction; a rejected batch is retried item by item (batches are
+        all-or-nothing, so one bad item must not hold up the rest)."""
+        try:
+            self._send(kind, rows)
+        except TxRejected as exc:
+            if len(rows) > 1:
+                for row in rows:
+                    self._send_or_split(kind, [row])
+                return
+            log.warning(f"{kind} rejected", extra={"request_id": rows[0].request_id, "error": str(exc)})
+            self._reconcile(rows[0])
 
     def _send(self, kind: str, rows: list[RequestRow]) -> None:
         hub = self.contracts.hub
         ids = [r.request_id for r in rows]
         if kind == "commit":
-            hashes = [commitment(r.request_id, self.address, r.digest or b"", r.salt or b"") for r in rows]
-            data = (
-                hub.encode_abi("commit", args=[ids[0], hashes[0]])
-                if len(rows) == 1
-                else hub.encode_abi("commitMany", args=[ids, hashes])
-            )
+            columns: list[list[Any]] = [
+                ids,
+                [commitment(r.request_id, self.address, r.digest or b"", r.salt or b"") for r in rows],
+            ]
             extra, state = 0, State.COMMIT_SENT
         else:
-            outputs, salts = [r.output or b"" for r in rows], [r.salt or b"" for r in rows]
-            data = (
-                hub.encode_abi("reveal", args=[ids[0], outputs[0], salts[0]])
-                if len(rows) == 1
-                else hub.encode_abi("revealMany", args=[ids, outputs, salts])
-            )
-            extra = sum(self._settle_gas(r) for r in rows)
-            state = State.REVEAL_SENT
-        tx_hash = self.txm.send(
-            hub.address, bytes.fromhex(data[2:]), kind=kind, request_ids=ids, extra_gas=extra
+            columns = [ids, [r.output or b"" for r in rows], [r.salt or b"" for r in rows]]
+            extra, state = sum(self._settle_gas(r) for r in rows), State.REVEAL_SENT
+        # One item uses commit/reveal, several the batch variant with the same arguments as arrays.
+        single = len(rows) == 1
+        data = self.contracts.calldata(
+            "hub", kind if single else f"{kind}Many", *([c[0] for c in columns] if single else columns)
         )
+        tx_hash = self.txm.send(hub.address, data, kind=kind, request_ids=ids, extra_gas=extra)
         with self.journal.transaction():
             for row in rows:
                 self.journal.update(row.request_id, state, detail=tx_hash.hex())
@@ -511,11 +496,10 @@ class Relayer:
         return self.config.tx.settle_reserve + row.callback_gas * 64 // 63 + CALLBACK_RESERVE
 
     def _finalize(self, row: RequestRow) -> None:
-        hub = self.contracts.hub
-        data = bytes.fromhex(hub.encode_abi("finalize", args=[row.request_id])[2:])
+        data = self.contracts.calldata("hub", "finalize", row.request_id)
         try:
             self.txm.send(
-                hub.address,
+                self.contracts.hub.address,
                 data,
                 kind="finalize",
                 request_ids=[row.request_id],
@@ -550,10 +534,7 @@ class Relayer:
                         "request_ids": list(outcome.request_ids),
                     },
                 )
-            for request_id in outcome.request_ids:
-                row = self.journal.get(request_id)
-                if row is not None and not self._pending_tx_for(request_id):
-                    self._reconcile(row)
+            self._reconcile_idle(filter(None, map(self.journal.get, outcome.request_ids)))
 
     def _reconcile(self, row: RequestRow) -> None:
         """Re-derives the request's state from the chain (after a restart, a failed tx or a reorg)."""
@@ -592,8 +573,12 @@ class Relayer:
     def _pending_ids(self) -> set[int]:
         return {request_id for tx in self.txm.pending() for request_id in tx.request_ids}
 
-    def _pending_tx_for(self, request_id: int) -> bool:
-        return request_id in self._pending_ids()
+    def _reconcile_idle(self, rows: Iterable[RequestRow]) -> None:
+        """Reconciles the rows no transaction is still in flight for (those wait for their receipt)."""
+        pending = self._pending_ids()
+        for row in rows:
+            if row.request_id not in pending:
+                self._reconcile(row)
 
     # ------------------------------------------------------------ observability
 
