@@ -14,10 +14,10 @@ from typing import Any
 import click
 from ape import accounts, chain, networks, project
 from ape.cli import ConnectedProviderCommand
+from verinfer.chain.deployment import CONTRACTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = ROOT / "deployments" / "parameters.json"
-CONTRACTS = ("token", "registry", "staking", "hub")
 
 INT_PARAMS = {
     "min_stake": (1, 2**128 - 1),

@@ -87,7 +87,10 @@ def test_load__missing_or_broken_file__one_line(tmp_path: Path) -> None:
 
 def test_load__dev_key__no_keystore_needed(tmp_path: Path) -> None:
     text = GOOD.replace('keystore = "keys/operator.json"\n', "")
-    assert RelayerConfig.load(write(tmp_path, text), environ={}, dev_key=True).operator.keystore is None
+    assert (
+        RelayerConfig.load(write(tmp_path, text), environ={}, require_keystore=False).operator.keystore
+        is None
+    )
 
 
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")

@@ -7,7 +7,6 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
-from web3.types import BlockIdentifier
 
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.rpc import Rpc
@@ -51,19 +50,6 @@ class OnchainRequest:
 
 
 @dataclass(frozen=True)
-class OnchainResult:
-    """InferenceHub.Result."""
-
-    status: Status
-    output_digest: bytes
-    output: bytes
-    agreeing: tuple[str, ...]
-    settled_block: int
-    error_code: int
-    callback_result: int
-
-
-@dataclass(frozen=True)
 class ModelVersion:
     """A registered model version with its decoded tensor spec."""
 
@@ -93,21 +79,19 @@ class Contracts:
 
     def _contract(self, w3: Web3, name: str) -> Contract:
         record = self.deployment[name]
-        return w3.eth.contract(address=Web3.to_checksum_address(record.address), abi=record.abi)
+        return w3.eth.contract(address=record.address, abi=record.abi)  # checksummed by Deployment.load
 
     def calldata(self, contract: str, function: str, *args: Any) -> bytes:
         """ABI-encoded call data for `contract.function(*args)`."""
         encoded: str = getattr(self, contract).encode_abi(function, args=list(args))
         return bytes.fromhex(encoded.removeprefix("0x"))
 
-    def request(self, request_id: int, block: BlockIdentifier = "latest") -> OnchainRequest | None:
-        """The request, or None if the hub does not know it (at `block`)."""
+    def request(self, request_id: int) -> OnchainRequest | None:
+        """The request, or None if the hub does not know it."""
         if request_id <= 0:
             return None
         try:
-            raw: Any = self.rpc.call(
-                lambda _: self.hub.functions.getRequest(request_id).call(block_identifier=block), "getRequest"
-            )
+            raw: Any = self.rpc.call(lambda _: self.hub.functions.getRequest(request_id).call(), "getRequest")
         except ContractLogicError:
             return None
         return OnchainRequest(
@@ -124,23 +108,6 @@ class Contracts:
             callback_gas_limit=raw[8],
             version=raw[10],
             model_id=bytes(raw[11]),
-        )
-
-    def committee(self, request_id: int) -> tuple[str, ...]:
-        return tuple(
-            self.rpc.call(lambda _: self.hub.functions.getCommittee(request_id).call(), "getCommittee")
-        )
-
-    def result(self, request_id: int) -> OnchainResult:
-        raw: Any = self.rpc.call(lambda _: self.hub.functions.getResult(request_id).call(), "getResult")
-        return OnchainResult(
-            status=Status(raw[0]),
-            output_digest=bytes(raw[1]),
-            output=bytes(raw[2]),
-            agreeing=tuple(raw[3]),
-            settled_block=raw[4],
-            error_code=raw[5],
-            callback_result=raw[6],
         )
 
     def model_version(self, model_id: bytes, version: int) -> ModelVersion:

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
 
 CONTRACTS = ("token", "registry", "staking", "hub")
 
@@ -18,7 +19,7 @@ class DeploymentError(ValueError):
 class ContractRecord:
     """One deployed contract."""
 
-    address: str
+    address: ChecksumAddress
     abi: list[dict[str, Any]]
 
 
@@ -49,7 +50,7 @@ class Deployment:
             for name in CONTRACTS:
                 entry = data["contracts"][name]
                 address = to_checksum_address(entry["address"])
-                if not is_checksum_address(address) or not isinstance(entry["abi"], list):
+                if not isinstance(entry["abi"], list):
                     raise ValueError(name)
                 contracts[name] = ContractRecord(address, entry["abi"])
             return cls(

@@ -31,9 +31,7 @@ def read_password(password_env: str | None, password_file: Path | None) -> str:
         return value
     if password_file:
         try:
-            return (
-                Path(password_file).read_text().splitlines()[0] if Path(password_file).stat().st_size else ""
-            )
+            return (Path(password_file).read_text().splitlines() or [""])[0]
         except OSError as exc:
             raise KeyLoadError(f"keystore password file {password_file}: {exc.strerror}") from None
     raise KeyLoadError("keystore password: set operator.password_env or operator.password_file")

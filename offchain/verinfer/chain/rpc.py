@@ -30,13 +30,18 @@ class RpcUnavailable(RuntimeError):
     """The endpoint did not answer after all retries."""
 
 
+WS_SCHEMES = ("ws://", "wss://")
+HTTP_SCHEMES = ("http://", "https://")
+RPC_SCHEMES = HTTP_SCHEMES + WS_SCHEMES
+
+
 def make_provider(url: str, timeout: float) -> BaseProvider:
     """An HTTP(S) or WebSocket provider for `url`."""
-    if url.startswith(("ws://", "wss://")):
+    if url.startswith(WS_SCHEMES):
         return LegacyWebSocketProvider(url, websocket_timeout=max(1, int(timeout)))
-    if url.startswith(("http://", "https://")):
+    if url.startswith(HTTP_SCHEMES):
         return HTTPProvider(url, request_kwargs={"timeout": timeout})
-    raise ValueError(f"rpc url {url!r} must start with http://, https://, ws:// or wss://")
+    raise ValueError(f"rpc url {url!r} must start with one of {', '.join(RPC_SCHEMES)}")
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -41,7 +41,7 @@ def relayer() -> None:
 )
 def run(config_path: Path, dev_key_from_env: bool) -> None:
     """Follow the chain, execute requests, commit, reveal and finalize until SIGTERM."""
-    config = RelayerConfig.load(config_path, dev_key=dev_key_from_env)
+    config = RelayerConfig.load(config_path, require_keystore=not dev_key_from_env)
     logs.configure(config.log.level, config.log.format)
     deployment = Deployment.load(config.chain.deployment)
     rpc = Rpc(config.chain.rpc_url, timeout=config.chain.rpc_timeout)
@@ -63,7 +63,7 @@ def run(config_path: Path, dev_key_from_env: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path: Path, as_json: bool) -> None:
     """Summarise the journal: checkpoint, requests by state, transactions by state."""
-    config = RelayerConfig.load(config_path, dev_key=True)
+    config = RelayerConfig.load(config_path, require_keystore=False)  # status never signs
     if not config.journal.path.exists():
         raise click.ClickException(f"no journal at {config.journal.path} (has the relayer run?)")
     journal = Journal(config.journal.path)

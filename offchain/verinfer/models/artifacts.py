@@ -24,10 +24,6 @@ class ArtifactUnavailable(ArtifactError):
     """No URI could be read (worth retrying later)."""
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 class ArtifactStore:
     """A directory of artifacts named by the hex sha256 of their bytes (``<root>/<sha256>.onnx``)."""
 

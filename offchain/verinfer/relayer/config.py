@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from verinfer.chain.rpc import RPC_SCHEMES
 from verinfer.chain.txmanager import FeePolicy
 
 ENV_PREFIX = "VERINFER_"
@@ -104,11 +105,11 @@ class RelayerConfig:
 
     @classmethod
     def load(
-        cls, path: Path, environ: dict[str, str] | None = None, dev_key: bool = False
+        cls, path: Path, environ: dict[str, str] | None = None, require_keystore: bool = True
     ) -> "RelayerConfig":
         """Reads `path`, applies VERINFER_<SECTION>_<KEY> overrides and validates everything.
 
-        With `dev_key` the operator key comes from the environment, so no keystore is required.
+        `require_keystore=False` is for commands that never sign, or a dev key from the environment.
         """
         path = Path(path)
         try:
@@ -131,18 +132,18 @@ class RelayerConfig:
             sections[section.name] = _build(section_type, section.name, raw, env, path.parent, errors)
         config = cls(**sections) if not errors else None
         if config is not None:
-            errors.extend(config._problems(dev_key))
+            errors.extend(config._problems(require_keystore))
         if errors:
             raise ConfigError("\n".join(f"{path}: {line}" for line in errors))
         assert config is not None
         return config
 
-    def _problems(self, dev_key: bool) -> list[str]:
+    def _problems(self, require_keystore: bool) -> list[str]:
         out = []
         c, o, r, t = self.chain, self.operator, self.runtime, self.tx
         if not c.rpc_url:
             out.append("chain.rpc_url is required")
-        elif not c.rpc_url.startswith(("http://", "https://", "ws://", "wss://")):
+        elif not c.rpc_url.startswith(RPC_SCHEMES):
             out.append(f"chain.rpc_url {c.rpc_url!r} must be an http(s):// or ws(s):// URL")
         if c.confirmations < 0:
             out.append("chain.confirmations must be >= 0")
@@ -150,7 +151,7 @@ class RelayerConfig:
             out.append("chain.poll_interval and chain.rpc_timeout must be > 0")
         if c.log_chunk < 1 or c.reorg_window < 1:
             out.append("chain.log_chunk and chain.reorg_window must be >= 1")
-        if not dev_key and (o.keystore is None) == (o.ape_account is None):
+        if require_keystore and (o.keystore is None) == (o.ape_account is None):
             out.append(
                 "operator: set exactly one of keystore or ape_account (or run with --dev-key-from-env)"
             )

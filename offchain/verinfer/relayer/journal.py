@@ -216,23 +216,20 @@ class Journal:
 
     # ------------------------------------------------------------ requests
 
-    def add_request(self, row: RequestRow) -> bool:
+    def add_request(self, row: RequestRow, detail: str | None = None) -> bool:
         """Inserts a newly seen request; False if it is already journaled."""
-        with self.transaction() as db:
-            values = {**vars(row), "state": row.state.value, "committee": json.dumps(list(row.committee))}
-            names = ", ".join(values)
-            marks = ", ".join(f":{name}" for name in values)
-            cursor = db.execute(f"INSERT OR IGNORE INTO requests ({names}) VALUES ({marks})", values)
-            if cursor.rowcount:
-                self._log(row.request_id, row.state, None)
-            return bool(cursor.rowcount)
+        values = {**vars(row), "state": row.state.value, "committee": json.dumps(list(row.committee))}
+        with self.transaction():
+            if not self._insert("requests", values, or_ignore=True):
+                return False
+            self._log(row.request_id, row.state, detail)
+            return True
 
     def replace_request(self, row: RequestRow, detail: str) -> None:
         """Drops what was known about a request (a reorg changed it) and starts it again."""
         with self.transaction() as db:
             db.execute("DELETE FROM requests WHERE request_id = ?", (row.request_id,))
-            self.add_request(row)
-            self._log(row.request_id, row.state, detail)
+            self.add_request(row, detail)
 
     def get(self, request_id: int) -> RequestRow | None:
         with self._lock:
@@ -271,6 +268,13 @@ class Journal:
             if state is not None:
                 self._log(request_id, state, detail)
 
+    def _insert(self, table: str, values: dict[str, Any], or_ignore: bool = False) -> bool:
+        """INSERT of a row given by column; True if a row was written."""
+        names = ", ".join(values)
+        marks = ", ".join(f":{name}" for name in values)
+        verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+        return bool(self._db.execute(f"{verb} INTO {table} ({names}) VALUES ({marks})", values).rowcount)
+
     def _log(self, request_id: int, state: State, detail: str | None) -> None:
         self._db.execute(
             "INSERT INTO transitions (request_id, state, at, detail) VALUES (?, ?, ?, ?)",
@@ -292,11 +296,9 @@ class Journal:
     # ------------------------------------------------------------ transactions
 
     def add_tx(self, tx: TxRow) -> None:
-        with self.transaction() as db:
-            values = {**vars(tx), "state": tx.state.value, "request_ids": json.dumps(list(tx.request_ids))}
-            names = ", ".join(values)
-            marks = ", ".join(f":{name}" for name in values)
-            db.execute(f"INSERT INTO txs ({names}) VALUES ({marks})", values)
+        values = {**vars(tx), "state": tx.state.value, "request_ids": json.dumps(list(tx.request_ids))}
+        with self.transaction():
+            self._insert("txs", values)
 
     def set_tx(
         self, tx_hash: bytes, state: TxState, block: int | None = None, gas_used: int | None = None

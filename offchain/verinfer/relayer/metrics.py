@@ -16,8 +16,6 @@ from prometheus_client import (
     generate_latest,
 )
 
-STAGES = ("execute", "commit", "reveal", "settle", "total")
-
 
 class Metrics:
     """The relayer's counters, gauges and stage latencies, in a registry of its own."""
