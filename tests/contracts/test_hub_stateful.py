@@ -7,12 +7,12 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from verinfer.chain.contracts import Status
 
 from tests.conftest import E18, TEST_PARAMS, sample_input, sample_output
 
 BEHAVIORS = ("honest", "liar", "silent")
 HONEST = sample_output(0.25)
-TERMINAL = {2, 3, 4, 5}
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def machine(chain, accounts, token, staking, hub, model, operators, dapp, act, d
                     self.advance(5)
                 self.finalize_ready()
                 for rid in self.plans:
-                    assert hub.getRequest(rid).status in TERMINAL, rid
+                    assert Status(hub.getRequest(rid).status).terminal, rid
                 self.tokens_conserved()
                 self.hub_holds_exactly_escrow_plus_credits()
             finally:

@@ -2,6 +2,7 @@
 
 import ape
 import pytest
+from verinfer.chain.contracts import Status
 from verinfer.models.codec import (
     ErrorCode,
     Tensor,
@@ -18,7 +19,7 @@ OTHER = sample_output(0.75)
 OP_FEE = TEST_PARAMS["operator_fee"]
 PROTOCOL_FEE = TEST_PARAMS["protocol_fee"]
 TOTAL_FEE = MODEL_FEE + 3 * OP_FEE + PROTOCOL_FEE
-FINALIZED, FAILED, DISPUTED, EXPIRED = 2, 3, 4, 5
+FINALIZED, FAILED, DISPUTED, EXPIRED = Status.FINALIZED, Status.FAILED, Status.DISPUTED, Status.EXPIRED
 
 
 @pytest.fixture

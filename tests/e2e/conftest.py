@@ -6,9 +6,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import ape
 import numpy as np
 import onnxruntime as ort
 import pytest
+from verinfer.chain.contracts import Status
 from verinfer.chain.keys import write_keystore
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import Tensor, decode_tensors, encode_tensors
@@ -24,41 +25,33 @@ from verinfer.models.samples import SampleModel, breast_cancer
 from verinfer.models.spec import spec_from_onnx
 
 from scripts.deploy import write_record
-from tests.conftest import E18, ROOT
+from tests.conftest import E18, ROOT, wait_for
 
 PASSWORD = "correct horse battery staple"
-STATUS = {"pending": 1, "finalized": 2, "failed": 3, "disputed": 4, "expired": 5}
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Polls `predicate` until it returns something truthy; fails with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+def read_journal(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows from a relayer's journal, read-only so the relayer is never locked out; [] until it exists."""
+    if not path.exists():
+        return []
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in db.execute(sql, params)]
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
 
 
 def journal_row(path: Path, request_id: int) -> dict[str, Any] | None:
-    """The relayer's journal row for a request, read without locking the writer out."""
-    if not path.exists():
-        return None
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-        db.row_factory = sqlite3.Row
-        try:
-            row = db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
-        except sqlite3.OperationalError:
-            return None
-    return None if row is None else dict(row)
+    """The relayer's journal row for a request."""
+    rows = read_journal(path, "SELECT * FROM requests WHERE request_id = ?", (request_id,))
+    return rows[0] if rows else None
 
 
 def journal_txs(path: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM txs ORDER BY nonce")]
+    """The relayer's transactions by nonce, with request_ids decoded."""
+    rows = read_journal(path, "SELECT * FROM txs ORDER BY nonce")
+    return [{**row, "request_ids": json.loads(row["request_ids"])} for row in rows]
 
 
 def quiet(proc: "RelayerProcess") -> bool:
@@ -143,20 +136,15 @@ class RelayerProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"relayer exited {self.proc.returncode}: {self.log_text()[-2000:]}")
-            if not self.journal.exists():
+            rows = read_journal(self.journal, "SELECT value FROM meta WHERE key = 'metrics'")
+            if not rows:
                 return None
-            with sqlite3.connect(f"file:{self.journal}?mode=ro", uri=True, timeout=5) as db:
-                try:
-                    row = db.execute("SELECT value FROM meta WHERE key = 'metrics'").fetchone()
-                except sqlite3.OperationalError:
-                    return None
-            if row is None:
-                return None
+            address = str(rows[0]["value"])
             try:
-                urllib.request.urlopen(f"http://{row[0]}/healthz", timeout=2).read()
+                urllib.request.urlopen(f"http://{address}/healthz", timeout=2).read()
             except OSError:
                 return None
-            return str(row[0])
+            return address
 
         self.metrics = wait_for(ready, timeout, "relayer ready")
         return str(self.metrics)
@@ -323,9 +311,5 @@ def request_inference(hub: Any, dapp: Any, fund: Callable[..., None]) -> Callabl
     return _request
 
 
-def status_of(hub: Any, request_id: int) -> int:
-    return int(hub.getRequest(request_id).status)
-
-
 def settled(hub: Any, request_id: int) -> bool:
-    return status_of(hub, request_id) >= STATUS["finalized"]
+    return Status(hub.getRequest(request_id).status).terminal

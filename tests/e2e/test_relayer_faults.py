@@ -5,11 +5,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import ape
-import pytest
+from verinfer.chain.contracts import Status
 
 from tests.conftest import E18
 from tests.e2e.conftest import (
-    STATUS,
     direct_output,
     exact_features,
     features_input,
@@ -46,7 +45,7 @@ def test_sigkill_between_commit_and_reveal__restarted_relayer_reveals_in_time__n
     first.start().wait_ready()
     wait_for(lambda: settled(hub, request_id), 30, "settlement after A restarts")
     result = hub.getResult(request_id)
-    assert int(result.status) == STATUS["finalized"]
+    assert int(result.status) == Status.FINALIZED
     assert a.account.address in result.agreeing and len(result.agreeing) == 3
     assert int(hub.getRequest(request_id).revealDeadline) >= int(result.settledBlock)
     assert stake_of(staking, a) == STAKE
@@ -77,7 +76,7 @@ def test_sigkill_after_commit_sent_before_receipt__restart_finds_it__one_commit_
     relayers(c)
     wait_for(lambda: settled(hub, request_id), 30, "settlement")
     result = hub.getResult(request_id)
-    assert int(result.status) == STATUS["finalized"] and a.account.address in result.agreeing
+    assert int(result.status) == Status.FINALIZED and a.account.address in result.agreeing
     assert stake_of(staking, a) == STAKE
     # Exactly one commit and one reveal were mined from A's account.
     wait_for(lambda: quiet(first), 30, "A records its receipts")
@@ -111,7 +110,7 @@ def test_rpc_outage__relayers_recover__nothing_lost_no_duplicate_transactions(
         wait_for(lambda: all(quiet(p) for p in procs), 30, "relayers record their receipts")
         for request_id in during:
             result = hub.getResult(request_id)
-            assert int(result.status) == STATUS["finalized"] and len(result.agreeing) == 3
+            assert int(result.status) == Status.FINALIZED and len(result.agreeing) == 3
         for proc, nonce in zip(procs, nonces, strict=True):
             txs = journal_txs(proc.journal)
             mined = [t for t in txs if t["state"] == "mined"]
@@ -119,16 +118,10 @@ def test_rpc_outage__relayers_recover__nothing_lost_no_duplicate_transactions(
             assert ape.chain.provider.get_nonce(proc.operator.account.address) == nonce + len(mined)
             for request_id in (before, *during):
                 for kind in ("commit", "reveal"):
-                    carrying = [t for t in mined if t["kind"] == kind and request_id in eval_ids(t)]
+                    carrying = [t for t in mined if t["kind"] == kind and request_id in t["request_ids"]]
                     assert len(carrying) == 1, (kind, request_id, carrying)
     finally:
         proxy.close()
-
-
-def eval_ids(tx: dict[str, Any]) -> list[int]:
-    import json
-
-    return [int(i) for i in json.loads(tx["request_ids"])]
 
 
 def test_reorg__request_replaced_by_another__relayers_detect_and_settle_the_new_one(
@@ -147,7 +140,7 @@ def test_reorg__request_replaced_by_another__relayers_detect_and_settle_the_new_
 
     wait_for(lambda: settled(hub, new), 30, "the replacement request settles")
     result = hub.getResult(new)
-    assert int(result.status) == STATUS["finalized"] and len(result.agreeing) == 3
+    assert int(result.status) == Status.FINALIZED and len(result.agreeing) == 3
     assert bytes(result.output) == direct_output(sample.onnx, sample.decimals, exact_features(new_input))
     for proc in procs:
         assert metric(proc.metrics, "verinfer_reorgs") >= 1
@@ -167,12 +160,10 @@ def test_artifact_hash_mismatch__refused_and_logged__nothing_committed(
 
     ape.chain.mine(int(hub.params().commitWindow) + 1)  # the commit window passes with nothing committed
     wait_for(lambda: settled(hub, request_id), 30, "a relayer finalizes the empty request")
-    assert int(hub.getResult(request_id).status) == STATUS["expired"]
+    assert int(hub.getResult(request_id).status) == Status.EXPIRED
 
 
-@pytest.mark.parametrize("liar_index", [0])
 def test_lying_relayer__is_slashed__honest_result_settles(
-    liar_index: int,
     hub: Any,
     staking: Any,
     sample: Any,
@@ -183,6 +174,7 @@ def test_lying_relayer__is_slashed__honest_result_settles(
 ) -> None:
     model = publish(sample)
     operators = crew(model[0], 3)
+    liar_index = 0
     procs = [relayers(op, lie=i == liar_index) for i, op in enumerate(operators)]
     x = sample.examples[:1]
     request_id = request_inference(model, features_input(x))
@@ -190,7 +182,7 @@ def test_lying_relayer__is_slashed__honest_result_settles(
     wait_for(lambda: settled(hub, request_id), 30, "settlement")
     result = hub.getResult(request_id)
     liar, honest = operators[liar_index], [op for i, op in enumerate(operators) if i != liar_index]
-    assert int(result.status) == STATUS["finalized"]
+    assert int(result.status) == Status.FINALIZED
     assert sorted(result.agreeing) == sorted(op.account.address for op in honest)
     assert bytes(result.output) == direct_output(sample.onnx, sample.decimals, exact_features(x))
     dissent_bps = int(hub.params().slashBpsDissent)

@@ -3,11 +3,11 @@
 from typing import Any
 
 import numpy as np
+from verinfer.chain.contracts import Status
 from verinfer.models.codec import Tensor, decode_tensors, encode_tensors, error_output
 from verinfer.models.samples import SampleModel
 
 from tests.e2e.conftest import (
-    STATUS,
     direct_output,
     exact_features,
     features_input,
@@ -32,7 +32,7 @@ def test_three_relayers__settle_requests__outputs_equal_direct_onnxruntime(
     wait_for(lambda: all(settled(hub, i) for i in ids), 60, "all requests settled")
     for request_id, x in zip(ids, rows, strict=True):
         result = hub.getResult(request_id)
-        assert int(result.status) == STATUS["finalized"]
+        assert int(result.status) == Status.FINALIZED
         assert sorted(result.agreeing) == sorted(op.account.address for op in operators)
         expected = direct_output(sample.onnx, sample.decimals, exact_features(x))
         assert bytes(result.output) == expected
@@ -58,7 +58,7 @@ def test_malformed_input__every_relayer_commits_the_error_output__request_fails_
     wait_for(lambda: all(settled(hub, i) for i in (garbage, wrong_shape, wrong_name)), 60, "settlement")
     for request_id, code in ((garbage, 1), (wrong_shape, 3), (wrong_name, 2)):
         result = hub.getResult(request_id)
-        assert int(result.status) == STATUS["failed"]
+        assert int(result.status) == Status.FAILED
         assert int(result.errorCode) == code
         assert bytes(result.output) == error_output(code)
         assert len(result.agreeing) == 3
@@ -83,7 +83,7 @@ def test_slow_model__does_not_hold_up_a_fast_one(
     assert not settled(hub, slow_id)
     assert all(p.state(slow_id) == "seen" for p in procs)  # still executing
     wait_for(lambda: settled(hub, slow_id), 60, "the slow request settles too")
-    assert int(hub.getResult(slow_id).status) == STATUS["finalized"]
+    assert int(hub.getResult(slow_id).status) == Status.FINALIZED
 
 
 def test_websocket_endpoint__relayer_follows_and_settles(
@@ -96,6 +96,6 @@ def test_websocket_endpoint__relayer_follows_and_settles(
     request_id = request_inference(model, features_input(sample.examples[:1]))
     wait_for(lambda: settled(hub, request_id), 30, "settlement")
     result = hub.getResult(request_id)
-    assert int(result.status) == STATUS["finalized"]
+    assert int(result.status) == Status.FINALIZED
     assert operators[0].account.address in result.agreeing
     assert '"rpc": "ws://127.0.0.1:' in procs[0].log_text()

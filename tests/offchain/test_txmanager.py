@@ -10,8 +10,7 @@ from verinfer.chain.rpc import Rpc
 from verinfer.chain.txmanager import FeePolicy, TxManager, TxRejected, TxState
 from verinfer.relayer.journal import Journal
 
-from tests.conftest import E18
-from tests.e2e.conftest import wait_for
+from tests.conftest import E18, wait_for
 
 
 @pytest.fixture
