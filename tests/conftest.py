@@ -174,9 +174,12 @@ def sample_output(p: float = 0.25) -> bytes:
 
 @pytest.fixture(scope="session")
 def make_request(
-    hub: Any, dapp: Any, fund: Callable[..., None], model: tuple[bytes, int]
+    hub: Any, dapp: Any, fund: Callable[..., None], request: pytest.FixtureRequest
 ) -> Callable[..., Any]:
-    """Requests an inference from `requester` (the dapp by default); returns the receipt."""
+    """Requests an inference from `requester` (the dapp by default); returns the receipt.
+
+    Without `model_ref` it uses the session's default model, set up only when first needed.
+    """
 
     def _request(
         k: int = 3,
@@ -189,7 +192,7 @@ def make_request(
         max_fee: int | None = None,
     ) -> Any:
         sender = requester or dapp
-        model_id, version = model_ref or model
+        model_id, version = model_ref or request.getfixturevalue("model")
         fee = hub.quote(model_id, version, k)
         fund(sender, fee, hub)
         req = (

@@ -25,7 +25,7 @@ from verinfer.models.samples import SampleModel, breast_cancer
 from verinfer.models.spec import spec_from_onnx
 
 from scripts.deploy import write_record
-from tests.conftest import E18, ROOT, wait_for
+from tests.conftest import E18, ROOT, request_id_of, wait_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -296,17 +296,11 @@ def _toml(config: dict[str, dict[str, Any]]) -> str:
 
 
 @pytest.fixture
-def request_inference(hub: Any, dapp: Any, fund: Callable[..., None]) -> Callable[..., int]:
-    """Requests an inference with k members and returns the request id."""
+def request_inference(make_request: Callable[..., Any]) -> Callable[..., int]:
+    """`request_inference(model, input_bytes, k=3)`: the dapp's request id."""
 
     def _request(model: tuple[bytes, int], input_bytes: bytes, k: int = 3) -> int:
-        model_id, version = model
-        fee = hub.quote(model_id, version, k)
-        fund(dapp, fee, hub)
-        receipt = hub.requestInference(
-            (model_id, version, 1, k, ape.utils.ZERO_ADDRESS, 0, fee, input_bytes), sender=dapp
-        )
-        return int(receipt.return_value)
+        return request_id_of(make_request(k=k, model_ref=model, input_bytes=input_bytes))
 
     return _request
 
