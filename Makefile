@@ -41,8 +41,9 @@ lint: install
 test: install
 	pytest -q
 
+# The devnet up, inferences beside direct ONNX Runtime runs, the example dapp deciding, the devnet down.
 demo: install
-	@echo "make demo: the devnet (relayers + SDK) is not built yet; see README 'Status'" >&2; exit 1
+	python -m verinfer.devnet.demo
 
 bench: install
 	@echo "make bench: the benchmark is not built yet; see README 'Status'" >&2; exit 1

@@ -1,6 +1,7 @@
 """Deploy and wire verinfer's contracts from a parameters file; idempotent per network.
 
     ape run deploy --network ethereum:local:foundry [--params FILE] [--account ALIAS]
+    ape run deploy --network http://127.0.0.1:8545 --out deployments/devnet.json   # a running node
 
 Writes deployments/<network>.json with addresses, ABIs, the deploy block and the
 parameters. Run twice against the same chain, it reuses every contract that is there.
@@ -15,6 +16,7 @@ import click
 from ape import accounts, chain, networks, project
 from ape.cli import ConnectedProviderCommand
 from verinfer.chain.deployment import CONTRACTS
+from verinfer.chain.keys import DEV_CHAIN_IDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = ROOT / "deployments" / "parameters.json"
@@ -184,8 +186,8 @@ def read_record(path: Path) -> dict[str, Any] | None:
 def _deployer(alias: str | None) -> Any:
     if alias:
         return accounts.load(alias)
-    if networks.provider.network.name not in ("local", "anvil"):
-        raise click.ClickException("--account ALIAS is required outside local networks")
+    if networks.provider.network.name not in ("local", "anvil") and chain.chain_id not in DEV_CHAIN_IDS:
+        raise click.ClickException("--account ALIAS is required outside local dev chains")
     return accounts.test_accounts[0]
 
 

@@ -23,6 +23,7 @@ from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import Tensor, decode_tensors, encode_tensors
 from verinfer.models.samples import SampleModel, breast_cancer
 from verinfer.models.spec import spec_from_onnx
+from verinfer.relayer.config import to_toml
 
 from scripts.deploy import write_record
 from tests.conftest import E18, ROOT, request_id_of, wait_for
@@ -271,7 +272,7 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
             "testing": {"lie": lie},
         }
         path = home / "relayer.toml"
-        path.write_text(_toml(config))
+        path.write_text(to_toml(config))
         env = {**os.environ, "RELAYER_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT / "offchain")}
         process = RelayerProcess(operator, home, path, env)
         started.append(process)
@@ -283,16 +284,6 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
     exits = {process.home.name: process.stop() for process in started}
     crashed = {name: code for name, code in exits.items() if code != 0}
     assert not crashed, f"relayers did not exit cleanly on SIGTERM: {crashed}"
-
-
-def _toml(config: dict[str, dict[str, Any]]) -> str:
-    lines = []
-    for section, values in config.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {json.dumps(value)}")
-        lines.append("")
-    return "\n".join(lines)
 
 
 @pytest.fixture

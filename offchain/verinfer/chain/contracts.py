@@ -13,6 +13,9 @@ from verinfer.chain.rpc import Rpc
 from verinfer.models.codec import TensorSpec
 
 MODE_CONSENSUS = 1
+# Verification modes by name, as the registry's `modes` bitmask and the hub's MODE_* constants spell them.
+MODES = {"consensus": 0x01, "zk": 0x02, "optimistic": 0x04, "attested": 0x08}
+LOG_CHUNK = 10_000  # blocks per eth_getLogs call, under common provider caps
 
 
 class Status(IntEnum):
@@ -47,6 +50,41 @@ class OnchainRequest:
     callback_gas_limit: int
     version: int
     model_id: bytes
+
+
+@dataclass(frozen=True)
+class OnchainResult:
+    """InferenceHub.Result: what a settled request produced."""
+
+    status: Status
+    output_digest: bytes
+    output: bytes
+    agreeing: tuple[str, ...]
+    settled_block: int
+    error_code: int
+    callback_result: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model: its id, owner, name and how many versions it has."""
+
+    model_id: bytes
+    name: str
+    owner: str
+    version_count: int
+
+
+@dataclass(frozen=True)
+class OperatorInfo:
+    """An operator's stake, standing and the models it serves."""
+
+    address: str
+    stake: int
+    unbonding: int
+    faults: int
+    jailed: bool
+    models: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -109,6 +147,58 @@ class Contracts:
             version=raw[10],
             model_id=bytes(raw[11]),
         )
+
+    def result(self, request_id: int) -> OnchainResult:
+        """The stored result (status None/Pending before settlement)."""
+        raw: Any = self.rpc.call(lambda _: self.hub.functions.getResult(request_id).call(), "getResult")
+        return OnchainResult(
+            status=Status(raw[0]),
+            output_digest=bytes(raw[1]),
+            output=bytes(raw[2]),
+            agreeing=tuple(raw[3]),
+            settled_block=raw[4],
+            error_code=raw[5],
+            callback_result=raw[6],
+        )
+
+    def committee(self, request_id: int) -> tuple[str, ...]:
+        raw: Any = self.rpc.call(lambda _: self.hub.functions.getCommittee(request_id).call(), "getCommittee")
+        return tuple(raw)
+
+    def model(self, model_id: bytes) -> ModelInfo | None:
+        """The model, or None if no one registered it."""
+        try:
+            owner, name, count = self.rpc.call(
+                lambda _: self.registry.functions.getModel(model_id).call(), "getModel"
+            )
+        except ContractLogicError:  # UnknownModel
+            return None
+        return ModelInfo(model_id, name, owner, count)
+
+    def model_id_of(self, name: str) -> bytes:
+        return bytes(self.rpc.call(lambda _: self.registry.functions.modelIdOf(name).call(), "modelIdOf"))
+
+    def operator(self, address: str) -> OperatorInfo:
+        info: Any = self.rpc.call(
+            lambda _: self.staking.functions.operatorInfo(address).call(), "operatorInfo"
+        )
+        models: Any = self.rpc.call(lambda _: self.staking.functions.modelsOf(address).call(), "modelsOf")
+        return OperatorInfo(address, info[0], info[1], info[2], info[3], tuple(bytes(m) for m in models))
+
+    def logs(self, contract: str, event: str, from_block: int | None = None, **topics: Any) -> list[Any]:
+        """Decoded `event` logs of `contract` since the deployment (or `from_block`), in chain order."""
+        events = getattr(self, contract).events[event]
+        start = self.deployment.deploy_block if from_block is None else from_block
+        found: list[Any] = []
+        head = self.rpc.block_number()
+        for low in range(start, head + 1, LOG_CHUNK):
+            high = min(low + LOG_CHUNK - 1, head)
+
+            def chunk(_: Any, lo: int = low, hi: int = high) -> list[Any]:
+                return list(events.get_logs(from_block=lo, to_block=hi, argument_filters=topics or None))
+
+            found += self.rpc.call(chunk, f"getLogs {event}")
+        return found
 
     def model_version(self, model_id: bytes, version: int) -> ModelVersion:
         raw: Any = self.rpc.call(

@@ -32,6 +32,7 @@ class Deployment:
     deploy_block: int
     contracts: dict[str, ContractRecord]
     parameters: dict[str, Any]
+    rpc_url: str | None = None  # where the network's node answers, when the record knows (devnet)
 
     def __getitem__(self, name: str) -> ContractRecord:
         return self.contracts[name]
@@ -59,6 +60,7 @@ class Deployment:
                 deploy_block=int(data["deploy_block"]),
                 contracts=contracts,
                 parameters=dict(data.get("parameters", {})),
+                rpc_url=data.get("rpc_url"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DeploymentError(f"deployment record {path} is malformed near {exc}") from None

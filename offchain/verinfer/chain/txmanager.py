@@ -70,6 +70,10 @@ class FeePolicy:
 class TxRejected(RuntimeError):
     """The node would not accept the transaction (it reverts in simulation, or funds are short)."""
 
+    def __init__(self, message: str, revert_data: bytes = b"") -> None:
+        super().__init__(message)
+        self.revert_data = revert_data  # the ABI-encoded custom error, when the node returned one
+
 
 @dataclass(frozen=True)
 class TxOutcome:
@@ -130,7 +134,8 @@ class TxManager:
                 "eth_estimateGas",
             )
         except ContractLogicError as exc:
-            raise TxRejected(f"would revert: {exc.message or exc}") from None
+            revert = exc.data if isinstance(exc.data, str) and exc.data.startswith("0x") else "0x"
+            raise TxRejected(f"would revert: {exc.message or exc}", bytes.fromhex(revert[2:])) from None
         except Web3RPCError as exc:
             raise TxRejected(str(exc.message or exc)) from None
 

@@ -1,5 +1,6 @@
 """relayer.toml: the one place that reads relayer configuration (file, then environment overrides)."""
 
+import json
 import os
 import tomllib
 import types
@@ -175,9 +176,10 @@ class RelayerConfig:
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """HOST:PORT as a tuple; the config was validated, so this does not fail."""
+    """HOST:PORT as a tuple; ValueError if it is not one."""
     parsed = _split_listen(listen)
-    assert parsed is not None
+    if parsed is None:
+        raise ValueError(f"{listen!r} is not HOST:PORT")
     return parsed
 
 
@@ -251,3 +253,13 @@ def _convert(hint: Any, value: Any, from_env: bool, base: Path) -> Any:
         path = Path(value).expanduser()
         return path if path.is_absolute() else (base / path).resolve()
     raise TypeError(f"unsupported config type {hint}")
+
+
+def to_toml(config: dict[str, dict[str, Any]]) -> str:
+    """A relayer TOML file from sections of scalars (what the devnet and tests generate)."""
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""`verinfer infer` and `verinfer requests show`: a dapp's inference from the shell."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from verinfer.chain.contracts import OnchainRequest, Status
+from verinfer.cli.common import JSON, Connection, connection, emit, hexs, tokens
+from verinfer.client.errors import RequestNotFinalized
+from verinfer.client.records import InferenceResult, PendingRequest, Settlement
+
+
+def parse_input(text: str) -> Any:
+    """--input: inline JSON, or @FILE holding JSON; {name: array} or one array."""
+    source = "--input"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {source}: {exc.strerror}", param_hint="--input") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{source} is not valid JSON ({exc})", param_hint="--input") from None
+    if not isinstance(value, dict | list):
+        raise click.BadParameter("expected a JSON object {name: array} or an array", param_hint="--input")
+    return value
+
+
+@click.command()
+@click.option("--model", required=True, help="NAME or NAME@VERSION (default: the newest version).")
+@click.option(
+    "--input", "input_text", required=True, help='JSON ({"features": [[...]]} or [[...]]) or @FILE.'
+)
+@click.option("--k", type=click.IntRange(1, 16), default=3, show_default=True, help="Committee size.")
+@click.option("--mode", default="consensus", show_default=True, help="Verification mode.")
+@click.option("--input-decimals", type=click.IntRange(0, 18), default=6, show_default=True)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for settlement.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
+@connection(role="dapp")
+@JSON
+def infer(
+    conn: Connection,
+    model: str,
+    input_text: str,
+    k: int,
+    mode: str,
+    input_decimals: int,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Request an inference of MODEL on --input, pay its fee and (by default) wait for the result."""
+    inputs = parse_input(input_text)
+    client = conn.client()
+    pending = client.request(model, inputs, k=k, mode=mode, input_decimals=input_decimals)
+    if not wait:
+        emit(as_json, _pending_json(pending), _pending_lines(pending))
+        return
+    if not as_json:
+        click.echo(
+            f"request {pending.request_id} sent (fee {tokens(pending.fee)}), waiting for {k} operators",
+            err=True,
+        )
+    stderr = click.get_text_stream("stderr")
+    bar: Any
+    with click.progressbar(length=2 * k, label="commit/reveal", file=stderr) as bar:
+        seen = [0]
+
+        def advance(request: OnchainRequest) -> None:
+            done = bin(request.committed_mask).count("1") + bin(request.revealed_mask).count("1")
+            if request.status.terminal:
+                done = 2 * k
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        try:
+            result = client.wait(pending, timeout=timeout, progress=None if as_json else advance)
+        except RequestNotFinalized as exc:
+            emit(as_json, exc.settlement.to_json(), _settlement_lines(exc.settlement))
+            raise
+    emit(as_json, result.to_json(), _result_lines(result))
+
+
+@click.group()
+def requests() -> None:
+    """Look up inference requests."""
+
+
+@requests.command(name="show")
+@click.argument("request_id", type=click.IntRange(min=1))
+@connection()
+@JSON
+def show_request(conn: Connection, request_id: int, as_json: bool) -> None:
+    """Status, committee, transactions and (when finalized) the outputs of REQUEST_ID."""
+    client = conn.client()
+    settlement = client.settlement(request_id)
+    if settlement.status == Status.FINALIZED:
+        result = client.result(request_id)
+        emit(as_json, result.to_json(), _result_lines(result))
+    else:
+        emit(as_json, {"outputs": None, "settlement": settlement.to_json()}, _settlement_lines(settlement))
+
+
+def _pending_json(p: PendingRequest) -> dict[str, Any]:
+    return {
+        "request_id": p.request_id,
+        "model": p.model,
+        "version": p.version,
+        "k": p.k,
+        "fee": str(p.fee),
+        "tx": hexs(p.tx_hash),
+        "block": p.block,
+        "committee": list(p.committee),
+    }
+
+
+def _pending_lines(p: PendingRequest) -> list[str]:
+    return [
+        f"request {p.request_id}  {p.model} v{p.version}  k={p.k}  fee {tokens(p.fee)}  block {p.block}",
+        f"  tx         {hexs(p.tx_hash)}",
+        f"  committee  {', '.join(p.committee)}",
+        f"  follow it: verinfer requests show {p.request_id}",
+    ]
+
+
+def _settlement_lines(s: Settlement) -> list[str]:
+    status = s.status.name + (f" ({s.error})" if s.error else "")
+    return [
+        f"request {s.request_id}  {status}  settled in block {s.settled_block}  "
+        f"agreeing {len(s.agreeing)}/{s.k}",
+        f"  committee  {', '.join(s.committee)}",
+        f"  agreeing   {', '.join(s.agreeing) or '-'}",
+        f"  digest     {hexs(s.output_digest)}",
+        f"  request tx {hexs(s.request_tx)}",
+        f"  commits    {', '.join(hexs(t) for t in s.commit_txs) or '-'}",
+        f"  reveals    {', '.join(hexs(t) for t in s.reveal_txs) or '-'}",
+        f"  settle tx  {hexs(s.settle_tx)}",
+    ]
+
+
+def _result_lines(result: InferenceResult) -> list[str]:
+    width = max((len(name) for name in result.outputs), default=0)
+    outputs = [f"  {name:{width}}  {array.tolist()}" for name, array in result.outputs.items()]
+    return [*_settlement_lines(result.settlement)[:1], *outputs, *_settlement_lines(result.settlement)[1:]]

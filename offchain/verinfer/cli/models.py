@@ -1,0 +1,117 @@
+"""`verinfer models publish|list|show`: the model registry from a model owner's and a dapp's side."""
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from verinfer.chain.contracts import MODES, ModelVersion
+from verinfer.cli.common import JSON, Connection, connection, emit, token_units, tokens
+from verinfer.client.inputs import describe
+from verinfer.client.owner import publish_model
+from verinfer.client.records import version_json
+from verinfer.devnet.state import DevnetState, default_home
+from verinfer.models.artifacts import ArtifactStore
+
+
+@click.group()
+def models() -> None:
+    """Publish ONNX models and browse the registry."""
+
+
+@models.command()
+@click.argument("onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Model name; registered on first publish, then versioned.")
+@click.option("--decimals", type=click.IntRange(0, 18), required=True, help="Fixed-point digits of outputs.")
+@click.option("--fee", default="0", show_default=True, help="Model owner's fee per inference, in tokens.")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice(sorted(MODES)),
+    default=("consensus",),
+    show_default=True,
+    help="Verification modes the version allows (repeatable).",
+)
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Model store directory.")
+@click.option("--store-url", help="Base URL the store is served at (registered as the artifact's http URI).")
+@connection(role="owner")
+@JSON
+def publish(
+    conn: Connection,
+    onnx_file: Path,
+    name: str,
+    decimals: int,
+    fee: str,
+    modes: tuple[str, ...],
+    store: Path | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
+    """Hash ONNX_FILE into the model store, read its tensor spec and register it as a new version.
+
+    On a devnet the store and its URL default to the devnet's own.
+    """
+    if store is None:
+        devnet = DevnetState.load(conn.devnet_home or default_home())
+        if devnet is None:
+            raise click.UsageError("--store is required (no devnet is running to take its store from)")
+        store, store_url = devnet.store_dir, store_url or devnet.store_url
+    client = conn.client()
+    version = publish_model(
+        client,
+        ArtifactStore(store),
+        onnx_file.read_bytes(),
+        name=name,
+        decimals=decimals,
+        fee=token_units(client, fee),
+        base_url=store_url,
+        modes=sum(MODES[m] for m in set(modes)),
+    )
+    emit(as_json, {"name": name, **_version(version)}, _show_lines(name, version))
+
+
+@models.command(name="list")
+@connection()
+@JSON
+def list_models(conn: Connection, as_json: bool) -> None:
+    """Every registered model with its newest version."""
+    found = conn.client().models()
+    lines = [f"{'NAME':28} {'VERSIONS':>8}  {'FEE':>8}  DEC  INPUTS"]
+    for m in found:
+        if m.latest is None:
+            lines.append(f"{m.name:28} {m.version_count:>8}  {'-':>8}  {'-':>3}  -")
+            continue
+        lines.append(
+            f"{m.name:28} {m.version_count:>8}  {tokens(m.latest.fee):>8}  {m.latest.decimals:>3}  "
+            f"{describe(m.latest.spec.inputs)}"
+        )
+    emit(as_json, [m.to_json() for m in found], lines if found else ["no models registered"])
+
+
+@models.command()
+@click.argument("model")
+@connection()
+@JSON
+def show(conn: Connection, model: str, as_json: bool) -> None:
+    """One version of MODEL (NAME or NAME@VERSION; default the newest): hash, URIs, tensor spec."""
+    version = conn.client().model(model)
+    name = model.partition("@")[0]
+    emit(as_json, {"name": name, **_version(version)}, _show_lines(name, version))
+
+
+def _version(version: ModelVersion) -> dict[str, Any]:
+    return {"model_id": "0x" + version.model_id.hex(), **version_json(version)}
+
+
+def _show_lines(name: str, v: ModelVersion) -> list[str]:
+    modes = [m for m, bit in MODES.items() if v.modes & bit]
+    return [
+        f"{name} v{v.version}{'  (deprecated)' if v.deprecated else ''}",
+        f"  model id   0x{v.model_id.hex()}",
+        f"  sha256     {v.artifact_sha256.hex()}",
+        f"  fee        {tokens(v.fee)}   decimals {v.decimals}   modes {', '.join(modes)}",
+        f"  inputs     {describe(v.spec.inputs)}",
+        f"  outputs    {describe(v.spec.outputs)}",
+        *(f"  uri        {uri}" for uri in v.uris),
+    ]

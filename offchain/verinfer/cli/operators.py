@@ -1,0 +1,130 @@
+"""`verinfer operators list|show` (anyone) and `verinfer operator stake|unstake|...` (the operator)."""
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from verinfer.chain.contracts import OperatorInfo
+from verinfer.cli.common import JSON, Connection, connection, emit, token_units, tokens
+from verinfer.client import operator as actions
+from verinfer.client.client import Client
+
+
+def _json(info: OperatorInfo, names: dict[bytes, str]) -> dict[str, Any]:
+    return {
+        "address": info.address,
+        "stake": str(info.stake),
+        "unbonding": str(info.unbonding),
+        "faults": info.faults,
+        "jailed": info.jailed,
+        "models": [names.get(m, "0x" + m.hex()) for m in info.models],
+    }
+
+
+def _line(info: OperatorInfo, names: dict[bytes, str]) -> str:
+    models = ", ".join(names.get(m, "0x" + m.hex()[:12]) for m in info.models) or "-"
+    state = "JAILED" if info.jailed else "active"
+    return (
+        f"{info.address}  stake {tokens(info.stake):>8}  unbonding {tokens(info.unbonding):>6}  "
+        f"faults {info.faults}  {state:6}  {models}"
+    )
+
+
+def _model_names(client: Client) -> dict[bytes, str]:
+    return {m.model_id: m.name for m in client.models()}
+
+
+@click.group()
+def operators() -> None:
+    """Browse the operators that staked."""
+
+
+@operators.command(name="list")
+@connection()
+@JSON
+def list_operators(conn: Connection, as_json: bool) -> None:
+    """Every operator that ever staked: stake, unbonding, faults, jail and models."""
+    client = conn.client()
+    found, names = client.operators(), _model_names(client)
+    lines = [_line(o, names) for o in found] or ["no operators"]
+    emit(as_json, [_json(o, names) for o in found], lines)
+
+
+@operators.command(name="show")
+@click.argument("address")
+@connection()
+@JSON
+def show_operator(conn: Connection, address: str, as_json: bool) -> None:
+    """One operator by ADDRESS."""
+    client = conn.client()
+    try:
+        info = client.operator(address)
+    except ValueError:
+        raise click.BadParameter(f"{address!r} is not an address", param_hint="ADDRESS") from None
+    names = _model_names(client)
+    emit(as_json, _json(info, names), [_line(info, names)])
+
+
+@click.group()
+def operator() -> None:
+    """Act as an operator: stake, unstake, withdraw, register for models, unjail."""
+
+
+def _act(conn: Connection, as_json: bool, action: Callable[[Client], OperatorInfo], done: str) -> None:
+    client = conn.client()
+    info = action(client)
+    names = _model_names(client)
+    emit(as_json, _json(info, names), [done, _line(info, names)])
+
+
+@operator.command()
+@click.argument("amount")
+@connection(role="operator-1")
+@JSON
+def stake(conn: Connection, amount: str, as_json: bool) -> None:
+    """Add AMOUNT tokens of stake (approving the staking contract if needed)."""
+    _act(conn, as_json, lambda c: actions.stake(c, token_units(c, amount)), f"staked {amount}")
+
+
+@operator.command()
+@click.argument("amount")
+@connection(role="operator-1")
+@JSON
+def unstake(conn: Connection, amount: str, as_json: bool) -> None:
+    """Start unbonding AMOUNT tokens; `withdraw` them after the unbonding period."""
+    _act(conn, as_json, lambda c: actions.unstake(c, token_units(c, amount)), f"unbonding {amount}")
+
+
+@operator.command()
+@connection(role="operator-1")
+@JSON
+def withdraw(conn: Connection, as_json: bool) -> None:
+    """Withdraw unbonded stake whose period has passed."""
+    _act(conn, as_json, actions.withdraw, "withdrawn")
+
+
+@operator.command()
+@click.argument("model")
+@connection(role="operator-1")
+@JSON
+def register(conn: Connection, model: str, as_json: bool) -> None:
+    """Join the committee pool of MODEL (by name)."""
+    _act(conn, as_json, lambda c: actions.register(c, model), f"registered for {model}")
+
+
+@operator.command()
+@click.argument("model")
+@connection(role="operator-1")
+@JSON
+def deregister(conn: Connection, model: str, as_json: bool) -> None:
+    """Leave the committee pool of MODEL."""
+    _act(conn, as_json, lambda c: actions.deregister(c, model), f"deregistered from {model}")
+
+
+@operator.command()
+@connection(role="operator-1")
+@JSON
+def unjail(conn: Connection, as_json: bool) -> None:
+    """Leave jail (stake must be back at the minimum)."""
+    _act(conn, as_json, actions.unjail, "unjailed")

@@ -1,0 +1,33 @@
+"""`verinfer store serve`: the model store over HTTP, for relayers to fetch artifacts by sha256."""
+
+from pathlib import Path
+
+import click
+
+from verinfer.models.server import make_server
+from verinfer.relayer.config import split_listen
+
+
+@click.group()
+def store() -> None:
+    """The content-addressed model store."""
+
+
+@store.command()
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--listen", default="127.0.0.1:8700", show_default=True, help="HOST:PORT")
+def serve(root: Path, listen: str) -> None:
+    """Serve DIR's <sha256>.onnx artifacts read-only over HTTP until interrupted."""
+    try:
+        host, port = split_listen(listen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    root.mkdir(parents=True, exist_ok=True)
+    server = make_server(root, host, port)
+    click.echo(f"serving {root} at http://{host}:{server.server_address[1]}/", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,383 @@
+"""`Client`: a dapp's handle on one verinfer deployment (requests, settlement, results, registry views)."""
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, overload
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+
+from verinfer.chain.contracts import MODES, Contracts, ModelVersion, OnchainRequest, OperatorInfo, Status
+from verinfer.chain.deployment import Deployment, DeploymentError
+from verinfer.chain.reverts import RevertDecoder
+from verinfer.chain.rpc import Rpc
+from verinfer.chain.sender import Receipt, Sender
+from verinfer.client.errors import (
+    InferenceTimeout,
+    InsufficientAllowance,
+    InsufficientBalance,
+    RequestDisputed,
+    RequestExpired,
+    RequestFailed,
+    UnknownModel,
+    UnknownVersion,
+    VerinferError,
+)
+from verinfer.client.inputs import Inputs, encode_inputs, typed_outputs
+from verinfer.client.records import InferenceResult, ModelSummary, PendingRequest, Settlement
+from verinfer.models.codec import decode_tensors
+
+DEPLOYMENTS_ENV = "VERINFER_DEPLOYMENTS"  # directory of <network>.json records (default ./deployments)
+RPC_ENV = "VERINFER_RPC_URL"
+ZERO_ADDRESS = "0x" + "00" * 20
+NOT_FINALIZED = {
+    Status.FAILED: RequestFailed,
+    Status.DISPUTED: RequestDisputed,
+    Status.EXPIRED: RequestExpired,
+}
+
+
+def deployment_path(network: str, deployments_dir: Path | None = None) -> Path:
+    """deployments/<network>.json, under $VERINFER_DEPLOYMENTS when set."""
+    root = deployments_dir or Path(os.environ.get(DEPLOYMENTS_ENV, "deployments"))
+    return Path(root) / f"{network}.json"
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    """`name` or `name@version`."""
+    name, sep, version = ref.partition("@")
+    if not name or (sep and not version.isdigit()):
+        raise UnknownVersion(f"model reference {ref!r} is not NAME or NAME@VERSION")
+    return name, int(version) if sep else None
+
+
+class Client:
+    """Reads and (with an account) writes one deployment; every transaction goes through `Sender`."""
+
+    def __init__(
+        self,
+        rpc: Rpc,
+        deployment: Deployment,
+        account: LocalAccount | None = None,
+        *,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.rpc = rpc
+        self.deployment = deployment
+        self.contracts = Contracts(rpc, deployment)
+        self.decoder = RevertDecoder(c.abi for c in deployment.contracts.values())
+        self.account = account
+        self.poll_interval = poll_interval
+        self._sender: Sender | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        network: str = "devnet",
+        *,
+        rpc_url: str | None = None,
+        deployment: Path | None = None,
+        account: LocalAccount | None = None,
+        timeout: float = 10.0,
+    ) -> "Client":
+        """A client for `deployments/<network>.json` (or `deployment`), on `rpc_url` or the record's node."""
+        path = deployment or deployment_path(network)
+        record = Deployment.load(path)
+        url = rpc_url or os.environ.get(RPC_ENV) or record.rpc_url
+        if not url:
+            raise DeploymentError(f"no RPC URL for {path}: pass --rpc-url or set ${RPC_ENV}")
+        rpc = Rpc(url, timeout=timeout)
+        chain_id = rpc.chain_id()
+        if chain_id != record.chain_id:
+            raise DeploymentError(
+                f"{rpc.endpoint} is chain {chain_id} but {path} is for chain {record.chain_id}"
+            )
+        return cls(rpc, record, account)
+
+    # ------------------------------------------------------------ transactions
+
+    @property
+    def address(self) -> str:
+        return self.sender.address
+
+    @property
+    def sender(self) -> Sender:
+        if self.account is None:
+            raise VerinferError("this needs a signing account: pass one to Client.connect(account=...)")
+        if self._sender is None:
+            self._sender = Sender(self.rpc, self.account, self.decoder, poll_interval=self.poll_interval / 2)
+        return self._sender
+
+    def transact(self, contract: str, function: str, *args: Any) -> Receipt:
+        """Calls `contract.function(*args)` from the client's account and waits for the receipt."""
+        target = getattr(self.contracts, contract).address
+        return self.sender.transact(target, self.contracts.calldata(contract, function, *args), function)
+
+    def token_balance(self, address: str | None = None) -> int:
+        owner = address or self.address
+        return int(
+            self.rpc.call(lambda _: self.contracts.token.functions.balanceOf(owner).call(), "balanceOf")
+        )
+
+    def ensure_allowance(self, spender: str, amount: int, *, approve: bool = True, purpose: str) -> None:
+        """Checks the balance and the spender's allowance for `amount`; approves the shortfall if allowed."""
+        balance = self.token_balance()
+        if balance < amount:
+            raise InsufficientBalance(
+                f"{purpose} costs {amount} fee-token units but {self.address} holds {balance}"
+            )
+        allowance = int(
+            self.rpc.call(
+                lambda _: self.contracts.token.functions.allowance(self.address, spender).call(), "allowance"
+            )
+        )
+        if allowance >= amount:
+            return
+        if not approve:
+            raise InsufficientAllowance(
+                f"{purpose} needs an allowance of {amount} for {spender}, {self.address} granted {allowance}"
+            )
+        self.transact("token", "approve", spender, amount)
+
+    # ------------------------------------------------------------ registry and operators
+
+    def model(self, ref: str, version: int | None = None) -> ModelVersion:
+        """A version of a model by name (`name` or `name@version`); newest non-deprecated by default."""
+        name, ref_version = parse_model_ref(ref)
+        version = version or ref_version
+        info = self.contracts.model(self.contracts.model_id_of(name))
+        if info is None:
+            raise UnknownModel(f"no model named {name!r} is registered (`verinfer models list` shows them)")
+        if version is not None:
+            if not 1 <= version <= info.version_count:
+                raise UnknownVersion(f"model {name!r} has versions 1..{info.version_count}, not {version}")
+            return self.contracts.model_version(info.model_id, version)
+        for candidate in range(info.version_count, 0, -1):
+            found = self.contracts.model_version(info.model_id, candidate)
+            if not found.deprecated:
+                return found
+        raise UnknownVersion(f"model {name!r} has no published, undeprecated version")
+
+    def models(self) -> list[ModelSummary]:
+        """Every registered model with its newest version, in registration order."""
+        out = []
+        for event in self.contracts.logs("registry", "ModelRegistered"):
+            info = self.contracts.model(bytes(event.args.modelId))
+            if info is None:
+                continue
+            latest = (
+                self.contracts.model_version(info.model_id, info.version_count)
+                if info.version_count
+                else None
+            )
+            out.append(ModelSummary(info.name, info.model_id, info.owner, info.version_count, latest))
+        return out
+
+    def operators(self) -> list[OperatorInfo]:
+        """Every address that ever staked, with its stake, standing and models, in order of first stake."""
+        seen: dict[str, None] = {}
+        for event in self.contracts.logs("staking", "Staked"):
+            seen.setdefault(event.args.operator, None)
+        return [self.contracts.operator(address) for address in seen]
+
+    def operator(self, address: str) -> OperatorInfo:
+        return self.contracts.operator(to_checksum_address(address))
+
+    def quote(self, version: ModelVersion, k: int) -> int:
+        return int(
+            self.rpc.call(
+                lambda _: self.contracts.hub.functions.quote(version.model_id, version.version, k).call(),
+                "quote",
+            )
+        )
+
+    # ------------------------------------------------------------ inference
+
+    def request(
+        self,
+        model: str,
+        inputs: Inputs,
+        *,
+        k: int = 3,
+        mode: str = "consensus",
+        version: int | None = None,
+        callback: str | None = None,
+        callback_gas_limit: int = 0,
+        max_fee: int | None = None,
+        input_decimals: int = 6,
+        approve: bool = True,
+    ) -> PendingRequest:
+        """Checks the inputs against the tensor spec, pays the fee and submits; returns at once."""
+        target = self.model(model, version)
+        mode_bit = MODES.get(mode)
+        if mode_bit is None:
+            raise VerinferError(f"unknown mode {mode!r}; one of {sorted(MODES)}")
+        if not target.modes & mode_bit:
+            allowed = [name for name, bit in MODES.items() if target.modes & bit]
+            raise VerinferError(
+                f"{model} v{target.version} does not allow mode {mode!r}; it allows {allowed}"
+            )
+        encoded = encode_inputs(target.spec, inputs, input_decimals)
+        fee = self.quote(target, k)
+        if max_fee is not None and fee > max_fee:
+            raise InsufficientAllowance(f"the request costs {fee}, above max_fee {max_fee}")
+        self.ensure_allowance(self.contracts.hub.address, fee, approve=approve, purpose="the request")
+        args = (
+            target.model_id,
+            target.version,
+            mode_bit,
+            k,
+            callback or ZERO_ADDRESS,
+            callback_gas_limit,
+            fee if max_fee is None else max_fee,
+            encoded,
+        )
+        receipt = self.transact("hub", "requestInference", args)
+        (created,) = self.contracts.logs("hub", "RequestCreated", receipt.block, requester=self.address)[-1:]
+        return PendingRequest(
+            request_id=int(created.args.requestId),
+            model=parse_model_ref(model)[0],
+            version=target.version,
+            k=k,
+            fee=fee,
+            tx_hash=receipt.tx_hash,
+            block=receipt.block,
+            committee=tuple(created.args.committee),
+        )
+
+    def wait(
+        self,
+        request: int | PendingRequest,
+        *,
+        timeout: float = 60.0,
+        finalize: bool = True,
+        progress: Callable[[OnchainRequest], None] | None = None,
+    ) -> InferenceResult:
+        """Blocks until the request settles and returns its outputs; typed errors for every other ending.
+
+        With `finalize`, a request whose windows have passed is finalized by this client, so a
+        silent committee cannot leave the fee escrowed. `progress` sees the request on every poll.
+        """
+        request_id = request.request_id if isinstance(request, PendingRequest) else request
+        from_block = request.block if isinstance(request, PendingRequest) else None
+        deadline = time.monotonic() + timeout
+        while True:
+            onchain = self.contracts.request(request_id)
+            if onchain is None:
+                raise VerinferError(f"request {request_id} does not exist on this hub")
+            if progress is not None:
+                progress(onchain)
+            if onchain.status.terminal:
+                return self.result(request_id, from_block=from_block)
+            if finalize and self.account is not None and self._can_finalize(request_id):
+                self.transact("hub", "finalize", request_id)
+                continue
+            if time.monotonic() >= deadline:
+                raise InferenceTimeout(
+                    f"request {request_id} still pending after {timeout:.0f}s "
+                    f"(committed {bin(onchain.committed_mask).count('1')}/{onchain.k}, "
+                    f"revealed {bin(onchain.revealed_mask).count('1')}/{onchain.k}); wait on it again",
+                    request_id,
+                )
+            time.sleep(self.poll_interval)
+
+    def _can_finalize(self, request_id: int) -> bool:
+        return bool(
+            self.rpc.call(
+                lambda _: self.contracts.hub.functions.canFinalize(request_id).call(), "canFinalize"
+            )
+        )
+
+    @overload
+    def infer(
+        self,
+        model: str,
+        inputs: Inputs,
+        *,
+        k: int = 3,
+        mode: str = "consensus",
+        wait: Literal[True] = True,
+        timeout: float = 60.0,
+        **options: Any,
+    ) -> InferenceResult: ...
+
+    @overload
+    def infer(
+        self,
+        model: str,
+        inputs: Inputs,
+        *,
+        k: int = 3,
+        mode: str = "consensus",
+        wait: Literal[False],
+        timeout: float = 60.0,
+        **options: Any,
+    ) -> PendingRequest: ...
+
+    def infer(
+        self,
+        model: str,
+        inputs: Inputs,
+        *,
+        k: int = 3,
+        mode: str = "consensus",
+        wait: bool = True,
+        timeout: float = 60.0,
+        **options: Any,
+    ) -> InferenceResult | PendingRequest:
+        """`request` then, unless `wait=False`, `wait`: the outputs as numpy arrays with the settlement."""
+        pending = self.request(model, inputs, k=k, mode=mode, **options)
+        return self.wait(pending, timeout=timeout) if wait else pending
+
+    def result(self, request_id: int, *, from_block: int | None = None) -> InferenceResult:
+        """The outputs of a finalized request; RequestFailed/Disputed/Expired for the other endings."""
+        settlement = self.settlement(request_id, from_block=from_block)
+        if settlement.status == Status.FINALIZED:
+            output = self.contracts.result(request_id).output
+            spec = self.contracts.model_version(settlement.model_id, settlement.version).spec
+            arrays = typed_outputs(spec, decode_tensors(output))
+            return InferenceResult(arrays, output, settlement)
+        error = NOT_FINALIZED.get(settlement.status)
+        if error is None:
+            raise VerinferError(f"request {request_id} is {settlement.status.name}, not settled yet")
+        raise error(_ending(settlement), settlement)
+
+    def settlement(self, request_id: int, *, from_block: int | None = None) -> Settlement:
+        """The on-chain record with the transactions that created, committed, revealed and settled it."""
+        onchain = self.contracts.request(request_id)
+        if onchain is None:
+            raise VerinferError(f"request {request_id} does not exist on this hub")
+        result = self.contracts.result(request_id)
+
+        def txs(event: str) -> tuple[bytes, ...]:
+            logs = self.contracts.logs("hub", event, from_block, requestId=request_id)
+            return tuple(bytes(log.transactionHash) for log in logs)
+
+        created, settled = txs("RequestCreated"), txs("RequestSettled")
+        return Settlement(
+            request_id=request_id,
+            status=onchain.status,
+            model_id=onchain.model_id,
+            version=onchain.version,
+            k=onchain.k,
+            committee=self.contracts.committee(request_id),
+            agreeing=result.agreeing,
+            output_digest=result.output_digest,
+            error_code=result.error_code,
+            settled_block=result.settled_block,
+            request_tx=created[0] if created else None,
+            commit_txs=txs("Committed"),
+            reveal_txs=txs("Revealed"),
+            settle_tx=settled[0] if settled else None,
+        )
+
+
+def _ending(settlement: Settlement) -> str:
+    rid = settlement.request_id
+    if settlement.status == Status.FAILED:
+        return f"request {rid} failed: the committee agreed the model cannot run on it ({settlement.error})"
+    if settlement.status == Status.DISPUTED:
+        return f"request {rid} disputed: no output reached a quorum of {settlement.k}; the fee was refunded"
+    return f"request {rid} expired: too few operators answered in time; the fee was refunded"

@@ -1,0 +1,50 @@
+"""Operators: stake, unbond, withdraw, register for models and unjail, with the checks done first."""
+
+from verinfer.chain.contracts import OperatorInfo
+from verinfer.client.client import Client, parse_model_ref
+from verinfer.client.errors import UnknownModel, VerinferError
+
+
+def stake(client: Client, amount: int) -> OperatorInfo:
+    if amount <= 0:
+        raise VerinferError("stake amount must be positive")
+    client.ensure_allowance(client.contracts.staking.address, amount, purpose="staking")
+    client.transact("staking", "stake", amount)
+    return client.operator(client.address)
+
+
+def unstake(client: Client, amount: int) -> OperatorInfo:
+    """Starts unbonding `amount`; it can be withdrawn after the unbonding period."""
+    current = client.operator(client.address)
+    if not 0 < amount <= current.stake:
+        raise VerinferError(f"can unbond between 1 and {current.stake} (the active stake), not {amount}")
+    client.transact("staking", "requestUnbond", amount)
+    return client.operator(client.address)
+
+
+def withdraw(client: Client) -> OperatorInfo:
+    client.transact("staking", "withdraw")
+    return client.operator(client.address)
+
+
+def _model_id(client: Client, model: str) -> bytes:
+    name, _ = parse_model_ref(model)
+    model_id = client.contracts.model_id_of(name)
+    if client.contracts.model(model_id) is None:
+        raise UnknownModel(f"no model named {name!r} is registered (`verinfer models list` shows them)")
+    return model_id
+
+
+def register(client: Client, model: str) -> OperatorInfo:
+    client.transact("staking", "register", _model_id(client, model))
+    return client.operator(client.address)
+
+
+def deregister(client: Client, model: str) -> OperatorInfo:
+    client.transact("staking", "deregister", _model_id(client, model))
+    return client.operator(client.address)
+
+
+def unjail(client: Client) -> OperatorInfo:
+    client.transact("staking", "unjail")
+    return client.operator(client.address)

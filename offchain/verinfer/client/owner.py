@@ -1,0 +1,48 @@
+"""Model owners: publish an ONNX artifact to the model store and register it as a new version."""
+
+from verinfer.chain.contracts import MODES, ModelVersion
+from verinfer.client.client import ZERO_ADDRESS, Client
+from verinfer.client.errors import VerinferError
+from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.spec import spec_from_onnx
+
+
+def artifact_uris(store: ArtifactStore, sha256: bytes, base_url: str | None) -> list[str]:
+    """Where relayers may fetch the artifact: the store's HTTP URL first (if served), then its file."""
+    uris = [f"{base_url.rstrip('/')}/{sha256.hex()}.onnx"] if base_url else []
+    return [*uris, store.path(sha256).resolve().as_uri()]
+
+
+def publish_model(
+    client: Client,
+    store: ArtifactStore,
+    onnx: bytes,
+    *,
+    name: str,
+    decimals: int,
+    fee: int,
+    base_url: str | None = None,
+    modes: int = MODES["consensus"],
+) -> ModelVersion:
+    """Stores the artifact, reads its tensor spec, registers the name if new and publishes a version."""
+    spec = spec_from_onnx(onnx)  # SpecError before anything is written or sent
+    model_id = client.contracts.model_id_of(name)
+    info = client.contracts.model(model_id)
+    if info is not None and info.owner != client.address:
+        raise VerinferError(f"model {name!r} belongs to {info.owner}, not {client.address}")
+    sha256 = store.put(onnx)
+    if info is None:
+        client.transact("registry", "registerModel", name)
+    params = (
+        sha256,
+        artifact_uris(store, sha256, base_url),
+        spec.encode(),
+        decimals,
+        modes,
+        fee,
+        ZERO_ADDRESS,
+    )
+    client.transact("registry", "publishVersion", model_id, params)
+    published = client.contracts.model(model_id)
+    assert published is not None
+    return client.contracts.model_version(model_id, published.version_count)

@@ -1,0 +1,130 @@
+"""What the SDK returns: settlement records, results with numpy outputs, model summaries."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy.typing as npt
+
+from verinfer.chain.contracts import ModelVersion, Status
+from verinfer.models.codec import ErrorCode
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A request accepted by the hub, not yet settled."""
+
+    request_id: int
+    model: str
+    version: int
+    k: int
+    fee: int
+    tx_hash: bytes
+    block: int
+    committee: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How a request ended on-chain, with the transactions that got it there."""
+
+    request_id: int
+    status: Status
+    model_id: bytes
+    version: int
+    k: int
+    committee: tuple[str, ...]
+    agreeing: tuple[str, ...]
+    output_digest: bytes
+    error_code: int
+    settled_block: int
+    request_tx: bytes | None
+    commit_txs: tuple[bytes, ...]
+    reveal_txs: tuple[bytes, ...]
+    settle_tx: bytes | None
+
+    @property
+    def error(self) -> str | None:
+        """The canonical error's name for Failed requests."""
+        if self.status != Status.FAILED:
+            return None
+        try:
+            return ErrorCode(self.error_code).name
+        except ValueError:
+            return f"code {self.error_code}"
+
+    def to_json(self) -> dict[str, Any]:
+        def hx(value: bytes | None) -> str | None:
+            return None if value is None else "0x" + value.hex()
+
+        return {
+            "request_id": self.request_id,
+            "status": self.status.name,
+            "model_id": hx(self.model_id),
+            "version": self.version,
+            "k": self.k,
+            "committee": list(self.committee),
+            "agreeing": list(self.agreeing),
+            "output_digest": hx(self.output_digest),
+            "error_code": self.error_code,
+            "error": self.error,
+            "settled_block": self.settled_block,
+            "request_tx": hx(self.request_tx),
+            "commit_txs": [hx(t) for t in self.commit_txs],
+            "reveal_txs": [hx(t) for t in self.reveal_txs],
+            "settle_tx": hx(self.settle_tx),
+        }
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """A finalized request's outputs as arrays, keyed by output name, with its settlement."""
+
+    outputs: dict[str, npt.NDArray[Any]]
+    output_bytes: bytes
+    settlement: Settlement
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self.outputs[name]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outputs": {name: array.tolist() for name, array in self.outputs.items()},
+            "settlement": self.settlement.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """A registered model with its newest version (None until one is published)."""
+
+    name: str
+    model_id: bytes
+    owner: str
+    version_count: int
+    latest: ModelVersion | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model_id": "0x" + self.model_id.hex(),
+            "owner": self.owner,
+            "versions": self.version_count,
+            "latest": None if self.latest is None else version_json(self.latest),
+        }
+
+
+def version_json(version: ModelVersion) -> dict[str, Any]:
+    def io(specs: Any) -> list[dict[str, Any]]:
+        return [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in specs]
+
+    return {
+        "version": version.version,
+        "artifact_sha256": version.artifact_sha256.hex(),
+        "fee": str(version.fee),
+        "decimals": version.decimals,
+        "modes": version.modes,
+        "deprecated": version.deprecated,
+        "uris": list(version.uris),
+        "inputs": io(version.spec.inputs),
+        "outputs": io(version.spec.outputs),
+    }
