@@ -298,3 +298,64 @@ def request_inference(make_request: Callable[..., Any]) -> Callable[..., int]:
 
 def settled(hub: Any, request_id: int) -> bool:
     return Status(hub.getRequest(request_id).status).terminal
+
+
+# ------------------------------------------------------------ the devnet (its own anvil, relayers, store)
+
+
+@dataclass(frozen=True)
+class Devnet:
+    """A devnet brought up by the real `verinfer devnet up` and its environment for CLI calls."""
+
+    home: Path
+    env: dict[str, str]
+    state: Any  # DevnetState
+
+    def client(self, role: str | None = "dapp") -> Any:
+        from verinfer.client import Client
+
+        account = self.state.account(role) if role else None
+        return Client.connect("devnet", account=account)
+
+
+def verinfer_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`python -m verinfer ARGS` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "verinfer", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    from verinfer.devnet.state import DevnetState
+
+    root = tmp_path_factory.mktemp("devnet")
+    env = {
+        **os.environ,
+        "VERINFER_DEVNET_HOME": str(root / "home"),
+        "VERINFER_DEPLOYMENTS": str(root / "deployments"),
+    }
+    up = verinfer_cli("devnet", "up", "--port", "0", env=env)
+    assert up.returncode == 0, up.stderr
+    state = DevnetState.load(root / "home")
+    assert state is not None
+    saved = {key: os.environ.get(key) for key in ("VERINFER_DEVNET_HOME", "VERINFER_DEPLOYMENTS")}
+    os.environ.update({key: env[key] for key in saved})  # the SDK finds deployments/devnet.json
+    try:
+        yield Devnet(root / "home", env, state)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        down = verinfer_cli("devnet", "down", env=env)
+        assert down.returncode == 0, down.stderr
+        assert [p.name for p in state.processes if p.alive] == []
+        assert DevnetState.load(root / "home") is None

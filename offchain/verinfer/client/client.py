@@ -121,6 +121,18 @@ class Client:
             self.rpc.call(lambda _: self.contracts.token.functions.balanceOf(owner).call(), "balanceOf")
         )
 
+    def claimable(self, address: str | None = None) -> int:
+        """Refunds and earnings the hub holds for `address` (payouts are pulled, never pushed)."""
+        owner = address or self.address
+        return int(self.rpc.call(lambda _: self.contracts.hub.functions.claimable(owner).call(), "claimable"))
+
+    def claim(self) -> int:
+        """Withdraws everything claimable to the client's account; returns the amount."""
+        amount = self.claimable()
+        if amount:
+            self.transact("hub", "claim")
+        return amount
+
     def ensure_allowance(self, spender: str, amount: int, *, approve: bool = True, purpose: str) -> None:
         """Checks the balance and the spender's allowance for `amount`; approves the shortfall if allowed."""
         balance = self.token_balance()

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import onnx
+from google.protobuf.message import DecodeError
 
 from verinfer.models.codec import DType, IOSpec, TensorSpec
 
@@ -15,7 +16,10 @@ class SpecError(ValueError):
 
 def spec_from_onnx(model: Path | bytes) -> TensorSpec:
     """Inputs (initializers excluded) and outputs of the graph; symbolic dimensions become 0 (dynamic)."""
-    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    try:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    except (DecodeError, ValueError) as exc:
+        raise SpecError(f"not an ONNX model ({type(exc).__name__}: {exc})") from None
     initializers = {init.name for init in proto.graph.initializer}
     inputs = tuple(_io(v) for v in proto.graph.input if v.name not in initializers)
     outputs = tuple(_io(v) for v in proto.graph.output)

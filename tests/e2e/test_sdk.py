@@ -1,0 +1,200 @@
+"""The dapp SDK against a real devnet: results byte-equal to ONNX Runtime, and every failure typed."""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from eth_account import Account
+from verinfer.chain.contracts import MODES, Status
+from verinfer.chain.deployment import DeploymentError
+from verinfer.chain.rpc import RpcUnavailable
+from verinfer.client import (
+    Client,
+    InferenceTimeout,
+    InputMismatch,
+    InsufficientAllowance,
+    InsufficientBalance,
+    RequestExpired,
+    RequestFailed,
+    UnknownModel,
+    UnknownVersion,
+)
+from verinfer.client.client import ZERO_ADDRESS
+from verinfer.client.inputs import encode_inputs
+from verinfer.client.owner import publish_model
+from verinfer.devnet.demo import direct_run
+from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.codec import ErrorCode, Tensor, encode_tensors
+from verinfer.models.samples import SAMPLES, iris_mlp
+
+from tests.e2e.conftest import Devnet
+
+
+@pytest.fixture
+def dapp(devnet: Devnet) -> Client:
+    return devnet.client("dapp")
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_infer__sample_model__outputs_equal_direct_onnx_runtime(dapp: Client, name: str) -> None:
+    sample = SAMPLES[name]()
+    features = sample.examples[:1]
+    version = dapp.model(name)
+
+    result = dapp.infer(name, {"features": features}, k=3)
+
+    direct, direct_bytes = direct_run(sample, version, encode_inputs(version.spec, {"features": features}))
+    assert result.output_bytes == direct_bytes
+    for output, array in direct.items():
+        assert result[output].shape == np.asarray(array).shape
+        np.testing.assert_allclose(result[output], array, atol=10**-version.decimals)
+    s = result.settlement
+    assert s.status == Status.FINALIZED
+    assert sorted(s.agreeing) == sorted(s.committee) and len(s.committee) == 3
+    assert len(s.commit_txs) == 3 and len(s.reveal_txs) == 3
+    assert s.settle_tx in s.reveal_txs  # the last reveal settles
+    assert s.request_tx is not None and s.settled_block > 0
+
+
+def test_infer__classifier_label__comes_back_as_integers(dapp: Client) -> None:
+    result = dapp.infer("iris-mlp", iris_mlp().examples[:2])  # a bare array for a one-input model
+    assert result["label"].dtype == np.int64 and result["label"].shape == (2,)
+    assert result["probabilities"].shape == (2, 3)
+
+
+def test_request_then_wait__same_record_as_result(dapp: Client) -> None:
+    pending = dapp.request("diabetes-progression", SAMPLES["diabetes-progression"]().examples[:1], k=1)
+    assert len(pending.committee) == 1 and pending.fee == dapp.quote(dapp.model("diabetes-progression"), 1)
+
+    waited = dapp.wait(pending, timeout=60)
+
+    again = dapp.result(pending.request_id)
+    assert waited.settlement.request_tx == pending.tx_hash
+    assert again.output_bytes == waited.output_bytes and again.settlement == waited.settlement
+
+
+def test_wait__too_short__times_out_and_can_wait_again(dapp: Client) -> None:
+    pending = dapp.request("iris-mlp", iris_mlp().examples[:1])
+    with pytest.raises(InferenceTimeout) as caught:
+        dapp.wait(pending, timeout=0)
+    assert caught.value.request_id == pending.request_id
+    assert dapp.wait(pending.request_id, timeout=60).settlement.status == Status.FINALIZED
+
+
+def test_models_and_operators__list_what_the_devnet_set_up(dapp: Client, devnet: Devnet) -> None:
+    models = {m.name: m for m in dapp.models()}
+    assert set(SAMPLES) <= set(models)
+    iris = models["iris-mlp"].latest
+    assert iris is not None and [s.shape for s in iris.spec.inputs] == [(0, 4)]
+    assert iris.modes == MODES["consensus"] and iris.uris[0].startswith(devnet.state.store_url)
+
+    operators = dapp.operators()
+    addresses = {devnet.state.account(f"operator-{n}").address for n in (1, 2, 3)}
+    assert addresses <= {o.address for o in operators}
+    for operator in operators:
+        if operator.address in addresses:
+            assert operator.stake >= 1_000 * 10**18 and not operator.jailed
+            assert {m.model_id for m in models.values() if m.name in SAMPLES} <= set(operator.models)
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "error", "message"),
+    [
+        ("no-such-model", [[1, 2, 3, 4]], UnknownModel, "no model named 'no-such-model'"),
+        ("iris-mlp@9", [[1, 2, 3, 4]], UnknownVersion, "versions 1..1, not 9"),
+        ("iris-mlp", [[1, 2, 3]], InputMismatch, "shape (1, 3)"),
+        ("iris-mlp", {"petals": [[1, 2, 3, 4]]}, InputMismatch, "do not match ['features']"),
+        ("iris-mlp", [[1, 2, float("nan"), 4]], InputMismatch, "NaN"),
+    ],
+)
+def test_request__bad_model_or_input__typed_error_and_nothing_sent(
+    dapp: Client, model: str, inputs: Any, error: type[Exception], message: str
+) -> None:
+    count, balance = dapp.contracts.hub.functions.requestCount().call(), dapp.token_balance()
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        dapp.request(model, inputs)
+    assert dapp.contracts.hub.functions.requestCount().call() == count
+    assert dapp.token_balance() == balance
+
+
+def test_request__no_tokens__insufficient_balance(devnet: Devnet) -> None:
+    broke = Client.connect("devnet", account=Account.create())  # no fee tokens (and no ETH)
+    with pytest.raises(InsufficientBalance, match="holds 0"):
+        broke.request("iris-mlp", [[1, 2, 3, 4]])
+
+
+def test_request__no_allowance_and_no_approving__insufficient_allowance(devnet: Devnet) -> None:
+    owner = devnet.client("owner")  # holds tokens, never approved the hub
+    count = owner.contracts.hub.functions.requestCount().call()
+    with pytest.raises(InsufficientAllowance, match="granted 0"):
+        owner.request("iris-mlp", [[1, 2, 3, 4]], approve=False)
+    assert owner.contracts.hub.functions.requestCount().call() == count
+
+
+def _raw_request(client: Client, model: str, encoded: bytes) -> int:
+    """A request sent around the SDK's input check, as a careless dapp contract could."""
+    version = client.model(model)
+    fee = client.quote(version, 3)
+    client.ensure_allowance(client.contracts.hub.address, fee, purpose="test")
+    args = (version.model_id, version.version, 1, 3, ZERO_ADDRESS, 0, fee, encoded)
+    receipt = client.transact("hub", "requestInference", args)
+    logs = client.contracts.logs("hub", "RequestCreated", receipt.block, requester=client.address)
+    return int(logs[-1].args.requestId)
+
+
+def test_wait__input_the_model_cannot_take__request_failed_with_code(dapp: Client) -> None:
+    wrong_shape = encode_tensors([Tensor.from_array("features", np.ones((1, 3)), 4)])
+    request_id = _raw_request(dapp, "iris-mlp", wrong_shape)
+
+    with pytest.raises(RequestFailed, match="INPUT_SHAPE") as caught:
+        dapp.wait(request_id, timeout=60)
+
+    assert caught.value.settlement.status == Status.FAILED
+    assert caught.value.settlement.error_code == ErrorCode.INPUT_SHAPE
+    assert len(caught.value.settlement.agreeing) == 3
+
+
+def test_wait__nobody_can_fetch_the_model__client_finalizes_as_expired(
+    devnet: Devnet, dapp: Client, tmp_path: Any, anvil_mine: Callable[[int], None]
+) -> None:
+    owner = devnet.client("owner")
+    store = ArtifactStore(tmp_path)  # served by nobody: the relayers cannot fetch it
+    sample = iris_mlp()
+    name = "unfetchable-iris"
+    publish_model(owner, store, sample.onnx, name=name, decimals=6, fee=0)
+    for n in (1, 2, 3):
+        devnet.client(f"operator-{n}").transact("staking", "register", owner.contracts.model_id_of(name))
+    store.path(owner.model(name).artifact_sha256).unlink()
+    balance = dapp.token_balance()
+
+    pending = dapp.request(name, sample.examples[:1])
+    window = dapp.deployment.parameters["commit_window"]
+    anvil_mine(window + 1)
+
+    with pytest.raises(RequestExpired) as caught:
+        dapp.wait(pending, timeout=60)
+    assert caught.value.settlement.status == Status.EXPIRED
+    refund = dapp.claimable()
+    assert refund >= pending.fee  # refunded in full, to be pulled
+    assert dapp.claim() == refund and dapp.claimable() == 0
+    assert dapp.token_balance() == balance + refund - pending.fee
+
+
+def test_connect__missing_record__deployment_error(tmp_path: Any) -> None:
+    with pytest.raises(DeploymentError, match="not found"):
+        Client.connect("nowhere", deployment=tmp_path / "nowhere.json")
+
+
+def test_connect__unreachable_node__rpc_unavailable(devnet: Devnet) -> None:
+    with pytest.raises(RpcUnavailable, match="unreachable"):
+        Client.connect("devnet", rpc_url="http://127.0.0.1:9", timeout=0.5)
+
+
+@pytest.fixture
+def anvil_mine(devnet: Devnet) -> Callable[[int], None]:
+    def _mine(blocks: int) -> None:
+        client = devnet.client(None)
+        client.rpc.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+    return _mine
