@@ -1,5 +1,6 @@
 """The dapp SDK: request inferences, wait for settlement, read results, models and operators."""
 
+from verinfer.chain.sender import TransactionFailed
 from verinfer.client.client import Client
 from verinfer.client.errors import (
     InferenceTimeout,
@@ -30,6 +31,7 @@ __all__ = [
     "RequestFailed",
     "RequestNotFinalized",
     "Settlement",
+    "TransactionFailed",
     "UnknownModel",
     "UnknownVersion",
     "VerinferError",
