@@ -26,7 +26,7 @@ from verinfer.chain.keys import DEV_CHAIN_IDS
 @click.option("--score-index", type=int, default=0, show_default=True, help="flat index into the tensor")
 @click.option("--max-score", default="0.5", show_default=True, help="highest score approved (real value)")
 @click.option("--loan", default="100", show_default=True, help="tokens lent on approval")
-@click.option("--fund", default="1000", show_default=True, help="tokens minted into the pool (dev token only)")
+@click.option("--fund", default="1000", show_default=True, help="tokens minted into the pool (DevToken)")
 @click.option("--account", "alias", default=None, help="ape account alias; test account 0 on dev chains")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def cli(
