@@ -124,12 +124,17 @@ class Contracts:
         encoded: str = getattr(self, contract).encode_abi(function, args=list(args))
         return bytes.fromhex(encoded.removeprefix("0x"))
 
+    def view(self, contract: str, function: str, *args: Any) -> Any:
+        """`contract.function(*args)` as an eth_call, retried like every other read."""
+        bound = getattr(self, contract).functions[function](*args)
+        return self.rpc.call(lambda _: bound.call(), function)
+
     def request(self, request_id: int) -> OnchainRequest | None:
         """The request, or None if the hub does not know it."""
         if request_id <= 0:
             return None
         try:
-            raw: Any = self.rpc.call(lambda _: self.hub.functions.getRequest(request_id).call(), "getRequest")
+            raw = self.view("hub", "getRequest", request_id)
         except ContractLogicError:
             return None
         return OnchainRequest(
@@ -150,7 +155,7 @@ class Contracts:
 
     def result(self, request_id: int) -> OnchainResult:
         """The stored result (status None/Pending before settlement)."""
-        raw: Any = self.rpc.call(lambda _: self.hub.functions.getResult(request_id).call(), "getResult")
+        raw = self.view("hub", "getResult", request_id)
         return OnchainResult(
             status=Status(raw[0]),
             output_digest=bytes(raw[1]),
@@ -162,27 +167,22 @@ class Contracts:
         )
 
     def committee(self, request_id: int) -> tuple[str, ...]:
-        raw: Any = self.rpc.call(lambda _: self.hub.functions.getCommittee(request_id).call(), "getCommittee")
-        return tuple(raw)
+        return tuple(self.view("hub", "getCommittee", request_id))
 
     def model(self, model_id: bytes) -> ModelInfo | None:
         """The model, or None if no one registered it."""
         try:
-            owner, name, count = self.rpc.call(
-                lambda _: self.registry.functions.getModel(model_id).call(), "getModel"
-            )
+            owner, name, count = self.view("registry", "getModel", model_id)
         except ContractLogicError:  # UnknownModel
             return None
         return ModelInfo(model_id, name, owner, count)
 
     def model_id_of(self, name: str) -> bytes:
-        return bytes(self.rpc.call(lambda _: self.registry.functions.modelIdOf(name).call(), "modelIdOf"))
+        return bytes(self.view("registry", "modelIdOf", name))
 
     def operator(self, address: str) -> OperatorInfo:
-        info: Any = self.rpc.call(
-            lambda _: self.staking.functions.operatorInfo(address).call(), "operatorInfo"
-        )
-        models: Any = self.rpc.call(lambda _: self.staking.functions.modelsOf(address).call(), "modelsOf")
+        info = self.view("staking", "operatorInfo", address)
+        models = self.view("staking", "modelsOf", address)
         return OperatorInfo(address, info[0], info[1], info[2], info[3], tuple(bytes(m) for m in models))
 
     def logs(self, contract: str, event: str, from_block: int | None = None, **topics: Any) -> list[Any]:
@@ -201,9 +201,7 @@ class Contracts:
         return found
 
     def model_version(self, model_id: bytes, version: int) -> ModelVersion:
-        raw: Any = self.rpc.call(
-            lambda _: self.registry.functions.getVersion(model_id, version).call(), "getVersion"
-        )
+        raw = self.view("registry", "getVersion", model_id, version)
         return ModelVersion(
             model_id=model_id,
             version=version,

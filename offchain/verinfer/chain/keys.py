@@ -69,6 +69,14 @@ def load_dev_key(chain_id: int) -> LocalAccount:
     return account
 
 
+def load_account(
+    keystore: Path | None, ape_account: str | None, password_env: str | None, password_file: Path | None
+) -> LocalAccount:
+    """The account in an eth-account keystore file or an ape account, with its password from env or file."""
+    path = keystore or ape_keystore(ape_account or "")
+    return load_keystore(path, read_password(password_env, password_file))
+
+
 def write_keystore(path: Path, private_key: bytes, password: str, iterations: int | None = None) -> str:
     """Encrypts a key to `path` (mode 0600) and returns its address."""
     keyfile = Account.encrypt(private_key, password, kdf="scrypt", iterations=iterations)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from eth_account.signers.local import LocalAccount
 
-from verinfer.chain.keys import DEV_CHAIN_IDS, KeyLoadError, ape_keystore, load_keystore, read_password
+from verinfer.chain.keys import DEV_CHAIN_IDS, KeyLoadError, load_account
 from verinfer.client.client import Client
 from verinfer.devnet.state import HOME_ENV, DevnetState, default_home
 
@@ -79,8 +79,7 @@ class Connection:
 
     def _signer(self, chain_id: int) -> LocalAccount:
         if self.keystore or self.ape_account:
-            path = self.keystore or ape_keystore(self.ape_account or "")
-            return load_keystore(path, read_password(self.password_env, self.password_file))
+            return load_account(self.keystore, self.ape_account, self.password_env, self.password_file)
         role = self.dev_account or self.role
         if chain_id not in DEV_CHAIN_IDS:
             raise KeyLoadError(f"chain {chain_id} is not a dev chain: sign with --keystore or --account")
@@ -112,7 +111,7 @@ def connection(role: str | None = None) -> Callable[[Callable[..., Any]], Callab
 
 def token_units(client: Client, amount: str) -> int:
     """A decimal token amount ("1000", "0.5") in the fee token's base units."""
-    decimals = int(client.contracts.token.functions.decimals().call())
+    decimals = int(client.contracts.view("token", "decimals"))
     try:
         value = Decimal(amount) * (Decimal(10) ** decimals)
     except InvalidOperation:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from verinfer.chain.deployment import Deployment
-from verinfer.chain.keys import ape_keystore, load_dev_key, load_keystore, read_password
+from verinfer.chain.keys import load_account, load_dev_key
 from verinfer.chain.rpc import Rpc
 from verinfer.chain.txmanager import TxState
 from verinfer.relayer import logs
@@ -49,9 +49,8 @@ def run(config_path: Path, dev_key_from_env: bool) -> None:
     if dev_key_from_env:
         account = load_dev_key(chain_id)
     else:
-        keystore = config.operator.keystore or ape_keystore(config.operator.ape_account or "")
-        password = read_password(config.operator.password_env, config.operator.password_file)
-        account = load_keystore(keystore, password)
+        op = config.operator
+        account = load_account(op.keystore, op.ape_account, op.password_env, op.password_file)
     service = Relayer(config, account, deployment, rpc)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())

@@ -9,7 +9,15 @@ from typing import Any, Literal, overload
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from verinfer.chain.contracts import MODES, Contracts, ModelVersion, OnchainRequest, OperatorInfo, Status
+from verinfer.chain.contracts import (
+    MODES,
+    Contracts,
+    ModelInfo,
+    ModelVersion,
+    OnchainRequest,
+    OperatorInfo,
+    Status,
+)
 from verinfer.chain.deployment import Deployment, DeploymentError
 from verinfer.chain.reverts import RevertDecoder
 from verinfer.chain.rpc import Rpc
@@ -117,14 +125,12 @@ class Client:
 
     def token_balance(self, address: str | None = None) -> int:
         owner = address or self.address
-        return int(
-            self.rpc.call(lambda _: self.contracts.token.functions.balanceOf(owner).call(), "balanceOf")
-        )
+        return int(self.contracts.view("token", "balanceOf", owner))
 
     def claimable(self, address: str | None = None) -> int:
         """Refunds and earnings the hub holds for `address` (payouts are pulled, never pushed)."""
         owner = address or self.address
-        return int(self.rpc.call(lambda _: self.contracts.hub.functions.claimable(owner).call(), "claimable"))
+        return int(self.contracts.view("hub", "claimable", owner))
 
     def claim(self) -> int:
         """Withdraws everything claimable to the client's account; returns the amount."""
@@ -140,11 +146,7 @@ class Client:
             raise InsufficientBalance(
                 f"{purpose} costs {amount} fee-token units but {self.address} holds {balance}"
             )
-        allowance = int(
-            self.rpc.call(
-                lambda _: self.contracts.token.functions.allowance(self.address, spender).call(), "allowance"
-            )
-        )
+        allowance = int(self.contracts.view("token", "allowance", self.address, spender))
         if allowance >= amount:
             return
         if not approve:
@@ -155,13 +157,19 @@ class Client:
 
     # ------------------------------------------------------------ registry and operators
 
+    def model_info(self, ref: str) -> ModelInfo:
+        """The registered model a `name` or `name@version` reference names; UnknownModel otherwise."""
+        name, _ = parse_model_ref(ref)
+        info = self.contracts.model(self.contracts.model_id_of(name))
+        if info is None:
+            raise UnknownModel(f"no model named {name!r} is registered (`verinfer models list` shows them)")
+        return info
+
     def model(self, ref: str, version: int | None = None) -> ModelVersion:
         """A version of a model by name (`name` or `name@version`); newest non-deprecated by default."""
         name, ref_version = parse_model_ref(ref)
         version = version or ref_version
-        info = self.contracts.model(self.contracts.model_id_of(name))
-        if info is None:
-            raise UnknownModel(f"no model named {name!r} is registered (`verinfer models list` shows them)")
+        info = self.model_info(ref)
         if version is not None:
             if not 1 <= version <= info.version_count:
                 raise UnknownVersion(f"model {name!r} has versions 1..{info.version_count}, not {version}")
@@ -198,12 +206,7 @@ class Client:
         return self.contracts.operator(to_checksum_address(address))
 
     def quote(self, version: ModelVersion, k: int) -> int:
-        return int(
-            self.rpc.call(
-                lambda _: self.contracts.hub.functions.quote(version.model_id, version.version, k).call(),
-                "quote",
-            )
-        )
+        return int(self.contracts.view("hub", "quote", version.model_id, version.version, k))
 
     # ------------------------------------------------------------ inference
 
@@ -296,11 +299,7 @@ class Client:
             time.sleep(self.poll_interval)
 
     def _can_finalize(self, request_id: int) -> bool:
-        return bool(
-            self.rpc.call(
-                lambda _: self.contracts.hub.functions.canFinalize(request_id).call(), "canFinalize"
-            )
-        )
+        return bool(self.contracts.view("hub", "canFinalize", request_id))
 
     @overload
     def infer(

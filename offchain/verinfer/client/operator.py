@@ -1,8 +1,8 @@
 """Operators: stake, unbond, withdraw, register for models and unjail, with the checks done first."""
 
 from verinfer.chain.contracts import OperatorInfo
-from verinfer.client.client import Client, parse_model_ref
-from verinfer.client.errors import UnknownModel, VerinferError
+from verinfer.client.client import Client
+from verinfer.client.errors import VerinferError
 
 
 def stake(client: Client, amount: int) -> OperatorInfo:
@@ -27,21 +27,13 @@ def withdraw(client: Client) -> OperatorInfo:
     return client.operator(client.address)
 
 
-def _model_id(client: Client, model: str) -> bytes:
-    name, _ = parse_model_ref(model)
-    model_id = client.contracts.model_id_of(name)
-    if client.contracts.model(model_id) is None:
-        raise UnknownModel(f"no model named {name!r} is registered (`verinfer models list` shows them)")
-    return model_id
-
-
 def register(client: Client, model: str) -> OperatorInfo:
-    client.transact("staking", "register", _model_id(client, model))
+    client.transact("staking", "register", client.model_info(model).model_id)
     return client.operator(client.address)
 
 
 def deregister(client: Client, model: str) -> OperatorInfo:
-    client.transact("staking", "deregister", _model_id(client, model))
+    client.transact("staking", "deregister", client.model_info(model).model_id)
     return client.operator(client.address)
 
 

@@ -273,7 +273,7 @@ def status(home: Path) -> dict[str, Any]:
     try:
         client = Client(Rpc(state.rpc_url, timeout=2.0, attempts=1), Deployment.load(state.deployment))
         report["block"] = client.rpc.block_number()
-        report["requests"] = int(client.contracts.hub.functions.requestCount().call())
+        report["requests"] = int(client.contracts.view("hub", "requestCount"))
     except (RpcUnavailable, OSError, ValueError) as exc:
         report["chain_error"] = str(exc)
     return report
