@@ -32,6 +32,8 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     uint256 private constant BPS = 10_000;
     /// @dev Gas kept back after the callback to finish the transaction.
     uint256 private constant CALLBACK_RESERVE = 15_000;
+    /// @dev EIP-170 caps contract code at 24,576 bytes; a data contract spends one on a leading STOP.
+    uint256 private constant MAX_CODE_OUTPUT = 24_575;
     uint8 private constant CALLBACK_OK = 1;
     uint8 private constant CALLBACK_FAILED = 2;
 
@@ -62,8 +64,11 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     /// @dev Per member: the commitment until it reveals, then the revealed digest.
     mapping(uint256 requestId => mapping(uint256 member => bytes32)) private _memberHashes;
     mapping(uint256 requestId => Settlement) private _settlements;
-    /// @dev Revealed outputs by digest, stored once however many requests share them.
-    mapping(bytes32 digest => bytes) private _outputs;
+    /// @dev Revealed outputs by digest, stored once however many requests share them: as the code of a
+    ///      data contract (200 gas a byte instead of 20,000 a 32-byte word), or in storage when an output
+    ///      is too large to be contract code.
+    mapping(bytes32 digest => address) private _outputPointers;
+    mapping(bytes32 digest => bytes) private _largeOutputs;
 
     /// @param token_ fee token (the staking token)
     /// @param registry_ model registry
@@ -257,7 +262,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         }
         result.status = status;
         result.outputDigest = s.outputDigest;
-        result.output = s.outputDigest == bytes32(0) ? bytes("") : _outputs[s.outputDigest];
+        result.output = s.outputDigest == bytes32(0) ? bytes("") : _loadOutput(s.outputDigest);
         result.settledBlock = s.settledBlock;
         result.errorCode = s.errorCode;
         result.callbackResult = s.callbackResult;
@@ -330,7 +335,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         }
         _memberHashes[requestId][member] = digest;
         r.revealedMask |= bit;
-        if (_outputs[digest].length == 0) _outputs[digest] = output;
+        _storeOutput(digest, output);
         emit Revealed(requestId, msg.sender, digest);
         // The last outstanding reveal settles at once: everyone who could reveal has.
         if (r.revealedMask == r.committedMask && (r.committedMask == full || block.number > r.commitDeadline)) {
@@ -355,7 +360,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         if (revealed == 0) {
             status = Status.Expired;
         } else if (agreeing >= k / 2 + 1) {
-            output = best == hintDigest ? hint : _outputs[best];
+            output = best == hintDigest ? hint : _loadOutput(best);
             errorCode = TensorCodec.errorCodeOf(output);
             status = errorCode == 0 ? Status.Finalized : Status.Failed;
         } else {
@@ -460,6 +465,33 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         }
         uint256 dust = rewards - share * agreeing;
         if (dust != 0) claimable[treasury] += dust;
+    }
+
+    function _storeOutput(bytes32 digest, bytes calldata output) private {
+        if (_outputPointers[digest] != address(0) || _largeOutputs[digest].length != 0) return;
+        if (output.length > MAX_CODE_OUTPUT) {
+            _largeOutputs[digest] = output;
+            return;
+        }
+        // Init code that returns everything after its 10 bytes as the new contract's code: a STOP, so
+        // the data can never run, then the output.
+        bytes memory init = abi.encodePacked(hex"61", uint16(output.length + 1), hex"80600a3d393df300", output);
+        address pointer;
+        assembly ("memory-safe") {
+            pointer := create(0, add(init, 0x20), mload(init))
+        }
+        if (pointer == address(0)) revert OutputNotStored(digest);
+        _outputPointers[digest] = pointer;
+    }
+
+    function _loadOutput(bytes32 digest) private view returns (bytes memory output) {
+        address pointer = _outputPointers[digest];
+        if (pointer == address(0)) return _largeOutputs[digest];
+        uint256 size = pointer.code.length - 1;
+        output = new bytes(size);
+        assembly ("memory-safe") {
+            extcodecopy(pointer, add(output, 0x20), 1, size)
+        }
     }
 
     function _callback(uint256 requestId, Request storage r, Status status, bytes memory output) private {

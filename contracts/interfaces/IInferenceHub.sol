@@ -191,6 +191,8 @@ interface IInferenceHub {
     error BatchLengthMismatch();
     /// @notice Not enough gas was left to give the callback its limit.
     error InsufficientGasForCallback(uint256 available, uint256 required);
+    /// @notice The data contract holding a revealed output could not be created.
+    error OutputNotStored(bytes32 digest);
     /// @notice Nothing is credited to the caller.
     error NothingToClaim(address account);
     /// @notice The request is not settled yet.

@@ -45,3 +45,18 @@ contract GasBurnerConsumer is InferenceConsumer {
         while (true) ++counter;
     }
 }
+
+/// @notice Keeps the digest and status of each result: the storage a typical dapp callback writes
+///         (one slot per request), used by the benchmark (test only).
+contract DigestConsumer is InferenceConsumer {
+    mapping(uint256 requestId => bytes32) public digests;
+
+    constructor(IInferenceHub hub_) InferenceConsumer(hub_) {}
+
+    function _onInferenceResult(uint256 requestId, IInferenceHub.Status status, bytes calldata output)
+        internal
+        override
+    {
+        digests[requestId] = keccak256(abi.encodePacked(uint8(status), output));
+    }
+}

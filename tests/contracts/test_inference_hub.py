@@ -227,3 +227,20 @@ def test_admin__set_params_and_treasury(hub, deployer, dapp):
     with ape.reverts(hub.InvalidParams):
         hub.setTreasury(ape.utils.ZERO_ADDRESS, sender=deployer)
     assert hub.setTreasury(dapp, sender=deployer).events == [hub.TreasuryUpdated(dapp)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 24_575, 25_000])
+def test_reveal__output_of_any_size__stored_once_and_returned(hub, make_request, by_address, act, size):
+    """Outputs up to the contract-code limit live in a data contract, larger ones in storage."""
+    from verinfer.models.codec import output_digest
+
+    output = (bytes(range(256)) * (size // 256 + 1))[:size]
+    rids = [request_id_of(make_request(k=1)) for _ in range(2)]
+    for rid in rids:
+        (op,) = committee_of(hub, by_address, rid)
+        act.commit(op, rid, output)
+        act.reveal(op, rid, output)
+        result = hub.getResult(rid)
+        assert result.status == 2  # settled: only a canonical error output makes a request Failed
+        assert bytes(result.output) == output
+        assert bytes(result.outputDigest) == output_digest(output)

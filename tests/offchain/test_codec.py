@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from hypothesis import given
 from hypothesis import strategies as st
 from verinfer.models.codec import (
+    TENSORS_ABI,
     CodecError,
     DType,
     ErrorCode,
@@ -84,3 +87,55 @@ def test_tensor_spec__round_trip_and_malformed():
     assert TensorSpec.decode(spec.encode()) == spec
     with pytest.raises(CodecError, match="tensor spec"):
         TensorSpec.decode(b"\x00\x01")
+
+
+tensors_strategy = st.lists(
+    st.builds(
+        lambda name, shape, decimals, seed: Tensor(
+            name,
+            shape,
+            tuple((seed * (i + 7) ** 5) % 2**255 - 2**254 for i in range(int(np.prod(shape)))),
+            decimals,
+        ),
+        st.text(max_size=40),
+        st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple),
+        st.integers(0, 255),
+        st.integers(-(2**64), 2**64),
+    ),
+    max_size=4,
+)
+
+
+def reference_decode(data: bytes):
+    """eth_abi's strict decoder: the rule decode_tensors must follow."""
+    try:
+        (raw,) = abi_decode([TENSORS_ABI], data, strict=True)
+        return [Tensor(n, tuple(s), tuple(d), dec) for n, s, d, dec in raw]
+    except Exception:
+        return None
+
+
+@given(tensors_strategy)
+def test_encode__byte_identical_to_eth_abi_and_round_trips(tensors):
+    encoded = encode_tensors(tensors)
+    assert encoded == abi_encode(
+        [TENSORS_ABI], [[(t.name, list(t.shape), list(t.data), t.decimals) for t in tensors]]
+    )
+    assert decode_tensors(encoded) == tensors
+
+
+@given(tensors_strategy, st.data())
+def test_decode__mutated_bytes__accepts_and_rejects_exactly_like_eth_abi(tensors, data):
+    encoded = bytearray(encode_tensors(tensors))
+    if encoded:
+        for _ in range(data.draw(st.integers(1, 3))):
+            at = data.draw(st.integers(0, len(encoded) - 1))
+            encoded[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(encoded)))
+    mutated = bytes(encoded[:cut] if data.draw(st.booleans()) else encoded)
+    expected = reference_decode(mutated)
+    if expected is None:
+        with pytest.raises(CodecError):
+            decode_tensors(mutated)
+    else:
+        assert decode_tensors(mutated) == expected

@@ -1,10 +1,10 @@
 """ONNX Runtime execution with deterministic settings, spec checks, timeouts and canonical error outputs."""
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -73,10 +73,17 @@ def to_input_array(spec: IOSpec, tensor: Tensor) -> npt.NDArray[Any]:
     dtype = NUMPY_DTYPES.get(spec.dtype)
     if dtype is None:
         raise InputRejected(ErrorCode.INPUT_VALUE, f"input {spec.name!r}: unsupported dtype {spec.dtype}")
-    scale = Decimal(10) ** tensor.decimals
     if np.issubdtype(dtype, np.floating):
+        # int / int is correctly rounded in Python: the nearest double to data / 10**decimals, exactly.
+        scale = 10**tensor.decimals
+        try:
+            reals = [v / scale for v in tensor.data]
+        except OverflowError:
+            raise InputRejected(
+                ErrorCode.INPUT_VALUE, f"input {spec.name!r}: value out of range for its dtype"
+            ) from None
         with np.errstate(over="ignore"):
-            array = np.asarray([float(Decimal(v) / scale) for v in tensor.data], dtype=dtype)
+            array = np.asarray(reals, dtype=dtype)
         if not np.all(np.isfinite(array)):
             raise InputRejected(
                 ErrorCode.INPUT_VALUE, f"input {spec.name!r}: value out of range for its dtype"
@@ -121,6 +128,42 @@ def prepare_inputs(specs: tuple[IOSpec, ...], encoded: bytes) -> dict[str, npt.N
     return feed
 
 
+class Watchdog:
+    """Terminates ONNX Runtime runs that pass their deadline: one thread for all of them, started on
+    first use, instead of a timer thread per run (which costs more than a small model's inference)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._runs: dict[int, tuple[float, ort.RunOptions]] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, options: ort.RunOptions, timeout: float) -> int:
+        with self._cond:
+            token = next(self._ids)
+            self._runs[token] = (time.monotonic() + timeout, options)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ort-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return token
+
+    def release(self, token: int) -> None:
+        with self._cond:
+            self._runs.pop(token, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, options) in list(self._runs.items()):
+                    if deadline <= now:
+                        options.terminate = True
+                        del self._runs[token]
+                soonest = min((d for d, _ in self._runs.values()), default=now + 60.0)
+                self._cond.wait(max(soonest - now, 0.001))
+
+
 class ModelRuntime:
     """Runs registered model versions; sessions are kept in an LRU keyed by artifact hash."""
 
@@ -131,6 +174,7 @@ class ModelRuntime:
         self._sessions: OrderedDict[bytes, ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[bytes, threading.Lock] = {}
+        self._watchdog = Watchdog()
 
     def session(self, version: ModelVersion) -> ort.InferenceSession:
         """The loaded session for `version`; fetches and verifies the artifact first (ArtifactError)."""
@@ -171,8 +215,7 @@ class ModelRuntime:
     def _execute(self, session: ort.InferenceSession, version: ModelVersion, feed: dict[str, Any]) -> bytes:
         names = [o.name for o in version.spec.outputs]
         options = ort.RunOptions()
-        timer = threading.Timer(self.timeout, lambda: setattr(options, "terminate", True))
-        timer.start()
+        token = self._watchdog.watch(options, self.timeout)
         try:
             results = session.run(names, feed, options)
         except Exception as exc:
@@ -180,7 +223,7 @@ class ModelRuntime:
                 raise InputRejected(ErrorCode.TIMEOUT, f"inference exceeded {self.timeout}s") from None
             raise InputRejected(ErrorCode.RUNTIME, f"onnxruntime: {str(exc).splitlines()[0][:200]}") from None
         finally:
-            timer.cancel()
+            self._watchdog.release(token)
         tensors = []
         for spec, value in zip(version.spec.outputs, results, strict=True):
             array = np.asarray(value)

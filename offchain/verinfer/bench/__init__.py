@@ -1,0 +1,1 @@
+"""`make bench`: gas, latency, throughput and relayer overhead, measured the same way every time."""

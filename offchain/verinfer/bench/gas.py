@@ -1,0 +1,345 @@
+"""Gas: each operation of a settled request at k = 1, 3, 5, batched commit/reveal, and the committee draw
+as the operator pool grows. Every number is a mined transaction's gasUsed (or, for the parts of one,
+the call tracer's gasUsed of that sub-call) on anvil."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import encode
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
+
+from verinfer.bench.harness import Stack, bench_account, distinct_inputs, node, sample
+from verinfer.chain.contracts import ModelVersion, Status
+from verinfer.client import operator
+from verinfer.client.client import Client
+from verinfer.client.inputs import encode_inputs
+from verinfer.client.owner import publish_model
+from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
+from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.codec import commitment
+from verinfer.models.runtime import ModelRuntime
+
+CALLBACK_GAS = 200_000
+MODEL = "iris-mlp"  # k = 1, 3, 5 pool: five operators
+BATCH_MODEL = "diabetes-progression"  # batch pool: exactly three operators, so k = 3 draws all of them
+MIN_STAKE = 100 * TOKEN
+Progress = Callable[[str], None]
+
+
+def compiled(name: str) -> dict[str, Any]:
+    """`name`'s contract type from ape's build (`ape compile` first, which is quick when nothing changed)."""
+    root = project_root()
+    ape = str(Path(sys.executable).parent / "ape")
+    done = subprocess.run([ape, "compile"], cwd=root, env=tool_env(root), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ape compile failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    types: dict[str, Any] = json.loads((root / ".build" / "__local__.json").read_text())["contractTypes"]
+    if name not in types:
+        raise RuntimeError(f"no contract {name} in the ape build")
+    return types[name]  # type: ignore[no-any-return]
+
+
+def selector(signature: str) -> str:
+    return "0x" + keccak(text=signature)[:4].hex()
+
+
+DRAW = selector("drawCommittee(bytes32,uint256,uint256)")
+CALLBACK = selector("onInferenceResult(uint256,uint8,bytes)")
+
+
+@dataclass
+class Member:
+    client: Client
+    salt: bytes = b""
+
+    @property
+    def address(self) -> str:
+        return self.client.address
+
+
+class GasBench:
+    """Drives requests and the committee's commit/reveal by hand, from known operator accounts."""
+
+    def __init__(self, stack: Stack, progress: Progress) -> None:
+        self.stack = stack
+        self.progress = progress
+        self.deployer = stack.client("deployer")
+        self.dapp = stack.client("dapp")
+        self.runtime = ModelRuntime(ArtifactStore(stack.state.store_dir))
+        self.members: dict[str, Member] = {}
+        self.consumer = ""
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        self.progress("gas: five operators, a consumer contract")
+        # Windows long enough for 50 requests mined one per block to be committed in one batch; the
+        # window length does not change any operation's gas.
+        params = list(self.stack.contracts.view("hub", "params"))
+        params[0] = params[1] = 500
+        self.deployer.transact("hub", "setParams", tuple(params))
+        self.deployer.transact("token", "mint", self.dapp.address, 100_000 * TOKEN)
+        self.dapp.transact("token", "approve", self.stack.contracts.hub.address, 2**256 - 1)
+        accounts: list[LocalAccount] = [bench_account(3 + i) for i in range(5)]
+        for i, account in enumerate(accounts):
+            client = self.stack.client(account)
+            self.deployer.transact("token", "mint", account.address, 10 * STAKE)
+            operator.stake(client, STAKE)
+            operator.register(client, MODEL)
+            if i < 3:
+                operator.register(client, BATCH_MODEL)
+            self.members[account.address] = Member(client)
+        self.consumer = self._deploy("DigestConsumer", ["address"], [self.stack.contracts.hub.address])
+
+    def _deploy(self, name: str, types: list[str], args: list[Any]) -> str:
+        bytecode = bytes.fromhex(compiled(name)["deploymentBytecode"]["bytecode"][2:])
+        receipt = self.send_as(self.deployer.address, None, bytecode + encode(types, args))
+        return str(receipt["contractAddress"])
+
+    def send_as(self, sender: str, to: str | None, data: bytes, gas: int = 3_000_000) -> TxReceipt:
+        """A transaction from an account the dev node signs for (unlocked or impersonated)."""
+        tx: dict[str, Any] = {"from": sender, "data": data, "gas": gas}
+        if to is not None:
+            tx["to"] = to
+        w3 = self.stack.rpc.w3
+        # The devnet mines each transaction as it arrives; web3's wait_for_transaction_receipt polls
+        # every 0.1 s, which would dominate a bulk setup of thousands of transactions.
+        tx_hash = w3.eth.send_transaction(tx)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                receipt = w3.eth.get_transaction_receipt(tx_hash)
+                break
+            except TransactionNotFound:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"bench setup transaction {tx_hash.hex()} not mined") from None
+                time.sleep(0.001)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"bench setup transaction reverted: {receipt['transactionHash'].hex()}")
+        return receipt
+
+    # ------------------------------------------------------------ one request, step by step
+
+    def request(self, model: str, k: int, row: Any, callback: bool = True) -> tuple[int, int, bytes, str]:
+        """(request id, gas, encoded output every honest member computes, tx hash)."""
+        version = self.dapp.model(model)
+        encoded = encode_inputs(version.spec, row)
+        fee = self.dapp.quote(version, k)
+        args = (
+            version.model_id,
+            version.version,
+            1,
+            k,
+            self.consumer if callback else "0x" + "00" * 20,
+            CALLBACK_GAS if callback else 0,
+            fee,
+            encoded,
+        )
+        receipt = self.dapp.transact("hub", "requestInference", args)
+        request_id = int(self.stack.contracts.view("hub", "requestCount"))
+        output = self.runtime.run(version, encoded).output
+        return request_id, receipt.gas_used, output, receipt.tx_hash.hex()
+
+    def committee(self, request_id: int) -> list[Member]:
+        return [self.members[a] for a in self.stack.contracts.committee(request_id)]
+
+    def commit(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> int:
+        member.salt = os.urandom(32)
+        digests = [
+            commitment(i, member.address, keccak(o), member.salt) for i, o in zip(ids, outputs, strict=True)
+        ]
+        if len(ids) == 1:
+            return member.client.transact("hub", "commit", ids[0], digests[0]).gas_used
+        return member.client.transact("hub", "commitMany", list(ids), digests).gas_used
+
+    def reveal(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> tuple[int, str]:
+        if len(ids) == 1:
+            receipt = member.client.transact("hub", "reveal", ids[0], outputs[0], member.salt)
+        else:
+            receipt = member.client.transact(
+                "hub", "revealMany", list(ids), list(outputs), [member.salt] * len(ids)
+            )
+        return receipt.gas_used, receipt.tx_hash.hex()
+
+    def expect(self, request_id: int, status: Status) -> None:
+        result = self.stack.contracts.result(request_id)
+        if result.status != status or (result.callback_result != 1 and status == Status.FINALIZED):
+            raise RuntimeError(
+                f"request {request_id} ended {result.status.name}, callback {result.callback_result}"
+            )
+
+    def subcall_gas(self, tx_hash: str, to: str, sig: str) -> int | None:
+        """gasUsed of the first call to `to` with selector `sig` inside the transaction (call tracer)."""
+        tx = tx_hash if tx_hash.startswith("0x") else "0x" + tx_hash
+        stack = [node(self.stack.rpc, "debug_traceTransaction", tx, {"tracer": "callTracer"}) or {}]
+        while stack:
+            frame = stack.pop()
+            if frame.get("to", "").lower() == to.lower() and frame.get("input", "").startswith(sig):
+                return int(frame["gasUsed"], 16)
+            stack.extend(frame.get("calls") or [])
+        return None
+
+    # ------------------------------------------------------------ the measurements
+
+    def per_operation(self, ks: Sequence[int], repeats: int) -> dict[str, Any]:
+        """Median gas of request, commit, reveal and the settling reveal (with callback) at each k."""
+        out: dict[str, Any] = {}
+        rows = distinct_inputs(sample(MODEL), repeats * len(ks), seed=1)
+        for k in ks:
+            self.progress(f"gas: settled requests at k={k}")
+            samples: dict[str, list[int]] = {
+                "request": [],
+                "commit": [],
+                "reveal": [],
+                "settle": [],
+                "callback": [],
+            }
+            for _ in range(repeats):
+                request_id, gas, output, _ = self.request(MODEL, k, rows.pop())
+                samples["request"].append(gas)
+                members = self.committee(request_id)
+                for m in members:
+                    samples["commit"].append(self.commit(m, [request_id], [output]))
+                for i, m in enumerate(members):
+                    gas, tx = self.reveal(m, [request_id], [output])
+                    samples["settle" if i == len(members) - 1 else "reveal"].append(gas)
+                self.expect(request_id, Status.FINALIZED)
+                callback = self.subcall_gas(tx, self.consumer, CALLBACK)
+                if callback is not None:
+                    samples["callback"].append(callback)
+            med = {name: int(statistics.median(v)) for name, v in samples.items() if v}
+            med["total"] = med["request"] + k * med["commit"] + (k - 1) * med.get("reveal", 0) + med["settle"]
+            out[str(k)] = med
+        return out
+
+    def finalize_after_silence(self) -> dict[str, int]:
+        """k = 3, one member commits but never reveals: `finalize` after the window settles, slashes and
+        calls back."""
+        self.progress("gas: finalize after a silent member")
+        request_id, _, output, _ = self.request(MODEL, 3, distinct_inputs(sample(MODEL), 1, seed=2)[0])
+        members = self.committee(request_id)
+        for m in members:
+            self.commit(m, [request_id], [output])
+        for m in members[:2]:
+            self.reveal(m, [request_id], [output])
+        deadline = self.stack.contracts.request(request_id).reveal_deadline  # type: ignore[union-attr]
+        head = self.stack.rpc.block_number()
+        node(self.stack.rpc, "anvil_mine", hex(deadline - head + 1))
+        receipt = self.dapp.transact("hub", "finalize", request_id)
+        self.expect(request_id, Status.FINALIZED)
+        slash = self.subcall_gas(
+            receipt.tx_hash.hex(),
+            self.stack.contracts.staking.address,
+            selector("slash(address,uint16,address,uint16)"),
+        )
+        return {"finalize": receipt.gas_used, "slash": slash or 0}
+
+    def batched(self, sizes: Sequence[int]) -> dict[str, Any]:
+        """Three operators commit and reveal `n` requests each in one transaction (commitMany/revealMany)."""
+        out: dict[str, Any] = {}
+        rows = distinct_inputs(sample(BATCH_MODEL), sum(sizes), seed=3)
+        for n in sizes:
+            self.progress(f"gas: batches of {n}")
+            ids, outputs, request_gas = [], [], 0
+            for _ in range(n):
+                request_id, gas, output, _ = self.request(BATCH_MODEL, 3, rows.pop())
+                ids.append(request_id)
+                outputs.append(output)
+                request_gas += gas
+            members = self.committee(ids[0])
+            commits = [self.commit(m, ids, outputs) for m in members]
+            reveals = [self.reveal(m, ids, outputs)[0] for m in members]
+            for request_id in ids:
+                self.expect(request_id, Status.FINALIZED)
+            operator_side = sum(commits) + sum(reveals)
+            out[str(n)] = {
+                "request": request_gas // n,
+                "commit_per_request": sum(commits) // (3 * n),
+                "reveal_per_request": sum(reveals[:-1]) // (2 * n),
+                "settle_per_request": reveals[-1] // n,
+                "operator_per_request": operator_side // (3 * n),
+                "total_per_request": (request_gas + operator_side) // n,
+            }
+        return out
+
+    def draw(self, sizes: Sequence[int], repeats: int) -> dict[str, Any]:
+        """Draw gas (inside requestInference, k = 3) in pools of each size; pools share operators."""
+        largest = max(sizes)
+        self.progress(f"gas: {largest} operators for the draw pools")
+        owner = self.stack.client("owner")
+        onnx = sample(MODEL)
+        pools: dict[int, ModelVersion] = {}
+        for n in sizes:
+            pools[n] = publish_model(
+                owner,
+                ArtifactStore(self.stack.state.store_dir),
+                onnx.onnx,
+                name=f"bench-draw-{n}",
+                decimals=onnx.decimals,
+                fee=TOKEN // 10,
+                base_url=self.stack.state.store_url,
+            )
+        contracts = self.stack.contracts
+        token, staking = contracts.token.address, contracts.staking.address
+        w3 = self.stack.rpc.w3
+        node(self.stack.rpc, "anvil_autoImpersonateAccount", True)
+        for i in range(largest):
+            address = w3.to_checksum_address(keccak(text=f"verinfer-bench-operator-{i}")[12:])
+            node(self.stack.rpc, "anvil_setBalance", address, hex(10**18))
+            self.send_as(
+                self.deployer.address, token, contracts.calldata("token", "mint", address, MIN_STAKE)
+            )
+            self.send_as(address, token, contracts.calldata("token", "approve", staking, MIN_STAKE))
+            self.send_as(address, staking, contracts.calldata("staking", "stake", MIN_STAKE))
+            for n, version in pools.items():
+                if i < n:
+                    self.send_as(
+                        address, staking, contracts.calldata("staking", "register", version.model_id)
+                    )
+        node(self.stack.rpc, "anvil_autoImpersonateAccount", False)
+        out: dict[str, Any] = {}
+        rows = distinct_inputs(onnx, repeats * len(sizes), seed=4)
+        for n, version in pools.items():
+            slots, eligible, _ = contracts.view("staking", "poolInfo", version.model_id)
+            if (slots, eligible) != (n, n):
+                raise RuntimeError(f"pool of {n}: {eligible} eligible of {slots}")
+            draws, requests = [], []
+            for _ in range(repeats):
+                _, gas, _, tx = self.request(f"bench-draw-{n}", 3, rows.pop(), callback=False)
+                requests.append(gas)
+                draws.append(self.subcall_gas(tx, staking, DRAW) or 0)
+            out[str(n)] = {"draw": int(statistics.median(draws)), "request": int(statistics.median(requests))}
+        return out
+
+
+def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
+    bench = GasBench(stack, progress)
+    bench.setup()
+    draw_sizes = (5, 20) if quick else (10, 100, 1000)
+    results = {
+        "per_operation": bench.per_operation((1, 3, 5), 1 if quick else 3),
+        "finalize_after_silence": bench.finalize_after_silence(),
+        "batched": bench.batched((1, 5) if quick else (1, 10, 50)),
+        "draw": bench.draw(draw_sizes, 2 if quick else 5),
+    }
+    draws = [results["draw"][str(n)]["draw"] for n in draw_sizes]
+    steps = [b - a for a, b in pairwise(draws)]
+    # Pool sizes grow tenfold per step (in the full run): a log n draw adds about the same gas per step,
+    # a linear one ten times more each step.
+    results["draw_growth"] = {
+        "added_per_step": steps,
+        "step_ratio": round(steps[-1] / steps[0], 2) if len(steps) > 1 and steps[0] else None,
+    }
+    return results

@@ -1,0 +1,97 @@
+"""The benchmark harness: `--quick` runs every part end to end and writes well-formed results.
+
+This checks the harness, not the numbers: the numbers are `make bench`'s to report."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from verinfer.bench.report import targets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [sys.executable, "-m", "verinfer.bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_quick__writes_json_markdown_and_png(quick: Path) -> None:
+    results = json.loads((quick / "results.json").read_text())
+    assert results["meta"]["quick"] is True and results["meta"]["seconds"] > 0
+    assert set(results) >= {"gas", "latency", "throughput", "overhead", "targets"}
+    assert (quick / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (quick / "results.md").read_text()
+    for heading in (
+        "## Targets",
+        "## Gas per operation",
+        "## Committee draw",
+        "## End-to-end latency",
+        "## Throughput",
+        "## Relayer execution overhead",
+    ):
+        assert heading in markdown
+
+
+def test_quick__gas_parts_add_up(quick: Path) -> None:
+    gas = json.loads((quick / "results.json").read_text())["gas"]
+    assert set(gas["per_operation"]) == {"1", "3", "5"}
+    for k, g in gas["per_operation"].items():
+        n = int(k)
+        assert g["total"] == g["request"] + n * g["commit"] + (n - 1) * g.get("reveal", 0) + g["settle"]
+        assert 0 < g["callback"] < g["settle"]
+    assert gas["finalize_after_silence"]["slash"] > 0
+    for b in gas["batched"].values():
+        assert b["total_per_request"] == pytest.approx(b["request"] + 3 * b["operator_per_request"], abs=3)
+    assert all(0 < d["draw"] < d["request"] for d in gas["draw"].values())
+
+
+def test_quick__latency_throughput_and_overhead_measured(quick: Path) -> None:
+    results = json.loads((quick / "results.json").read_text())
+    for chain in ("automine", "block_time_1s"):
+        lat = results["latency"][chain]
+        assert lat["n"] > 0 and 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
+    steps = results["throughput"]["steps"]
+    assert steps and all(s["settled"] == s["sent"] for s in steps)
+    assert results["throughput"]["profile"]["transactions"] > 0
+    assert all(m["ratio"] > 0 for m in results["overhead"]["models"])
+    assert [t["name"] for t in results["targets"]] == [t.name for t in targets(results)]
+
+
+def test_targets__met_missed_and_not_measured() -> None:
+    results = {
+        "gas": {
+            "per_operation": {"3": {"total": 250_000}},
+            "batched": {"50": {"total_per_request": 90_000}},
+            "draw_growth": {"step_ratio": 1.1},
+        },
+        "latency": {"automine": {"p50_ms": 450.0}},
+        "overhead": {"worst_ratio": 0.95},
+    }
+    marks = {t.name.split(",")[0]: t.met for t in targets(results)}
+    assert [t.met for t in targets(results)] == [True, False, True, False, None, True]
+    assert marks["settled requests per second"] is None
+
+
+def test_unknown_part__usage_error_and_nothing_written(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "verinfer.bench", "--only", "gas,speed", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown part(s) ['speed']" in done.stderr
+    assert list(tmp_path.iterdir()) == []
