@@ -10,6 +10,7 @@ import {IInferenceHub} from "./interfaces/IInferenceHub.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IOperatorStaking} from "./interfaces/IOperatorStaking.sol";
 import {TensorCodec} from "./libraries/TensorCodec.sol";
+import {WordPack} from "./libraries/WordPack.sol";
 
 /// @title InferenceHub
 /// @notice Consensus-mode settlement of inference requests: stake-weighted committees,
@@ -37,8 +38,8 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     uint8 private constant CALLBACK_OK = 1;
     uint8 private constant CALLBACK_FAILED = 2;
 
+    /// @dev One slot. The accepted digest is not repeated here: it is what every agreeing member revealed.
     struct Settlement {
-        bytes32 outputDigest;
         uint40 settledBlock;
         uint16 agreeMask;
         uint8 errorCode;
@@ -60,13 +61,14 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
     Params private _params;
     mapping(uint256 requestId => Request) private _requests;
-    mapping(uint256 requestId => address[]) private _committees;
+    /// @dev Committee members by position; the committee's size is the request's k.
+    mapping(uint256 requestId => mapping(uint256 member => address)) private _members;
     /// @dev Per member: the commitment until it reveals, then the revealed digest.
     mapping(uint256 requestId => mapping(uint256 member => bytes32)) private _memberHashes;
     mapping(uint256 requestId => Settlement) private _settlements;
-    /// @dev Revealed outputs by digest, stored once however many requests share them: as the code of a
-    ///      data contract (200 gas a byte instead of 20,000 a 32-byte word), or in storage when an output
-    ///      is too large to be contract code.
+    /// @dev Revealed outputs by digest, stored once however many requests share them, packed word by
+    ///      word (WordPack): as the code of a data contract (200 gas a byte instead of 20,000 a 32-byte
+    ///      word), or in storage when too large to be contract code.
     mapping(bytes32 digest => address) private _outputPointers;
     mapping(bytes32 digest => bytes) private _largeOutputs;
 
@@ -139,7 +141,9 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
             operatorFee: p.operatorFee,
             protocolFee: p.protocolFee
         });
-        _committees[requestId] = committee;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            _members[requestId][i] = committee[i];
+        }
         emit RequestCreated(
             requestId,
             request.modelId,
@@ -240,17 +244,19 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
     /// @inheritdoc IInferenceHub
     function getCommittee(uint256 requestId) external view returns (address[] memory) {
-        if (_requests[requestId].status == Status.None) revert UnknownRequest(requestId);
-        return _committees[requestId];
+        Request storage r = _requests[requestId];
+        if (r.status == Status.None) revert UnknownRequest(requestId);
+        return _committee(requestId, r.k);
     }
 
     /// @inheritdoc IInferenceHub
     function getResult(uint256 requestId) external view returns (Result memory result) {
-        Status status = _requests[requestId].status;
+        Request storage r = _requests[requestId];
+        Status status = r.status;
         if (status == Status.None) revert UnknownRequest(requestId);
         if (status == Status.Pending) revert ResultNotReady(requestId);
         Settlement storage s = _settlements[requestId];
-        address[] storage committee = _committees[requestId];
+        address[] memory committee = _committee(requestId, r.k);
         uint256 agreeing;
         for (uint256 i = 0; i < committee.length; ++i) {
             if (s.agreeMask & (1 << i) != 0) ++agreeing;
@@ -261,8 +267,8 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
             if (s.agreeMask & (1 << i) != 0) result.agreeing[n++] = committee[i];
         }
         result.status = status;
-        result.outputDigest = s.outputDigest;
-        result.output = s.outputDigest == bytes32(0) ? bytes("") : _loadOutput(s.outputDigest);
+        result.outputDigest = _acceptedDigest(requestId, s.agreeMask);
+        result.output = result.outputDigest == bytes32(0) ? bytes("") : _loadOutput(result.outputDigest);
         result.settledBlock = s.settledBlock;
         result.errorCode = s.errorCode;
         result.callbackResult = s.callbackResult;
@@ -292,12 +298,28 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         }
     }
 
-    function _memberIndex(uint256 requestId, address operator) private view returns (uint256) {
-        address[] storage committee = _committees[requestId];
-        for (uint256 i = 0; i < committee.length; ++i) {
-            if (committee[i] == operator) return i;
+    function _memberIndex(uint256 requestId, uint256 k, address operator) private view returns (uint256) {
+        mapping(uint256 => address) storage members = _members[requestId];
+        for (uint256 i = 0; i < k; ++i) {
+            if (members[i] == operator) return i;
         }
         revert NotCommitteeMember(requestId, operator);
+    }
+
+    function _committee(uint256 requestId, uint256 k) private view returns (address[] memory committee) {
+        committee = new address[](k);
+        mapping(uint256 => address) storage members = _members[requestId];
+        for (uint256 i = 0; i < k; ++i) {
+            committee[i] = members[i];
+        }
+    }
+
+    /// @dev The digest the agreeing members revealed (zero when none agreed: Disputed or Expired).
+    function _acceptedDigest(uint256 requestId, uint16 agreeMask) private view returns (bytes32) {
+        if (agreeMask == 0) return bytes32(0);
+        uint256 first;
+        while (agreeMask & (1 << first) == 0) ++first;
+        return _memberHashes[requestId][first];
     }
 
     function _fullMask(uint8 k) private pure returns (uint16) {
@@ -312,7 +334,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     function _commit(uint256 requestId, bytes32 commitment) private {
         Request storage r = _pending(requestId);
         if (block.number > r.commitDeadline) revert CommitWindowClosed(requestId, r.commitDeadline);
-        uint256 member = _memberIndex(requestId, msg.sender);
+        uint256 member = _memberIndex(requestId, r.k, msg.sender);
         uint16 bit = uint16(1 << member);
         if (r.committedMask & bit != 0) revert AlreadyCommitted(requestId, msg.sender);
         r.committedMask |= bit;
@@ -325,7 +347,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         uint16 full = _fullMask(r.k);
         if (r.committedMask != full && block.number <= r.commitDeadline) revert RevealNotOpen(requestId);
         if (block.number > r.revealDeadline) revert RevealWindowClosed(requestId, r.revealDeadline);
-        uint256 member = _memberIndex(requestId, msg.sender);
+        uint256 member = _memberIndex(requestId, r.k, msg.sender);
         uint16 bit = uint16(1 << member);
         if (r.committedMask & bit == 0) revert NotCommitted(requestId, msg.sender);
         if (r.revealedMask & bit != 0) revert AlreadyRevealed(requestId, msg.sender);
@@ -371,7 +393,6 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         }
         r.status = status;
         _settlements[requestId] = Settlement({
-            outputDigest: best,
             settledBlock: uint40(block.number),
             agreeMask: agreeMask,
             errorCode: errorCode,
@@ -379,7 +400,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         });
         emit RequestSettled(requestId, status, best, errorCode, agreeMask);
 
-        address[] storage committee = _committees[requestId];
+        address[] memory committee = _committee(requestId, k);
         _distribute(requestId, r, committee, status, agreeMask, agreeing);
         _penalize(requestId, committee, revealed, agreeMask, agreeing);
         if (r.callback != address(0)) _callback(requestId, r, status, output);
@@ -410,7 +431,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     function _distribute(
         uint256 requestId,
         Request storage r,
-        address[] storage committee,
+        address[] memory committee,
         Status status,
         uint16 agreeMask,
         uint256 agreeing
@@ -436,7 +457,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
     function _penalize(
         uint256 requestId,
-        address[] storage committee,
+        address[] memory committee,
         uint16 revealed,
         uint16 agreeMask,
         uint256 agreeing
@@ -469,13 +490,14 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
     function _storeOutput(bytes32 digest, bytes calldata output) private {
         if (_outputPointers[digest] != address(0) || _largeOutputs[digest].length != 0) return;
-        if (output.length > MAX_CODE_OUTPUT) {
-            _largeOutputs[digest] = output;
+        bytes memory packed = WordPack.pack(output);
+        if (packed.length > MAX_CODE_OUTPUT) {
+            _largeOutputs[digest] = packed;
             return;
         }
         // Init code that returns everything after its 10 bytes as the new contract's code: a STOP, so
-        // the data can never run, then the output.
-        bytes memory init = abi.encodePacked(hex"61", uint16(output.length + 1), hex"80600a3d393df300", output);
+        // the data can never run, then the packed output.
+        bytes memory init = abi.encodePacked(hex"61", uint16(packed.length + 1), hex"80600a3d393df300", packed);
         address pointer;
         assembly ("memory-safe") {
             pointer := create(0, add(init, 0x20), mload(init))
@@ -484,14 +506,15 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         _outputPointers[digest] = pointer;
     }
 
-    function _loadOutput(bytes32 digest) private view returns (bytes memory output) {
+    function _loadOutput(bytes32 digest) private view returns (bytes memory) {
         address pointer = _outputPointers[digest];
-        if (pointer == address(0)) return _largeOutputs[digest];
+        if (pointer == address(0)) return WordPack.unpack(_largeOutputs[digest]);
         uint256 size = pointer.code.length - 1;
-        output = new bytes(size);
+        bytes memory packed = new bytes(size);
         assembly ("memory-safe") {
-            extcodecopy(pointer, add(output, 0x20), 1, size)
+            extcodecopy(pointer, add(packed, 0x20), 1, size)
         }
+        return WordPack.unpack(packed);
     }
 
     function _callback(uint256 requestId, Request storage r, Status status, bytes memory output) private {

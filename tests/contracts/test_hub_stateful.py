@@ -79,7 +79,8 @@ def machine(chain, accounts, token, staking, hub, model, operators, dapp, act, d
                 if not (full or next_block > r.commitDeadline) or next_block > r.revealDeadline:
                     continue
                 for address, behavior in self.plans[rid].items():
-                    if behavior != "silent":
+                    # Each reveal is a block of its own: a late member can find the window closed.
+                    if behavior != "silent" and chain.blocks.head.number + 1 <= r.revealDeadline:
                         self.record(act.reveal(ape.accounts[address], rid, self.output_of(rid, address)))
                 self.revealed.add(rid)
 

@@ -194,34 +194,30 @@ class GasBench:
     # ------------------------------------------------------------ the measurements
 
     def per_operation(self, ks: Sequence[int], repeats: int) -> dict[str, Any]:
-        """Median gas of request, commit, reveal and the settling reveal (with callback) at each k."""
+        """Median gas of each step of a settled request at each k, and the median of their sums.
+
+        The first reveal stores the output; the last one settles (payouts, callback); at k = 1 they
+        are the same transaction."""
         out: dict[str, Any] = {}
         rows = distinct_inputs(sample(MODEL), repeats * len(ks), seed=1)
         for k in ks:
             self.progress(f"gas: settled requests at k={k}")
-            samples: dict[str, list[int]] = {
-                "request": [],
-                "commit": [],
-                "reveal": [],
-                "settle": [],
-                "callback": [],
-            }
+            samples: dict[str, list[int]] = {}
             for _ in range(repeats):
                 request_id, gas, output, _ = self.request(MODEL, k, rows.pop())
-                samples["request"].append(gas)
+                steps = [("request", gas)]
                 members = self.committee(request_id)
-                for m in members:
-                    samples["commit"].append(self.commit(m, [request_id], [output]))
+                steps += [("commit", self.commit(m, [request_id], [output])) for m in members]
                 for i, m in enumerate(members):
                     gas, tx = self.reveal(m, [request_id], [output])
-                    samples["settle" if i == len(members) - 1 else "reveal"].append(gas)
+                    name = "settle" if i == k - 1 else "first_reveal" if i == 0 else "reveal"
+                    steps.append((name, gas))
                 self.expect(request_id, Status.FINALIZED)
-                callback = self.subcall_gas(tx, self.consumer, CALLBACK)
-                if callback is not None:
-                    samples["callback"].append(callback)
-            med = {name: int(statistics.median(v)) for name, v in samples.items() if v}
-            med["total"] = med["request"] + k * med["commit"] + (k - 1) * med.get("reveal", 0) + med["settle"]
-            out[str(k)] = med
+                steps.append(("callback", self.subcall_gas(tx, self.consumer, CALLBACK) or 0))
+                for name, value in steps:
+                    samples.setdefault(name, []).append(value)
+                samples.setdefault("total", []).append(sum(v for n, v in steps if n != "callback"))
+            out[str(k)] = {name: int(statistics.median(v)) for name, v in samples.items()}
         return out
 
     def finalize_after_silence(self) -> dict[str, int]:

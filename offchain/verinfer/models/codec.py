@@ -6,6 +6,7 @@ rounded half-to-even from the exact value of the float32 result, so every honest
 produces the same integers.
 """
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
@@ -70,9 +71,9 @@ class Tensor:
     def __post_init__(self) -> None:
         if any(not 0 <= d <= UINT32_MAX for d in self.shape):
             raise CodecError(f"tensor {self.name!r}: shape {self.shape} has a dimension outside uint32")
-        if int(np.prod(self.shape, dtype=object)) != len(self.data):
+        if math.prod(self.shape) != len(self.data):
             raise CodecError(
-                f"tensor {self.name!r}: shape {self.shape} holds {int(np.prod(self.shape, dtype=object))}"
+                f"tensor {self.name!r}: shape {self.shape} holds {math.prod(self.shape)}"
                 f" values, data has {len(self.data)}"
             )
         if not 0 <= self.decimals <= 255:

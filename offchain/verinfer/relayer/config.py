@@ -59,7 +59,7 @@ class TxConfig(FeePolicy):
     """Fees and replacement of stuck transactions (FeePolicy), plus batching and the settle reserve."""
 
     max_batch: int = 16
-    settle_reserve: int = 400_000
+    settle_reserve: int = 100_000
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,12 @@ from verinfer.relayer.metrics import Heartbeat, Metrics, MetricsServer
 
 log = logging.getLogger("verinfer.relayer")
 
-# Extra gas a reveal or finalize may need when it turns out to settle the request (tally, payouts, penalties).
+# Extra gas a reveal or finalize may need when it turns out to settle the request (on top of
+# tx.settle_reserve): the hub's reserve after a callback, a fee credit per member (a fresh storage slot
+# at worst) and a slash per silent member (measured at about 130k by `make bench`).
 CALLBACK_RESERVE = 15_000
+CREDIT_RESERVE = 25_000
+SLASH_RESERVE = 150_000
 RETRY_FETCH_AFTER = 2.0
 
 
@@ -493,7 +497,19 @@ class Relayer:
         log.info(f"{kind} sent", extra={"request_ids": ids, "tx": tx_hash.hex()})
 
     def _settle_gas(self, row: RequestRow) -> int:
-        return self.config.tx.settle_reserve + row.callback_gas * 64 // 63 + CALLBACK_RESERVE
+        """Gas to add to a reveal's estimate in case it turns out to settle: a base, a fee credit per
+        member, a slash per member that never committed, and the callback's limit.
+
+        Reserving only what settling can use matters under load: a block takes transactions up to its
+        gas limit by their limits, not by the gas they end up using."""
+        silent = row.k - bin(row.committed_mask).count("1")
+        return (
+            self.config.tx.settle_reserve
+            + row.k * CREDIT_RESERVE
+            + silent * SLASH_RESERVE
+            + row.callback_gas * 64 // 63
+            + CALLBACK_RESERVE
+        )
 
     def _finalize(self, row: RequestRow) -> None:
         data = self.contracts.calldata("hub", "finalize", row.request_id)
