@@ -38,11 +38,17 @@ class Stack:
     state: DevnetState
     rpc: Rpc
     deployment: Deployment
+    _block_time: float | None = None
 
     def client(self, who: str | LocalAccount) -> Client:
         """A client signing as a devnet role (deployer, owner, dapp, operator-n) or as `who` itself."""
         signer = Account.from_key(self.state.accounts[who]) if isinstance(who, str) else who
         return Client(self.rpc, self.deployment, signer, poll_interval=0.02)
+
+    @property
+    def block_time(self) -> float | None:
+        """Seconds between blocks; None when the node mines a block per transaction."""
+        return self._block_time
 
     @property
     def contracts(self) -> Contracts:
@@ -63,7 +69,7 @@ def devnet(work: Path, name: str, *, block_time: float | None = None, relayers: 
     )
     try:
         rpc = Rpc(state.rpc_url, timeout=30.0)
-        yield Stack(state, rpc, Deployment.load(state.deployment))
+        yield Stack(state, rpc, Deployment.load(state.deployment), block_time)
     finally:
         down(home, state)
 

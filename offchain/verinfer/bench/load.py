@@ -164,7 +164,7 @@ class Profiler:
         self.stages0 = {name: stage_seconds(addr) for name, addr in self.stack.state.relayers.items()}
         self.block0 = self.stack.rpc.block_number()
 
-    def stop(self, settled: int) -> dict[str, Any]:
+    def stop(self, settled: int, block_time: float | None) -> dict[str, Any]:
         wall = time.perf_counter() - self.t0
         cpu = {p.name: cpu_seconds(p.pid) - self.cpu0[p.name] for p in self.processes}
         cpu["bench (load + watcher)"] = sum(os.times()[:2]) - self.self0
@@ -177,10 +177,13 @@ class Profiler:
                 acc[0] += total - before[0]
                 acc[1] += count - before[1]
         head = self.stack.rpc.block_number()
-        blocks = [self.stack.rpc.w3.eth.get_block(b) for b in range(self.block0 + 1, head + 1)]
+        blocks = [self.stack.rpc.w3.eth.get_block(b, True) for b in range(self.block0 + 1, head + 1)]
         txs = sum(len(b["transactions"]) for b in blocks)
         gas_used = sum(int(b["gasUsed"]) for b in blocks)
         gas_limit = sum(int(b["gasLimit"]) for b in blocks)
+        # A block takes transactions by the gas they reserve (their limit), not the gas they end up using.
+        full: list[Any] = [tx for b in blocks for tx in b["transactions"]]
+        reserved = sum(int(tx["gas"]) for tx in full)
         return {
             "wall_s": round(wall, 2),
             "cores_busy": {name: round(s / wall, 2) for name, s in sorted(cpu.items(), key=lambda x: -x[1])},
@@ -198,8 +201,13 @@ class Profiler:
             "transactions_per_settled_request": round(txs / max(settled, 1), 2),
             "block_gas_used": round(gas_used / max(gas_limit, 1), 3),
             "gas_per_settled_request": gas_used // max(settled, 1),
-            # What the chain alone allows: its gas per second over the gas one settled request used.
-            "chain_cap_per_s": round(gas_limit / max(wall, 1e-9) / max(gas_used / max(settled, 1), 1), 1),
+            "gas_reserved_per_settled_request": reserved // max(settled, 1),
+            # What the chain alone allows: its gas per second over the gas one settled request reserves.
+            "chain_cap_per_s": round(
+                gas_limit / len(blocks) / block_time / max(reserved / max(settled, 1), 1), 1
+            )
+            if blocks and block_time
+            else None,
         }
 
 
@@ -239,7 +247,10 @@ def throughput(stack: Stack, rates: list[float], duration: float, progress: Prog
                 and step.latency.get("p50_ms", 0) <= 2 * steps[0].latency.get("p50_ms", 0)
             )
             if not step.sustained or rate == rates[-1]:
-                profile = {"offered_per_s": round(achieved, 1), **profiler.stop(len(settled))}
+                profile = {
+                    "offered_per_s": round(achieved, 1),
+                    **profiler.stop(len(settled), stack.block_time),
+                }
             if not step.sustained:
                 break
     sustained = [s.throughput for s in steps if s.sustained]

@@ -227,8 +227,10 @@ def markdown(results: dict[str, Any]) -> str:
                 f"Profile of the last step ({profile['offered_per_s']} offered/s, {profile['wall_s']} s): "
                 f"{profile['transactions']} transactions in {profile['blocks']} blocks, "
                 f"{profile['transactions_per_settled_request']} per settled request; blocks "
-                f"{100 * profile['block_gas_used']:.0f}% full, {profile['gas_per_settled_request']} gas per "
-                f"settled request: the chain's gas per second allows {profile['chain_cap_per_s']} "
+                f"{100 * profile['block_gas_used']:.0f}% full; per settled request "
+                f"{profile['gas_per_settled_request']} gas used and "
+                f"{profile['gas_reserved_per_settled_request']} reserved (transaction gas limits, what "
+                f"blocks are packed by): the chain's gas per second fits {profile['chain_cap_per_s']} "
                 "settled requests per second.",
                 "",
             ]
