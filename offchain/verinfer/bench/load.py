@@ -181,7 +181,7 @@ class Profiler:
         txs = sum(len(b["transactions"]) for b in blocks)
         gas_used = sum(int(b["gasUsed"]) for b in blocks)
         gas_limit = sum(int(b["gasLimit"]) for b in blocks)
-        # A block takes transactions by the gas they reserve (their limit), not the gas they end up using.
+        # A transaction only enters a block while its gas limit fits in the gas the block has left.
         full: list[Any] = [tx for b in blocks for tx in b["transactions"]]
         reserved = sum(int(tx["gas"]) for tx in full)
         return {
@@ -202,9 +202,9 @@ class Profiler:
             "block_gas_used": round(gas_used / max(gas_limit, 1), 3),
             "gas_per_settled_request": gas_used // max(settled, 1),
             "gas_reserved_per_settled_request": reserved // max(settled, 1),
-            # What the chain alone allows: its gas per second over the gas one settled request reserves.
+            # What the chain alone allows: its gas per second over the gas one settled request used.
             "chain_cap_per_s": round(
-                gas_limit / len(blocks) / block_time / max(reserved / max(settled, 1), 1), 1
+                gas_limit / len(blocks) / block_time / max(gas_used / max(settled, 1), 1), 1
             )
             if blocks and block_time
             else None,

@@ -229,9 +229,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{profile['transactions_per_settled_request']} per settled request; blocks "
                 f"{100 * profile['block_gas_used']:.0f}% full; per settled request "
                 f"{profile['gas_per_settled_request']} gas used and "
-                f"{profile['gas_reserved_per_settled_request']} reserved (transaction gas limits, what "
-                f"blocks are packed by): the chain's gas per second fits {profile['chain_cap_per_s']} "
-                "settled requests per second.",
+                f"{profile['gas_reserved_per_settled_request']} reserved (transaction gas limits); the "
+                f"chain's gas per second fits {profile['chain_cap_per_s']} settled requests per second.",
                 "",
             ]
             out += _table(

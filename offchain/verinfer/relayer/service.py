@@ -500,8 +500,9 @@ class Relayer:
         """Gas to add to a reveal's estimate in case it turns out to settle: a base, a fee credit per
         member, a slash per member that never committed, and the callback's limit.
 
-        Reserving only what settling can use matters under load: a block takes transactions up to its
-        gas limit by their limits, not by the gas they end up using."""
+        Reserving no more than settling can use matters under load: a transaction only enters a block
+        while its gas limit fits in the gas the block has left, so a batch with an oversized limit
+        waits behind smaller transactions."""
         silent = row.k - bin(row.committed_mask).count("1")
         return (
             self.config.tx.settle_reserve
