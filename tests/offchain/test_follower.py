@@ -26,7 +26,7 @@ def drain(f: LogFollower) -> tuple[list[Any], list[Any]]:
         if batch.reorg:
             reorgs.append(batch.reorg)
         f.commit(batch)
-        if not batch.to_hash:
+        if not batch.to_hash and not batch.reorg:
             return logs, reorgs
 
 
@@ -61,3 +61,25 @@ def test_reorg__detected_by_block_hash__rewinds_and_reads_the_new_branch(
     logs, reorgs = drain(f)
     assert [r.fork_block for r in reorgs] == [fork]
     assert len(logs) == 1 and int(logs[0]["data"].hex(), 16) == 3
+
+
+def test_reorg__kept_until_handled__a_failed_round_cannot_lose_it(
+    tmp_path: Path, token: Any, deployer: Any, dapp: Any
+) -> None:
+    journal = Journal(tmp_path / "j.db")
+    f = follower(token, journal, confirmations=0)
+    snapshot = ape.chain.snapshot()
+    fork = ape.chain.blocks.head.number
+    token.mint(dapp, 1, sender=deployer)
+    token.mint(dapp, 2, sender=deployer)
+    drain(f)
+
+    ape.chain.restore(snapshot)
+    token.mint(dapp, 3, sender=deployer)
+    first = f.poll()  # the checkpoint moves back now; the round then fails before handling it
+    assert first.reorg is not None and first.reorg.fork_block == fork and first.logs == []
+    again = LogFollower(f.rpc, Journal(tmp_path / "j.db"), addresses=[token.address], start_block=0).poll()
+    assert again.reorg == first.reorg  # still reported, even after a restart
+    f.commit(again)
+    logs, reorgs = drain(f)
+    assert reorgs == [] and len(logs) == 1

@@ -19,7 +19,9 @@ class BlockStore(Protocol):
         self, number: int, block_hash: bytes, seen: Sequence[tuple[int, bytes]], window: int
     ) -> None: ...
     def known_blocks(self) -> list[tuple[int, bytes]]: ...
-    def rewind(self, number: int, block_hash: bytes | None) -> None: ...
+    def rewind(self, number: int, block_hash: bytes | None, old_checkpoint: int) -> None: ...
+    def pending_reorg(self) -> tuple[int, int] | None: ...
+    def reorg_handled(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -70,25 +72,32 @@ class LogFollower:
         return self.start_block - 1 if checkpoint is None else checkpoint[0]
 
     def poll(self) -> Batch:
-        """The next range of confirmed logs (empty when caught up), with any reorg found on the way."""
+        """The next range of confirmed logs (empty when caught up), or, alone, a reorg not yet handled."""
         head = self.rpc.block_number()
-        reorg = self._check_reorg(head)
+        self._check_reorg(head)
+        # A reorg is kept in the store until the batch reporting it is committed (handled): a poll that
+        # fails half-way, or a crash, cannot lose it after the checkpoint has already moved back.
+        pending = self.store.pending_reorg()
+        if pending is not None:
+            return Batch([], self.position(), b"", head, Reorg(*pending))
         start = self.position() + 1
         end = min(head - self.confirmations, start + self.chunk - 1)
         if end < start:
-            return Batch([], self.position(), b"", head, reorg)
+            return Batch([], self.position(), b"", head)
         logs: list[LogReceipt] = self.rpc.call(
             lambda w3: list(w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": self.addresses})),
             "eth_getLogs",
         )
         end_hash = self._hash(end)
         if end_hash is None:  # the chain shrank under us: handle it on the next poll
-            return Batch([], self.position(), b"", head, reorg)
+            return Batch([], self.position(), b"", head)
         seen = sorted({(int(log["blockNumber"]), bytes(log["blockHash"])) for log in logs})
-        return Batch(logs, end, end_hash, head, reorg, seen)
+        return Batch(logs, end, end_hash, head, None, seen)
 
     def commit(self, batch: Batch) -> None:
         """Records that `batch` was handled: the checkpoint moves past it."""
+        if batch.reorg is not None:
+            self.store.reorg_handled()
         if batch.to_hash:
             self.store.advance(batch.to_block, batch.to_hash, batch.seen, self.window)
 
@@ -101,17 +110,18 @@ class LogFollower:
             return None
         return None if block is None else bytes(block["hash"])
 
-    def _check_reorg(self, head: int) -> Reorg | None:
+    def _check_reorg(self, head: int) -> None:
+        """Moves the checkpoint back to the last block still on the chain if the checkpoint's is gone;
+        the store records the reorg until it is handled."""
         checkpoint = self.store.checkpoint()
         if checkpoint is None or checkpoint[1] is None:
-            return None
+            return
         number, stored = checkpoint
         if number <= head and self._hash(number) == stored:
-            return None
+            return
         fork, fork_hash = self.start_block - 1, None
         for known, known_hash in self.store.known_blocks():
             if known <= head and self._hash(known) == known_hash:
                 fork, fork_hash = known, known_hash
                 break
-        self.store.rewind(fork, fork_hash)
-        return Reorg(fork, number)
+        self.store.rewind(fork, fork_hash, number)

@@ -208,11 +208,28 @@ class Journal:
             rows = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall()
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
-    def rewind(self, number: int, block_hash: bytes | None) -> None:
-        """Forgets blocks after `number` and sets the checkpoint back to it."""
+    def rewind(self, number: int, block_hash: bytes | None, old_checkpoint: int) -> None:
+        """Forgets blocks after `number`, sets the checkpoint back to it and records the reorg until
+        `reorg_handled` (an earlier one still pending widens to cover both)."""
+        fork, old = number, old_checkpoint
+        pending = self.pending_reorg()
+        if pending is not None:
+            fork, old = min(fork, pending[0]), max(old, pending[1])
         with self.transaction() as db:
             db.execute("DELETE FROM blocks WHERE number > ?", (number,))
             self.set_meta("checkpoint", f"{number}:{block_hash.hex() if block_hash else ''}")
+            self.set_meta("reorg", f"{fork}:{old}")
+
+    def pending_reorg(self) -> tuple[int, int] | None:
+        """(fork block, old checkpoint) of a reorg the relayer has not handled yet."""
+        value = self.get_meta("reorg")
+        if not value:
+            return None
+        fork, _, old = value.partition(":")
+        return int(fork), int(old)
+
+    def reorg_handled(self) -> None:
+        self.set_meta("reorg", "")
 
     # ------------------------------------------------------------ requests
 

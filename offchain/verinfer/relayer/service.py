@@ -194,7 +194,9 @@ class Relayer:
                 self._on_reorg(batch.reorg)
             self._handle_logs(batch.logs)
             self.follower.commit(batch)
-            if not batch.to_hash or batch.to_block >= batch.head - self.config.chain.confirmations:
+            if batch.reorg is None and (
+                not batch.to_hash or batch.to_block >= batch.head - self.config.chain.confirmations
+            ):
                 break
         self._collect()
         self._handle_outcomes(self.txm.poll())
