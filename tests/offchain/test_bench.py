@@ -52,7 +52,9 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
         steps = g["request"] + n * g["commit"] + g["settle"]
         if n > 1:
             steps += g["first_reveal"] + (n - 2) * g.get("reveal", 0)
-        assert g["total"] == steps  # one request each in --quick: the medians are the values
+        # One request each in --quick, but k commits (and k-2 middle reveals) differ by a few gas each:
+        # the per-step medians times their counts come within a fraction of the measured sum.
+        assert g["total"] == (steps if n == 1 else pytest.approx(steps, rel=0.005))
         assert 0 < g["callback"] < g["settle"]
     assert gas["finalize_after_silence"]["slash"] > 0
     for b in gas["batched"].values():
