@@ -7,7 +7,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -16,19 +15,20 @@ from typing import Any
 
 from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.crypto import keccak
-from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from verinfer.bench.harness import Stack, bench_account, distinct_inputs, node, sample
+from verinfer.bench.harness import Stack, distinct_inputs, node, sample
 from verinfer.chain.contracts import ModelVersion, Status
 from verinfer.client import operator
-from verinfer.client.client import Client
+from verinfer.client.client import Client, request_struct
 from verinfer.client.inputs import encode_inputs
 from verinfer.client.owner import publish_model
 from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
+from verinfer.devnet.state import dev_account
 from verinfer.models.artifacts import ArtifactStore
-from verinfer.models.codec import commitment
+from verinfer.models.codec import commitment, output_digest
 from verinfer.models.runtime import ModelRuntime
 
 CALLBACK_GAS = 200_000
@@ -52,7 +52,7 @@ def compiled(name: str) -> dict[str, Any]:
 
 
 def selector(signature: str) -> str:
-    return "0x" + keccak(text=signature)[:4].hex()
+    return "0x" + function_signature_to_4byte_selector(signature).hex()
 
 
 DRAW = selector("drawCommittee(bytes32,uint256,uint256)")
@@ -92,7 +92,8 @@ class GasBench:
         self.deployer.transact("hub", "setParams", tuple(params))
         self.deployer.transact("token", "mint", self.dapp.address, 100_000 * TOKEN)
         self.dapp.transact("token", "approve", self.stack.contracts.hub.address, 2**256 - 1)
-        accounts: list[LocalAccount] = [bench_account(3 + i) for i in range(5)]
+        # Dev-mnemonic accounts 3-7: funded with ETH by anvil, unused by a devnet without relayers.
+        accounts: list[LocalAccount] = [dev_account(3 + i) for i in range(5)]
         for i, account in enumerate(accounts):
             client = self.stack.client(account)
             self.deployer.transact("token", "mint", account.address, 10 * STAKE)
@@ -114,18 +115,10 @@ class GasBench:
         if to is not None:
             tx["to"] = to
         w3 = self.stack.rpc.w3
-        # The devnet mines each transaction as it arrives; web3's wait_for_transaction_receipt polls
-        # every 0.1 s, which would dominate a bulk setup of thousands of transactions.
+        # The devnet mines each transaction as it arrives: poll for the receipt every millisecond, not
+        # web3's default 0.1 s, which would dominate a bulk setup of thousands of transactions.
         tx_hash = w3.eth.send_transaction(tx)  # type: ignore[arg-type]
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                receipt = w3.eth.get_transaction_receipt(tx_hash)
-                break
-            except TransactionNotFound:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"bench setup transaction {tx_hash.hex()} not mined") from None
-                time.sleep(0.001)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.001)
         if receipt["status"] != 1:
             raise RuntimeError(f"bench setup transaction reverted: {receipt['transactionHash'].hex()}")
         return receipt
@@ -137,15 +130,13 @@ class GasBench:
         version = self.dapp.model(model)
         encoded = encode_inputs(version.spec, row)
         fee = self.dapp.quote(version, k)
-        args = (
-            version.model_id,
-            version.version,
-            1,
-            k,
-            self.consumer if callback else "0x" + "00" * 20,
-            CALLBACK_GAS if callback else 0,
-            fee,
+        args = request_struct(
+            version,
             encoded,
+            k=k,
+            max_fee=fee,
+            callback=self.consumer if callback else None,
+            callback_gas_limit=CALLBACK_GAS if callback else 0,
         )
         receipt = self.dapp.transact("hub", "requestInference", args)
         request_id = int(self.stack.contracts.view("hub", "requestCount"))
@@ -158,7 +149,8 @@ class GasBench:
     def commit(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> int:
         member.salt = os.urandom(32)
         digests = [
-            commitment(i, member.address, keccak(o), member.salt) for i, o in zip(ids, outputs, strict=True)
+            commitment(i, member.address, output_digest(o), member.salt)
+            for i, o in zip(ids, outputs, strict=True)
         ]
         if len(ids) == 1:
             return member.client.transact("hub", "commit", ids[0], digests[0]).gas_used

@@ -25,7 +25,7 @@ from verinfer.chain.rpc import Rpc
 from verinfer.client.client import Client
 from verinfer.devnet.network import UpOptions, down, up
 from verinfer.devnet.processes import Process
-from verinfer.devnet.state import DevnetState, dev_account
+from verinfer.devnet.state import DevnetState
 from verinfer.models.samples import SAMPLES, SampleModel
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/<pid>/stat counts CPU time in these
@@ -38,17 +38,12 @@ class Stack:
     state: DevnetState
     rpc: Rpc
     deployment: Deployment
-    _block_time: float | None = None
+    block_time: float | None = None  # seconds between blocks; None: a block per transaction
 
     def client(self, who: str | LocalAccount) -> Client:
         """A client signing as a devnet role (deployer, owner, dapp, operator-n) or as `who` itself."""
         signer = Account.from_key(self.state.accounts[who]) if isinstance(who, str) else who
         return Client(self.rpc, self.deployment, signer, poll_interval=0.02)
-
-    @property
-    def block_time(self) -> float | None:
-        """Seconds between blocks; None when the node mines a block per transaction."""
-        return self._block_time
 
     @property
     def contracts(self) -> Contracts:
@@ -72,11 +67,6 @@ def devnet(work: Path, name: str, *, block_time: float | None = None, relayers: 
         yield Stack(state, rpc, Deployment.load(state.deployment), block_time)
     finally:
         down(home, state)
-
-
-def bench_account(index: int) -> LocalAccount:
-    """Dev-mnemonic accounts above the devnet's roles (anvil funds the first ten with ETH)."""
-    return dev_account(index)
 
 
 def sample(name: str) -> SampleModel:

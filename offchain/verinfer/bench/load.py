@@ -18,8 +18,9 @@ from verinfer.bench.harness import (
     sample,
     stage_seconds,
 )
-from verinfer.chain.contracts import MODE_CONSENSUS, Status
+from verinfer.chain.contracts import Status
 from verinfer.chain.rpc import Rpc
+from verinfer.client.client import request_struct
 from verinfer.client.inputs import encode_inputs
 from verinfer.devnet.network import TOKEN
 
@@ -49,16 +50,7 @@ class RequestLoad:
         self.gas = int(self.rpc.w3.eth.estimate_gas(self._tx(self.rows[0])) * 1.2)  # type: ignore[arg-type]
 
     def _tx(self, encoded: bytes) -> dict[str, Any]:
-        args = (
-            self.version.model_id,
-            self.version.version,
-            MODE_CONSENSUS,
-            K,
-            "0x" + "00" * 20,
-            0,
-            self.fee,
-            encoded,
-        )
+        args = request_struct(self.version, encoded, k=K, max_fee=self.fee)
         return {
             "from": self.account.address,
             "to": self.stack.contracts.hub.address,
@@ -155,7 +147,7 @@ class Profiler:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.processes = [p for p in stack.state.processes]
+        self.processes = list(stack.state.processes)
 
     def start(self) -> None:
         self.t0 = time.perf_counter()

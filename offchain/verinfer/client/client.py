@@ -10,6 +10,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from verinfer.chain.contracts import (
+    MODE_CONSENSUS,
     MODES,
     Contracts,
     ModelInfo,
@@ -40,6 +41,31 @@ from verinfer.models.codec import decode_tensors
 DEPLOYMENTS_ENV = "VERINFER_DEPLOYMENTS"  # directory of <network>.json records (default ./deployments)
 RPC_ENV = "VERINFER_RPC_URL"
 ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def request_struct(
+    version: ModelVersion,
+    encoded_input: bytes,
+    *,
+    k: int,
+    max_fee: int,
+    mode_bit: int = MODE_CONSENSUS,
+    callback: str | None = None,
+    callback_gas_limit: int = 0,
+) -> tuple[Any, ...]:
+    """The hub's InferenceRequest struct, in field order, for `requestInference`."""
+    return (
+        version.model_id,
+        version.version,
+        mode_bit,
+        k,
+        callback or ZERO_ADDRESS,
+        callback_gas_limit,
+        max_fee,
+        encoded_input,
+    )
+
+
 NOT_FINALIZED = {
     Status.FAILED: RequestFailed,
     Status.DISPUTED: RequestDisputed,
@@ -239,15 +265,14 @@ class Client:
         if max_fee is not None and fee > max_fee:
             raise InsufficientAllowance(f"the request costs {fee}, above max_fee {max_fee}")
         self.ensure_allowance(self.contracts.hub.address, fee, approve=approve, purpose="the request")
-        args = (
-            target.model_id,
-            target.version,
-            mode_bit,
-            k,
-            callback or ZERO_ADDRESS,
-            callback_gas_limit,
-            fee if max_fee is None else max_fee,
+        args = request_struct(
+            target,
             encoded,
+            k=k,
+            max_fee=fee if max_fee is None else max_fee,
+            mode_bit=mode_bit,
+            callback=callback,
+            callback_gas_limit=callback_gas_limit,
         )
         receipt = self.transact("hub", "requestInference", args)
         (created,) = self.contracts.logs("hub", "RequestCreated", receipt.block, requester=self.address)[-1:]
