@@ -16,6 +16,10 @@ contract ModelRegistry is IModelRegistry {
     uint8 public constant MODE_ZK = 0x02;
     /// @notice Longest model name in bytes.
     uint256 public constant MAX_NAME_LENGTH = 64;
+    /// @notice Smallest `maxOutputBytes`: a canonical error output must always fit.
+    uint32 public constant MIN_OUTPUT_BYTES = 416;
+    /// @notice Largest `maxOutputBytes`: about what one 30M-gas block can reveal.
+    uint32 public constant MAX_OUTPUT_BYTES = 1 << 20;
 
     struct Model {
         address owner;
@@ -37,7 +41,7 @@ contract ModelRegistry is IModelRegistry {
 
     /// @inheritdoc IModelRegistry
     function registerModel(string calldata name) external returns (bytes32 modelId) {
-        if (bytes(name).length == 0 || bytes(name).length > MAX_NAME_LENGTH) revert InvalidModelName();
+        _checkName(bytes(name));
         modelId = keccak256(bytes(name));
         if (_models[modelId].owner != address(0)) revert ModelExists(modelId);
         _models[modelId] = Model({owner: msg.sender, versionCount: 0, pendingOwner: address(0), name: name});
@@ -58,6 +62,7 @@ contract ModelRegistry is IModelRegistry {
         stored.fee = params.fee;
         stored.decimals = params.decimals;
         stored.modes = params.modes;
+        stored.maxOutputBytes = params.maxOutputBytes;
         stored.verifier = params.verifier;
         stored.publishedAt = uint64(block.number);
         stored.uris = params.uris;
@@ -72,6 +77,7 @@ contract ModelRegistry is IModelRegistry {
             params.decimals,
             params.modes,
             params.fee,
+            params.maxOutputBytes,
             params.verifier
         );
     }
@@ -133,6 +139,7 @@ contract ModelRegistry is IModelRegistry {
             decimals: stored.decimals,
             modes: stored.modes,
             deprecated: stored.deprecated,
+            maxOutputBytes: stored.maxOutputBytes,
             verifier: stored.verifier
         });
     }
@@ -160,8 +167,23 @@ contract ModelRegistry is IModelRegistry {
         if (params.decimals > MAX_DECIMALS) revert InvalidDecimals(params.decimals, MAX_DECIMALS);
         if (params.modes == 0 || params.modes & ~ALL_MODES != 0) revert InvalidModes(params.modes);
         if (params.modes & MODE_ZK != 0 && params.verifier == address(0)) revert VerifierRequired();
+        if (params.maxOutputBytes < MIN_OUTPUT_BYTES || params.maxOutputBytes > MAX_OUTPUT_BYTES) {
+            revert InvalidMaxOutputBytes(params.maxOutputBytes, MIN_OUTPUT_BYTES, MAX_OUTPUT_BYTES);
+        }
         if (params.tensorSpec.length == 0) revert InvalidTensorSpec();
         (IOSpec[] memory inputs, IOSpec[] memory outputs) = abi.decode(params.tensorSpec, (IOSpec[], IOSpec[]));
         if (inputs.length == 0 || outputs.length == 0) revert InvalidTensorSpec();
+    }
+
+    /// @dev Names are addressed as `name@version` on the command line: '@', upper case, spaces and
+    ///      anything outside [a-z0-9._-] would publish a model nobody can name.
+    function _checkName(bytes calldata name) private pure {
+        uint256 length = name.length;
+        if (length == 0 || length > MAX_NAME_LENGTH) revert InvalidModelName();
+        for (uint256 i = 0; i < length; ++i) {
+            bytes1 c = name[i];
+            bool alnum = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39);
+            if (!alnum && (i == 0 || (c != 0x2d && c != 0x2e && c != 0x5f))) revert InvalidModelName();
+        }
     }
 }

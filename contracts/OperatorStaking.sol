@@ -11,7 +11,8 @@ import {StakeTree} from "./libraries/StakeTree.sol";
 /// @title OperatorStaking
 /// @notice Operators stake the staking token, join model pools and leave through an unbonding
 ///         queue. Only holders of SLASHER_ROLE (the hub) slash; unbonding stake stays slashable.
-///         Operators whose faults reach the jail threshold are not drawn until they unjail.
+///         Operators whose faults reach the jail threshold are jailed for a cooling-off period;
+///         faults decay with time. Pools change draws only from the next epoch (see the interface).
 contract OperatorStaking is IOperatorStaking, AccessControl {
     using SafeERC20 for IERC20;
     using StakeTree for StakeTree.Tree;
@@ -24,7 +25,26 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     uint256 public constant MAX_UNBONDINGS = 16;
     /// @notice Largest committee the draw serves.
     uint256 public constant MAX_COMMITTEE = 16;
+    /// @notice Shortest epoch: a seed is readable for 256 blocks, and the pool history must reach back
+    ///         that far within EpochHistory's ring.
+    uint256 public constant MIN_EPOCH_BLOCKS = 8;
     uint256 private constant BPS = 10_000;
+
+    /// @notice Deployment settings.
+    /// @param minStake least active stake to be drawn or to unjail
+    /// @param epochBlocks blocks per epoch: pool changes reach draws from the next epoch
+    /// @param unbondingPeriod blocks from an unbonding request to its withdrawal
+    /// @param jailThreshold faults that jail
+    /// @param jailPeriod blocks in jail before unjailing is allowed
+    /// @param faultDecay blocks after which one fault is forgiven
+    struct Settings {
+        uint256 minStake;
+        uint32 epochBlocks;
+        uint64 unbondingPeriod;
+        uint32 jailThreshold;
+        uint32 jailPeriod;
+        uint32 faultDecay;
+    }
 
     /// @notice The staking token.
     IERC20 public immutable token;
@@ -32,10 +52,16 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     IModelRegistry public immutable registry;
     /// @notice Least active stake an operator needs to be drawn or to unjail.
     uint256 public immutable minStake;
-    /// @notice Seconds between an unbonding request and its withdrawal.
+    /// @notice Blocks per epoch.
+    uint256 public immutable epochBlocks;
+    /// @notice Blocks between an unbonding request and its withdrawal.
     uint64 public unbondingPeriod;
     /// @notice Fault count at which an operator is jailed.
     uint32 public jailThreshold;
+    /// @notice Blocks an operator stays jailed before it may unjail.
+    uint32 public jailPeriod;
+    /// @notice Blocks after which one fault is forgiven.
+    uint32 public faultDecay;
     /// @notice Receives slashed stake not paid out as a reward.
     address public treasury;
 
@@ -43,6 +69,8 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
         uint128 stake;
         uint128 unbonding;
         uint32 faults;
+        uint40 lastFault;
+        uint40 jailedUntil;
         bool jailed;
     }
 
@@ -56,29 +84,21 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
 
     /// @param token_ staking token
     /// @param registry_ model registry
-    /// @param minStake_ least stake to be drawn
-    /// @param unbondingPeriod_ seconds before unbonded stake can be withdrawn
-    /// @param jailThreshold_ faults that jail an operator
+    /// @param settings minimum stake, epoch length, unbonding period and jail rules
     /// @param treasury_ receives slashed stake
     /// @param admin holder of DEFAULT_ADMIN_ROLE
-    constructor(
-        IERC20 token_,
-        IModelRegistry registry_,
-        uint256 minStake_,
-        uint64 unbondingPeriod_,
-        uint32 jailThreshold_,
-        address treasury_,
-        address admin
-    ) {
-        if (address(token_) == address(0) || address(registry_) == address(0) || minStake_ == 0) {
+    constructor(IERC20 token_, IModelRegistry registry_, Settings memory settings, address treasury_, address admin) {
+        if (address(token_) == address(0) || address(registry_) == address(0) || settings.minStake == 0) {
             revert InvalidParameter();
         }
-        if (jailThreshold_ == 0 || treasury_ == address(0) || admin == address(0)) revert InvalidParameter();
+        if (settings.epochBlocks < MIN_EPOCH_BLOCKS || settings.unbondingPeriod == 0) revert InvalidParameter();
+        if (treasury_ == address(0) || admin == address(0)) revert InvalidParameter();
         token = token_;
         registry = registry_;
-        minStake = minStake_;
-        unbondingPeriod = unbondingPeriod_;
-        jailThreshold = jailThreshold_;
+        minStake = settings.minStake;
+        epochBlocks = settings.epochBlocks;
+        unbondingPeriod = settings.unbondingPeriod;
+        _setJailRules(settings.jailThreshold, settings.jailPeriod, settings.faultDecay);
         treasury = treasury_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -92,7 +112,10 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
         op.stake += uint128(amount);
         _refreshWeight(msg.sender);
         emit Staked(msg.sender, amount, op.stake);
+        uint256 before = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert TransferAmountMismatch(amount, received);
     }
 
     /// @inheritdoc IOperatorStaking
@@ -101,7 +124,7 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
         if (amount == 0) revert InvalidAmount(amount);
         if (amount > op.stake) revert InsufficientStake(amount, op.stake);
         if (_queue[msg.sender].length - _queueHead[msg.sender] >= MAX_UNBONDINGS) revert TooManyUnbondings(MAX_UNBONDINGS);
-        uint64 releaseAt = uint64(block.timestamp) + unbondingPeriod;
+        uint64 releaseAt = uint64(block.number) + unbondingPeriod;
         op.stake -= uint128(amount);
         op.unbonding += uint128(amount);
         _queue[msg.sender].push(Unbonding({amount: uint128(amount), releaseAt: releaseAt}));
@@ -113,7 +136,7 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     function withdraw() external returns (uint256 amount) {
         Unbonding[] storage queue = _queue[msg.sender];
         uint256 head = _queueHead[msg.sender];
-        while (head < queue.length && queue[head].releaseAt <= block.timestamp) {
+        while (head < queue.length && queue[head].releaseAt <= block.number) {
             amount += queue[head].amount;
             delete queue[head];
             ++head;
@@ -136,12 +159,12 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
         StakeTree.Tree storage pool = _pools[modelId];
         uint32 slot = _slotOf[modelId][msg.sender];
         if (slot == 0) {
-            slot = pool.append(msg.sender);
+            slot = pool.append(msg.sender, _epoch());
             _slotOf[modelId][msg.sender] = slot;
         }
         _registered[modelId][msg.sender] = true;
         models.push(modelId);
-        pool.set(slot, _weight(_operators[msg.sender]));
+        pool.set(slot, _weight(_operators[msg.sender]), _epoch());
         emit ModelJoined(msg.sender, modelId);
     }
 
@@ -149,7 +172,7 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     function deregister(bytes32 modelId) external {
         if (!_registered[modelId][msg.sender]) revert NotRegistered(msg.sender, modelId);
         _registered[modelId][msg.sender] = false;
-        _pools[modelId].set(_slotOf[modelId][msg.sender], 0);
+        _pools[modelId].set(_slotOf[modelId][msg.sender], 0, _epoch());
         bytes32[] storage models = _modelsOf[msg.sender];
         uint256 last = models.length - 1;
         for (uint256 i = 0; i <= last; ++i) {
@@ -168,9 +191,9 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     function unjail() external {
         OperatorState storage op = _operators[msg.sender];
         if (!op.jailed) revert NotJailed(msg.sender);
+        if (block.number < op.jailedUntil) revert JailPeriodNotOver(msg.sender, op.jailedUntil);
         if (op.stake < minStake) revert InsufficientStake(minStake, op.stake);
         op.jailed = false;
-        op.faults = 0;
         _refreshWeight(msg.sender);
         emit Unjailed(msg.sender);
     }
@@ -189,10 +212,13 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
         uint128 fromUnbonding = _slashUnbonding(operator, bps);
         op.unbonding -= fromUnbonding;
         slashed = uint256(fromStake) + fromUnbonding;
-        uint32 faults = ++op.faults;
+        uint32 faults = _decayedFaults(op) + 1;
+        op.faults = faults;
+        op.lastFault = uint40(block.number);
         if (!op.jailed && faults >= jailThreshold) {
             op.jailed = true;
-            emit Jailed(operator, faults);
+            op.jailedUntil = uint40(block.number + jailPeriod);
+            emit Jailed(operator, faults, op.jailedUntil);
         }
         _refreshWeight(operator);
         uint256 reward = rewardRecipient == address(0) ? 0 : (slashed * rewardBps) / BPS;
@@ -204,28 +230,46 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     // ------------------------------------------------------------------ draw
 
     /// @inheritdoc IOperatorStaking
-    function drawCommittee(bytes32 modelId, uint256 k, uint256 seed) external view returns (address[] memory) {
+    function drawCommittee(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+        external
+        view
+        returns (address[] memory)
+    {
         if (k == 0 || k > MAX_COMMITTEE) revert InvalidCommitteeSize(k);
         StakeTree.Tree storage pool = _pools[modelId];
-        if (pool.eligible < k) revert InsufficientOperators(modelId, pool.eligible, k);
-        return pool.draw(k, seed);
+        uint256 epoch = _drawEpoch(seedBlock);
+        uint256 eligible = pool.metaAt(epoch).eligible;
+        if (eligible < k) revert InsufficientOperators(modelId, eligible, k);
+        return pool.draw(k, seed, epoch);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function eligibleAt(bytes32 modelId, uint256 seedBlock) external view returns (uint256) {
+        return _pools[modelId].metaAt(_drawEpoch(seedBlock)).eligible;
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function epochOf(uint256 blockNumber) public view returns (uint256) {
+        return blockNumber / epochBlocks + 1;
     }
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Sets the unbonding period for future unbonding requests.
-    /// @param period seconds
+    /// @notice Lengthens the unbonding period for future unbonding requests. It never shortens:
+    ///         slashers checked that their requests settle within it.
+    /// @param period blocks
     function setUnbondingPeriod(uint64 period) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (period < unbondingPeriod) revert UnbondingPeriodTooShort(period, unbondingPeriod);
         unbondingPeriod = period;
         emit UnbondingPeriodUpdated(period);
     }
 
-    /// @notice Sets the fault count that jails; applies at the next fault.
-    /// @param threshold faults, at least 1
-    function setJailThreshold(uint32 threshold) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (threshold == 0) revert InvalidParameter();
-        jailThreshold = threshold;
-        emit JailThresholdUpdated(threshold);
+    /// @notice Sets the jail rules; they apply from the next fault or unjail.
+    /// @param threshold faults that jail, at least 1
+    /// @param period blocks in jail before unjailing is allowed
+    /// @param decay blocks after which one fault is forgiven, at least 1
+    function setJailRules(uint32 threshold, uint32 period, uint32 decay) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setJailRules(threshold, period, decay);
     }
 
     /// @notice Sets the treasury that receives slashed stake.
@@ -244,8 +288,9 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
         return OperatorInfo({
             stake: op.stake,
             unbonding: op.unbonding,
-            faults: op.faults,
+            faults: _decayedFaults(op),
             jailed: op.jailed,
+            jailedUntil: op.jailedUntil,
             modelCount: _modelsOf[operator].length
         });
     }
@@ -265,14 +310,14 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
 
     /// @inheritdoc IOperatorStaking
     function poolInfo(bytes32 modelId) external view returns (uint256 slots, uint256 eligible, uint256 totalWeight) {
-        StakeTree.Tree storage pool = _pools[modelId];
-        return (pool.size, pool.eligible, pool.total);
+        StakeTree.Meta memory meta = _pools[modelId].latestMeta();
+        return (meta.size, meta.eligible, meta.total);
     }
 
     /// @inheritdoc IOperatorStaking
     function weightOf(address operator, bytes32 modelId) external view returns (uint256) {
         uint32 slot = _slotOf[modelId][operator];
-        return slot == 0 ? 0 : _pools[modelId].weights[slot];
+        return slot == 0 ? 0 : _pools[modelId].weightOf(slot);
     }
 
     // ------------------------------------------------------------------ internals
@@ -284,10 +329,33 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     function _refreshWeight(address operator) private {
         bytes32[] storage models = _modelsOf[operator];
         uint256 weight = _weight(_operators[operator]);
+        uint256 epoch = _epoch();
         for (uint256 i = 0; i < models.length; ++i) {
             bytes32 modelId = models[i];
-            _pools[modelId].set(_slotOf[modelId][operator], weight);
+            _pools[modelId].set(_slotOf[modelId][operator], weight, epoch);
         }
+    }
+
+    function _epoch() private view returns (uint256) {
+        return block.number / epochBlocks + 1;
+    }
+
+    /// @dev A draw seeded at `seedBlock` reads the pools at the end of the epoch before the seed's.
+    function _drawEpoch(uint256 seedBlock) private view returns (uint256) {
+        return seedBlock / epochBlocks;
+    }
+
+    function _decayedFaults(OperatorState storage op) private view returns (uint32) {
+        uint256 forgiven = (block.number - op.lastFault) / faultDecay;
+        return forgiven >= op.faults ? 0 : op.faults - uint32(forgiven);
+    }
+
+    function _setJailRules(uint32 threshold, uint32 period, uint32 decay) private {
+        if (threshold == 0 || decay == 0) revert InvalidParameter();
+        jailThreshold = threshold;
+        jailPeriod = period;
+        faultDecay = decay;
+        emit JailRulesUpdated(threshold, period, decay);
     }
 
     function _slashUnbonding(address operator, uint16 bps) private returns (uint128 taken) {

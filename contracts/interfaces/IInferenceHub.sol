@@ -2,8 +2,9 @@
 pragma solidity ^0.8.24;
 
 /// @title IInferenceHub
-/// @notice Takes inference requests, draws stake-weighted committees, runs commit/reveal,
-///         settles on a strict-majority quorum, pays, slashes and calls consumers back.
+/// @notice Takes inference requests, draws stake-weighted committees from a seed no party knew
+///         when the request was escrowed, runs commit/reveal, settles on a strict-majority quorum,
+///         pays, slashes and calls the requester back.
 interface IInferenceHub {
     /// @notice Lifecycle of a request. Finalized, Failed, Disputed and Expired are terminal.
     enum Status {
@@ -15,15 +16,29 @@ interface IInferenceHub {
         Expired
     }
 
-    /// @notice Deployment parameters; windows are in blocks, fractions in basis points.
+    /// @notice Why a member lost stake.
+    enum Fault {
+        None,
+        /// never committed: the silence rate
+        Silent,
+        /// committed but never revealed: the dissent rate
+        Withheld,
+        /// revealed an output other than the accepted one: the dissent rate
+        Dissent
+    }
+
+    /// @notice Deployment parameters; windows are in blocks, fractions in basis points. Every value a
+    ///         request depends on (windows, fees, rates, output cap) is copied into it when it is made.
     struct Params {
+        /// @dev blocks after the seed block to commit; at most 255 so the seed is readable throughout
         uint32 commitWindow;
         uint32 revealWindow;
         uint8 maxK;
         uint16 slashBpsDissent;
         uint16 slashBpsSilence;
-        uint16 slashRewardBps;
         uint32 maxInputBytes;
+        /// @dev cap on every version's own maxOutputBytes
+        uint32 maxOutputBytes;
         uint32 maxCallbackGas;
         uint96 operatorFee;
         uint64 protocolFee;
@@ -34,8 +49,9 @@ interface IInferenceHub {
     /// @param version the model version
     /// @param mode verification mode (MODE_CONSENSUS is the one implemented)
     /// @param k committee size (redundancy)
-    /// @param callback consumer contract to call on settlement, or zero
-    /// @param callbackGasLimit gas the callback may use
+    /// @param callbackGasLimit gas for the requester's `onInferenceResult`; zero for no callback
+    /// @param digestOnly keep only the output's digest on-chain (the settlement event and the
+    ///        callback still carry the bytes; `verifyOutput` checks bytes against the digest)
     /// @param maxFee the most the requester will pay
     /// @param input abi-encoded input tensors (TensorCodec)
     struct InferenceRequest {
@@ -43,13 +59,13 @@ interface IInferenceHub {
         uint32 version;
         uint8 mode;
         uint8 k;
-        address callback;
         uint32 callbackGasLimit;
+        bool digestOnly;
         uint256 maxFee;
         bytes input;
     }
 
-    /// @notice A request as stored.
+    /// @notice A request as stored (four slots).
     struct Request {
         address requester;
         Status status;
@@ -57,11 +73,17 @@ interface IInferenceHub {
         uint8 mode;
         uint16 committedMask;
         uint16 revealedMask;
+        /// @dev the committee is drawn from this block's hash, once it exists
+        uint40 seedBlock;
         uint40 commitDeadline;
-        address callback;
-        uint32 callbackGasLimit;
         uint40 revealDeadline;
+        uint32 callbackGasLimit;
         uint24 version;
+        uint32 maxOutputBytes;
+        uint16 slashBpsDissent;
+        uint16 slashBpsSilence;
+        bool digestOnly;
+        bool drawn;
         bytes32 modelId;
         uint96 modelFee;
         uint96 operatorFee;
@@ -72,6 +94,7 @@ interface IInferenceHub {
     struct Result {
         Status status;
         bytes32 outputDigest;
+        /// @dev empty when Disputed or Expired, or when the request kept the digest only
         bytes output;
         address[] agreeing;
         uint64 settledBlock;
@@ -79,31 +102,39 @@ interface IInferenceHub {
         uint8 callbackResult;
     }
 
-    /// @notice A request was accepted and its committee drawn.
+    /// @notice A request was accepted; its committee is drawn once `seedBlock` exists.
     /// @param requestId the request
     /// @param modelId the model
-    /// @param requester who pays and receives refunds
+    /// @param requester who pays, receives refunds and the callback
     /// @param version the model version
     /// @param mode verification mode
-    /// @param committee the drawn operators, in member-index order
+    /// @param k committee size
     /// @param input the abi-encoded input tensors
     /// @param fee total escrowed
+    /// @param seedBlock the block whose hash seeds the draw
     /// @param commitDeadline last block to commit
     /// @param revealDeadline last block to reveal
-    /// @param callback consumer contract or zero
+    /// @param callbackGasLimit gas for the callback, zero for none
+    /// @param digestOnly whether only the output digest is kept
     event RequestCreated(
         uint256 indexed requestId,
         bytes32 indexed modelId,
         address indexed requester,
         uint32 version,
         uint8 mode,
-        address[] committee,
+        uint8 k,
         bytes input,
         uint256 fee,
+        uint40 seedBlock,
         uint40 commitDeadline,
         uint40 revealDeadline,
-        address callback
+        uint32 callbackGasLimit,
+        bool digestOnly
     );
+    /// @notice A request's committee was drawn.
+    /// @param requestId the request
+    /// @param committee the drawn operators, in member-index order
+    event CommitteeDrawn(uint256 indexed requestId, address[] committee);
     /// @notice A committee member committed.
     /// @param requestId the request
     /// @param operator the member
@@ -120,7 +151,10 @@ interface IInferenceHub {
     /// @param outputDigest the accepted digest (zero if none)
     /// @param errorCode canonical error code when Failed
     /// @param agreeMask bitmask of agreeing member indices
-    event RequestSettled(uint256 indexed requestId, Status status, bytes32 outputDigest, uint8 errorCode, uint16 agreeMask);
+    /// @param output the accepted output bytes (empty if none)
+    event RequestSettled(
+        uint256 indexed requestId, Status status, bytes32 outputDigest, uint8 errorCode, uint16 agreeMask, bytes output
+    );
     /// @notice How a request's escrow was split.
     /// @param requestId the request
     /// @param perOperator paid to each agreeing member
@@ -131,20 +165,20 @@ interface IInferenceHub {
     event FeesDistributed(
         uint256 indexed requestId, uint256 perOperator, uint256 agreeing, uint256 modelOwner, uint256 treasury, uint256 refund
     );
-    /// @notice A member was slashed for dissent or penalized for silence.
+    /// @notice A member lost stake.
     /// @param requestId the request
     /// @param operator the member
-    /// @param dissent true for a different digest, false for silence
-    /// @param amount tokens taken
-    event MemberPenalized(uint256 indexed requestId, address indexed operator, bool dissent, uint256 amount);
-    /// @notice The consumer callback ran.
+    /// @param fault silent, withheld or dissent
+    /// @param amount tokens taken (all to the treasury)
+    event MemberPenalized(uint256 indexed requestId, address indexed operator, Fault fault, uint256 amount);
+    /// @notice The requester's callback ran.
     /// @param requestId the request
-    /// @param callback the consumer
+    /// @param requester the contract called
     /// @param success false if it reverted or ran out of gas
-    event CallbackExecuted(uint256 indexed requestId, address indexed callback, bool success);
+    event CallbackExecuted(uint256 indexed requestId, address indexed requester, bool success);
     /// @notice Credited tokens were withdrawn.
-    /// @param account who claimed
-    /// @param amount tokens sent
+    /// @param account whose credit was paid
+    /// @param amount tokens sent to `account`
     event Claimed(address indexed account, uint256 amount);
     /// @notice Parameters changed.
     /// @param params the new parameters
@@ -161,7 +195,7 @@ interface IInferenceHub {
     error InvalidRedundancy(uint256 k, uint256 maxK);
     /// @notice Input is empty or larger than maxInputBytes.
     error InvalidInputSize(uint256 size, uint256 max);
-    /// @notice The callback gas limit is above maxCallbackGas, or set without a callback.
+    /// @notice The callback gas limit is above maxCallbackGas.
     error InvalidCallbackGasLimit(uint256 limit, uint256 max);
     /// @notice The fee exceeds the requester's cap.
     error FeeExceedsMax(uint256 fee, uint256 maxFee);
@@ -169,6 +203,10 @@ interface IInferenceHub {
     error UnknownRequest(uint256 requestId);
     /// @notice The request is settled already.
     error RequestNotPending(uint256 requestId, Status status);
+    /// @notice The seed block has not been mined yet: nobody can know the committee.
+    error SeedNotReady(uint256 requestId, uint256 seedBlock);
+    /// @notice The seed block is older than 256 blocks: the committee can no longer be drawn.
+    error SeedUnavailable(uint256 requestId, uint256 seedBlock);
     /// @notice The caller is not on the request's committee.
     error NotCommitteeMember(uint256 requestId, address operator);
     /// @notice The commit window has closed.
@@ -185,6 +223,12 @@ interface IInferenceHub {
     error AlreadyRevealed(uint256 requestId, address operator);
     /// @notice Output and salt do not match the commitment.
     error CommitmentMismatch(uint256 requestId, address operator);
+    /// @notice The output is longer than the request's maxOutputBytes (reveal the OUTPUT_TOO_LARGE error).
+    error OutputTooLarge(uint256 requestId, uint256 size, uint256 max);
+    /// @notice The request keeps only digests: settling it needs the accepted output's bytes.
+    error OutputRequired(uint256 requestId, bytes32 digest);
+    /// @notice The bytes given are not the accepted output.
+    error OutputMismatch(uint256 requestId, bytes32 expected, bytes32 given);
     /// @notice The request cannot be finalized yet.
     error TooEarlyToFinalize(uint256 requestId);
     /// @notice The batch arrays differ in length or are empty.
@@ -193,25 +237,35 @@ interface IInferenceHub {
     error InsufficientGasForCallback(uint256 available, uint256 required);
     /// @notice The data contract holding a revealed output could not be created.
     error OutputNotStored(bytes32 digest);
-    /// @notice Nothing is credited to the caller.
+    /// @notice Nothing is credited to the account.
     error NothingToClaim(address account);
     /// @notice The request is not settled yet.
     error ResultNotReady(uint256 requestId);
     /// @notice A parameter is out of range.
     error InvalidParams();
+    /// @notice The token moved a different amount than asked (a fee-on-transfer token).
+    error TransferAmountMismatch(uint256 expected, uint256 received);
     /// @notice No model has this id (raised by the registry, declared here for decoding).
     error UnknownModel(bytes32 modelId);
     /// @notice The model has no such version (raised by the registry).
     error UnknownVersion(bytes32 modelId, uint32 version);
-    /// @notice Fewer eligible operators than k (raised by the staking contract).
+    /// @notice Fewer eligible operators than k.
     error InsufficientOperators(bytes32 modelId, uint256 eligible, uint256 requested);
 
-    /// @notice Requests an inference; escrows the fee (needs allowance) and draws the committee.
-    /// @param request model, version, mode, redundancy, callback, fee cap and input
+    /// @notice Requests an inference; escrows the fee (needs allowance). The committee is drawn from
+    ///         the next block's hash, so neither the requester nor anyone ordering transactions around
+    ///         it can know or choose it. Results and refunds go to the caller.
+    /// @param request model, version, mode, redundancy, callback gas, storage choice, fee cap, input
     /// @return requestId the new request
     function requestInference(InferenceRequest calldata request) external returns (uint256 requestId);
 
-    /// @notice Commits to an output digest without revealing it.
+    /// @notice Draws and stores a request's committee once its seed block exists; anyone may call
+    ///         (the first commit does it too).
+    /// @param requestId the request
+    /// @return committee the members in member-index order
+    function draw(uint256 requestId) external returns (address[] memory committee);
+
+    /// @notice Commits to an output digest without revealing it (drawing the committee if needed).
     /// @param requestId the request
     /// @param commitment keccak256(abi.encode(requestId, operator, keccak256(output), salt))
     function commit(uint256 requestId, bytes32 commitment) external;
@@ -237,9 +291,20 @@ interface IInferenceHub {
     /// @param requestId the request
     function finalize(uint256 requestId) external;
 
-    /// @notice Withdraws the caller's credited fees, rewards and refunds.
+    /// @notice Settles a digest-only request, supplying the accepted output's bytes.
+    /// @param requestId the request
+    /// @param output bytes whose keccak256 is the accepted digest
+    function finalizeWithOutput(uint256 requestId, bytes calldata output) external;
+
+    /// @notice Withdraws the caller's credited fees and refunds.
     /// @return amount tokens sent
     function claim() external returns (uint256 amount);
+
+    /// @notice Pays `account` its credited tokens; anyone may call, the tokens only ever go to `account`
+    ///         (so a contract without a claim function still gets its refunds).
+    /// @param account whose credit to pay
+    /// @return amount tokens sent
+    function claimFor(address account) external returns (uint256 amount);
 
     /// @notice The total fee a request would escrow now.
     /// @param modelId the model
@@ -253,17 +318,30 @@ interface IInferenceHub {
     /// @return the request
     function getRequest(uint256 requestId) external view returns (Request memory);
 
-    /// @notice A request's committee in member-index order.
+    /// @notice A request's committee in member-index order; empty until drawn.
     /// @param requestId the request
     /// @return committee members
     function getCommittee(uint256 requestId) external view returns (address[] memory);
+
+    /// @notice The committee a request has or will have: the stored one, or the draw its seed gives
+    ///         now. Reverts SeedNotReady before the seed block exists.
+    /// @param requestId the request
+    /// @return committee members
+    function previewCommittee(uint256 requestId) external view returns (address[] memory);
 
     /// @notice The settled result; reverts with ResultNotReady while pending.
     /// @param requestId the request
     /// @return the result
     function getResult(uint256 requestId) external view returns (Result memory);
 
-    /// @notice Whether finalize() would succeed now.
+    /// @notice Whether `output` is the accepted output of a Finalized or Failed request.
+    /// @param requestId the request
+    /// @param output candidate bytes
+    /// @return true when keccak256(output) is the accepted digest
+    function verifyOutput(uint256 requestId, bytes calldata output) external view returns (bool);
+
+    /// @notice Whether finalize() would be allowed now (a digest-only request may still need
+    ///         finalizeWithOutput).
     /// @param requestId the request
     /// @return true when the request can be settled
     function canFinalize(uint256 requestId) external view returns (bool);

@@ -11,6 +11,8 @@ interface IModelRegistry {
     /// @param decimals fixed-point precision of the outputs
     /// @param modes bitmask of allowed verification modes (MODE_* constants of the hub)
     /// @param fee model owner's fee per inference, in the fee token
+    /// @param maxOutputBytes largest encoded output a request settles with; a larger output is the
+    ///        canonical error OUTPUT_TOO_LARGE. At least the length of an error output (416 bytes)
     /// @param verifier ZK verifier contract, required when the ZK mode is allowed
     struct VersionParams {
         bytes32 artifactSha256;
@@ -19,6 +21,7 @@ interface IModelRegistry {
         uint8 decimals;
         uint8 modes;
         uint96 fee;
+        uint32 maxOutputBytes;
         address verifier;
     }
 
@@ -37,6 +40,7 @@ interface IModelRegistry {
         uint8 decimals;
         uint8 modes;
         bool deprecated;
+        uint32 maxOutputBytes;
         address verifier;
         uint64 publishedAt;
         string[] uris;
@@ -50,6 +54,7 @@ interface IModelRegistry {
         uint8 decimals;
         uint8 modes;
         bool deprecated;
+        uint32 maxOutputBytes;
         address verifier;
     }
 
@@ -68,6 +73,7 @@ interface IModelRegistry {
     /// @param decimals output precision
     /// @param modes allowed verification modes
     /// @param fee owner fee per inference
+    /// @param maxOutputBytes largest encoded output
     /// @param verifier ZK verifier or zero
     event VersionPublished(
         bytes32 indexed modelId,
@@ -78,6 +84,7 @@ interface IModelRegistry {
         uint8 decimals,
         uint8 modes,
         uint96 fee,
+        uint32 maxOutputBytes,
         address verifier
     );
 
@@ -98,8 +105,10 @@ interface IModelRegistry {
     /// @param newOwner the new owner
     event ModelOwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
 
-    /// @notice The name is empty or longer than 64 bytes.
+    /// @notice The name is not 1 to 64 bytes of [a-z0-9._-] starting with a letter or digit.
     error InvalidModelName();
+    /// @notice `maxOutputBytes` is below an error output's length or above the registry's cap.
+    error InvalidMaxOutputBytes(uint32 maxOutputBytes, uint32 min, uint32 max);
     /// @notice A model with this name exists already.
     error ModelExists(bytes32 modelId);
     /// @notice No model has this id.

@@ -4,19 +4,26 @@ pragma solidity ^0.8.24;
 /// @title IOperatorStaking
 /// @notice Operator stake, unbonding queue, slashing and jailing, and the stake-weighted
 ///         committee draw over the operators registered for a model.
+/// @dev Every change to who can be drawn (stake, unbonding, joining or leaving a pool, jail) takes
+///      effect for draws from the next epoch on: a draw reads the pools as they stood at the end of
+///      the epoch before its seed block, so no weight chosen after a seed was knowable counts.
 interface IOperatorStaking {
     /// @notice An operator's stake and standing.
     struct OperatorInfo {
         uint128 stake;
         uint128 unbonding;
+        /// @dev faults after decay, as of now
         uint32 faults;
         bool jailed;
+        /// @dev block from which `unjail` is allowed (when jailed)
+        uint40 jailedUntil;
         uint256 modelCount;
     }
 
     /// @notice A pending withdrawal.
     struct Unbonding {
         uint128 amount;
+        /// @dev block number from which it can be withdrawn
         uint64 releaseAt;
     }
 
@@ -28,7 +35,7 @@ interface IOperatorStaking {
     /// @notice Stake entered the unbonding queue.
     /// @param operator the operator
     /// @param amount tokens unbonding
-    /// @param releaseAt timestamp from which they can be withdrawn
+    /// @param releaseAt block from which they can be withdrawn
     event UnbondingRequested(address indexed operator, uint256 amount, uint64 releaseAt);
     /// @notice Matured unbonding stake was withdrawn.
     /// @param operator the operator
@@ -46,22 +53,25 @@ interface IOperatorStaking {
     /// @param operator the operator
     /// @param amount tokens taken from active and unbonding stake
     /// @param reward part paid to `rewardRecipient`
-    /// @param rewardRecipient who proved the fault
+    /// @param rewardRecipient who proved the fault (zero: none)
     /// @param faults the operator's fault count afterwards
     event Slashed(address indexed operator, uint256 amount, uint256 reward, address indexed rewardRecipient, uint32 faults);
-    /// @notice The operator was jailed: not selectable until it unjails.
+    /// @notice The operator was jailed: not drawn from the next epoch on, and cannot unjail before `until`.
     /// @param operator the operator
     /// @param faults its fault count
-    event Jailed(address indexed operator, uint32 faults);
+    /// @param until first block at which it may unjail
+    event Jailed(address indexed operator, uint32 faults, uint40 until);
     /// @notice The operator left jail.
     /// @param operator the operator
     event Unjailed(address indexed operator);
     /// @notice The unbonding period changed.
-    /// @param unbondingPeriod seconds
+    /// @param unbondingPeriod blocks
     event UnbondingPeriodUpdated(uint64 unbondingPeriod);
-    /// @notice The fault count that jails changed.
-    /// @param jailThreshold faults
-    event JailThresholdUpdated(uint32 jailThreshold);
+    /// @notice The jail rules changed.
+    /// @param jailThreshold faults that jail
+    /// @param jailPeriod blocks in jail before unjailing is allowed
+    /// @param faultDecay blocks after which one fault is forgiven
+    event JailRulesUpdated(uint32 jailThreshold, uint32 jailPeriod, uint32 faultDecay);
     /// @notice The treasury changed.
     /// @param treasury the new treasury
     event TreasuryUpdated(address indexed treasury);
@@ -84,6 +94,8 @@ interface IOperatorStaking {
     error TooManyModels(uint256 max);
     /// @notice The operator is not jailed.
     error NotJailed(address operator);
+    /// @notice The operator's jail period has not ended.
+    error JailPeriodNotOver(address operator, uint256 until);
     /// @notice Fewer eligible operators than the committee size.
     error InsufficientOperators(bytes32 modelId, uint256 eligible, uint256 requested);
     /// @notice The committee size is zero or above the maximum.
@@ -92,6 +104,10 @@ interface IOperatorStaking {
     error InvalidBps(uint256 bps);
     /// @notice A configuration value is out of range.
     error InvalidParameter();
+    /// @notice The unbonding period can only be lengthened: slashers checked their windows against it.
+    error UnbondingPeriodTooShort(uint64 period, uint64 current);
+    /// @notice The token moved a different amount than asked (a fee-on-transfer token).
+    error TransferAmountMismatch(uint256 expected, uint256 received);
 
     /// @notice Adds stake from the caller's token balance (needs allowance).
     /// @param amount tokens to stake
@@ -105,15 +121,16 @@ interface IOperatorStaking {
     /// @return amount tokens sent to the caller
     function withdraw() external returns (uint256 amount);
 
-    /// @notice Joins a model's pool so the caller can be drawn for its requests.
+    /// @notice Joins a model's pool so the caller can be drawn for its requests (from the next epoch).
     /// @param modelId the model
     function register(bytes32 modelId) external;
 
-    /// @notice Leaves a model's pool.
+    /// @notice Leaves a model's pool (drawn no more from the next epoch).
     /// @param modelId the model
     function deregister(bytes32 modelId) external;
 
-    /// @notice Leaves jail once stake is back at the minimum; resets the fault count.
+    /// @notice Leaves jail once the jail period is over and stake is back at the minimum. Faults
+    ///         are kept (they decay with time), so the next fault may jail again.
     function unjail() external;
 
     /// @notice Takes `bps` of an operator's active and unbonding stake (slasher role only).
@@ -122,14 +139,37 @@ interface IOperatorStaking {
     /// @param rewardRecipient receives `rewardBps` of what was taken; the rest goes to the treasury
     /// @param rewardBps the prover's share, in basis points
     /// @return slashed tokens taken
-    function slash(address operator, uint16 bps, address rewardRecipient, uint16 rewardBps) external returns (uint256 slashed);
+    function slash(address operator, uint16 bps, address rewardRecipient, uint16 rewardBps)
+        external
+        returns (uint256 slashed);
 
-    /// @notice Draws `k` distinct eligible operators of a model, weighted by stake.
+    /// @notice Draws `k` distinct operators of a model, weighted by stake, from the pool as it stood
+    ///         at the end of the epoch before `seedBlock`'s.
     /// @param modelId the model
     /// @param k committee size
-    /// @param seed randomness
+    /// @param seed randomness (derived from `seedBlock`'s hash)
+    /// @param seedBlock the block the seed comes from
     /// @return committee the drawn operators
-    function drawCommittee(bytes32 modelId, uint256 k, uint256 seed) external view returns (address[] memory committee);
+    function drawCommittee(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+        external
+        view
+        returns (address[] memory committee);
+
+    /// @notice How many operators a draw seeded at `seedBlock` chooses from (those with weight at
+    ///         the end of the epoch before its own; the pool as written last if that epoch has not ended).
+    /// @param modelId the model
+    /// @param seedBlock the seed block
+    /// @return eligible operators with weight
+    function eligibleAt(bytes32 modelId, uint256 seedBlock) external view returns (uint256 eligible);
+
+    /// @notice The epoch a block belongs to (epochs count from 1).
+    /// @param blockNumber the block
+    /// @return the epoch
+    function epochOf(uint256 blockNumber) external view returns (uint256);
+
+    /// @notice Blocks from an unbonding request to its withdrawal.
+    /// @return blocks
+    function unbondingPeriod() external view returns (uint64);
 
     /// @notice An operator's stake and standing.
     /// @param operator the operator
@@ -141,19 +181,19 @@ interface IOperatorStaking {
     /// @return model ids
     function modelsOf(address operator) external view returns (bytes32[] memory);
 
-    /// @notice An operator's pending unbondings, oldest first.
+    /// @notice An operator's pending unbonding entries, oldest first.
     /// @param operator the operator
-    /// @return entries pending
+    /// @return pending entries
     function unbondingsOf(address operator) external view returns (Unbonding[] memory);
 
-    /// @notice A model pool's size, eligible operators and total weight.
+    /// @notice A model pool's size as written last (drawn from the next epoch on).
     /// @param modelId the model
-    /// @return slots operators ever registered
-    /// @return eligible operators that can be drawn now
-    /// @return totalWeight sum of eligible stake
+    /// @return slots members ever joined
+    /// @return eligible members with weight
+    /// @return totalWeight sum of weights
     function poolInfo(bytes32 modelId) external view returns (uint256 slots, uint256 eligible, uint256 totalWeight);
 
-    /// @notice The weight an operator has in a model's pool now (zero if not eligible).
+    /// @notice An operator's weight in a model's pool as written last.
     /// @param operator the operator
     /// @param modelId the model
     /// @return weight its stake if eligible, else zero
