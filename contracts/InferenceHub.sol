@@ -13,9 +13,10 @@ import {TensorCodec} from "./libraries/TensorCodec.sol";
 import {WordPack} from "./libraries/WordPack.sol";
 
 /// @title InferenceHub
-/// @notice Consensus-mode settlement of inference requests: stake-weighted committees,
-///         commit/reveal, strict-majority quorum, fee split, slashing and consumer callbacks.
-///         Payouts and refunds are credited and pulled with `claim`.
+/// @notice Consensus-mode settlement of inference requests: committees drawn from a future block's
+///         hash over stake fixed before that hash existed, commit/reveal, strict-majority quorum, fee
+///         split, slashing and callbacks to the requester. Payouts and refunds are credited and
+///         pulled with `claim` (or pushed to their owner by anyone with `claimFor`).
 contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -29,9 +30,14 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     uint8 public constant MODE_ATTESTED = 0x08;
     /// @notice Largest committee; member state lives in 16-bit masks.
     uint8 public constant MAX_COMMITTEE = 16;
+    /// @notice Blocks after the reveal deadline within which someone is expected to finalize; the
+    ///         staking unbonding period must cover a request's whole life plus this.
+    uint32 public constant FINALIZE_GRACE = 256;
 
     uint256 private constant BPS = 10_000;
-    /// @dev Gas kept back after the callback to finish the transaction.
+    /// @dev blockhash() reaches back this many blocks.
+    uint256 private constant SEED_HORIZON = 256;
+    /// @dev Gas for the call itself (cold account access) and what the hub does after it returns.
     uint256 private constant CALLBACK_RESERVE = 15_000;
     /// @dev EIP-170 caps contract code at 24,576 bytes; a data contract spends one on a leading STOP.
     uint256 private constant MAX_CODE_OUTPUT = 24_575;
@@ -52,7 +58,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     IModelRegistry public immutable registry;
     /// @notice Operator stake and the committee draw.
     IOperatorStaking public immutable staking;
-    /// @notice Receives protocol fees and unrewarded slash remainders.
+    /// @notice Receives protocol fees and slashed stake.
     address public treasury;
     /// @notice Number of requests made; ids run from 1.
     uint256 public requestCount;
@@ -101,13 +107,13 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     // ------------------------------------------------------------------ requests
 
     /// @inheritdoc IInferenceHub
-    function requestInference(InferenceRequest calldata request) external returns (uint256 requestId) {
+    function requestInference(InferenceRequest calldata request) external nonReentrant returns (uint256 requestId) {
         Params memory p = _params;
         if (request.k == 0 || request.k > p.maxK) revert InvalidRedundancy(request.k, p.maxK);
         if (request.input.length == 0 || request.input.length > p.maxInputBytes) {
             revert InvalidInputSize(request.input.length, p.maxInputBytes);
         }
-        if (request.callbackGasLimit > p.maxCallbackGas || (request.callback == address(0) && request.callbackGasLimit != 0)) {
+        if (request.callbackGasLimit > p.maxCallbackGas) {
             revert InvalidCallbackGasLimit(request.callbackGasLimit, p.maxCallbackGas);
         }
         if (request.mode != MODE_CONSENSUS) revert ModeNotSupported(request.mode);
@@ -117,12 +123,12 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         if (terms.modes & MODE_CONSENSUS == 0) revert ModeNotSupported(request.mode);
         uint256 fee = uint256(terms.fee) + uint256(request.k) * p.operatorFee + p.protocolFee;
         if (fee > request.maxFee) revert FeeExceedsMax(fee, request.maxFee);
+        uint40 seedBlock = uint40(block.number + 1);
+        uint256 eligible = staking.eligibleAt(request.modelId, seedBlock);
+        if (eligible < request.k) revert InsufficientOperators(request.modelId, eligible, request.k);
 
         requestId = ++requestCount;
-        address[] memory committee = staking.drawCommittee(
-            request.modelId, request.k, uint256(keccak256(abi.encode(block.prevrandao, requestId)))
-        );
-        uint40 commitDeadline = uint40(block.number + p.commitWindow);
+        uint40 commitDeadline = seedBlock + p.commitWindow;
         uint40 revealDeadline = commitDeadline + p.revealWindow;
         _requests[requestId] = Request({
             requester: msg.sender,
@@ -131,33 +137,44 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
             mode: request.mode,
             committedMask: 0,
             revealedMask: 0,
+            seedBlock: seedBlock,
             commitDeadline: commitDeadline,
-            callback: request.callback,
-            callbackGasLimit: request.callbackGasLimit,
             revealDeadline: revealDeadline,
+            callbackGasLimit: request.callbackGasLimit,
             version: uint24(request.version),
+            maxOutputBytes: terms.maxOutputBytes < p.maxOutputBytes ? terms.maxOutputBytes : p.maxOutputBytes,
+            slashBpsDissent: p.slashBpsDissent,
+            slashBpsSilence: p.slashBpsSilence,
+            digestOnly: request.digestOnly,
+            drawn: false,
             modelId: request.modelId,
             modelFee: terms.fee,
             operatorFee: p.operatorFee,
             protocolFee: p.protocolFee
         });
-        for (uint256 i = 0; i < committee.length; ++i) {
-            _members[requestId][i] = committee[i];
-        }
         emit RequestCreated(
             requestId,
             request.modelId,
             msg.sender,
             request.version,
             request.mode,
-            committee,
+            request.k,
             request.input,
             fee,
+            seedBlock,
             commitDeadline,
             revealDeadline,
-            request.callback
+            request.callbackGasLimit,
+            request.digestOnly
         );
-        token.safeTransferFrom(msg.sender, address(this), fee);
+        _pull(msg.sender, fee);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function draw(uint256 requestId) external nonReentrant returns (address[] memory committee) {
+        Request storage r = _pending(requestId);
+        if (r.drawn) return _committee(requestId, r.k);
+        return _draw(requestId, r);
     }
 
     // ------------------------------------------------------------------ commit / reveal
@@ -193,21 +210,29 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     function finalize(uint256 requestId) external nonReentrant {
         Request storage r = _pending(requestId);
         if (!_finalizable(r)) revert TooEarlyToFinalize(requestId);
-        _settle(requestId, r, "", bytes32(0));
+        _settle(requestId, r, msg.data[0:0], bytes32(0), false);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function finalizeWithOutput(uint256 requestId, bytes calldata output) external nonReentrant {
+        Request storage r = _pending(requestId);
+        if (!_finalizable(r)) revert TooEarlyToFinalize(requestId);
+        _settle(requestId, r, output, keccak256(output), false);
     }
 
     /// @inheritdoc IInferenceHub
     function claim() external nonReentrant returns (uint256 amount) {
-        amount = claimable[msg.sender];
-        if (amount == 0) revert NothingToClaim(msg.sender);
-        claimable[msg.sender] = 0;
-        emit Claimed(msg.sender, amount);
-        token.safeTransfer(msg.sender, amount);
+        return _payOut(msg.sender);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function claimFor(address account) external nonReentrant returns (uint256 amount) {
+        return _payOut(account);
     }
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Replaces the parameters; requests already made keep their deadlines and fees.
+    /// @notice Replaces the parameters; requests already made keep their deadlines, fees and rates.
     /// @param params_ the new parameters
     function setParams(Params calldata params_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setParams(params_);
@@ -237,26 +262,29 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
     /// @inheritdoc IInferenceHub
     function getRequest(uint256 requestId) external view returns (Request memory) {
-        Request storage r = _requests[requestId];
-        if (r.status == Status.None) revert UnknownRequest(requestId);
-        return r;
+        return _known(requestId);
     }
 
     /// @inheritdoc IInferenceHub
     function getCommittee(uint256 requestId) external view returns (address[] memory) {
-        Request storage r = _requests[requestId];
-        if (r.status == Status.None) revert UnknownRequest(requestId);
-        return _committee(requestId, r.k);
+        Request storage r = _known(requestId);
+        return r.drawn ? _committee(requestId, r.k) : new address[](0);
+    }
+
+    /// @inheritdoc IInferenceHub
+    function previewCommittee(uint256 requestId) external view returns (address[] memory) {
+        Request storage r = _known(requestId);
+        if (r.drawn) return _committee(requestId, r.k);
+        return staking.drawCommittee(r.modelId, r.k, _seed(requestId, r), r.seedBlock);
     }
 
     /// @inheritdoc IInferenceHub
     function getResult(uint256 requestId) external view returns (Result memory result) {
-        Request storage r = _requests[requestId];
+        Request storage r = _known(requestId);
         Status status = r.status;
-        if (status == Status.None) revert UnknownRequest(requestId);
         if (status == Status.Pending) revert ResultNotReady(requestId);
         Settlement storage s = _settlements[requestId];
-        address[] memory committee = _committee(requestId, r.k);
+        address[] memory committee = r.drawn ? _committee(requestId, r.k) : new address[](0);
         uint256 agreeing;
         for (uint256 i = 0; i < committee.length; ++i) {
             if (s.agreeMask & (1 << i) != 0) ++agreeing;
@@ -268,10 +296,17 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         }
         result.status = status;
         result.outputDigest = _acceptedDigest(requestId, s.agreeMask);
-        result.output = result.outputDigest == bytes32(0) ? bytes("") : _loadOutput(result.outputDigest);
+        if (result.outputDigest != bytes32(0) && !r.digestOnly) result.output = _loadOutput(result.outputDigest);
         result.settledBlock = s.settledBlock;
         result.errorCode = s.errorCode;
         result.callbackResult = s.callbackResult;
+    }
+
+    /// @inheritdoc IInferenceHub
+    function verifyOutput(uint256 requestId, bytes calldata output) external view returns (bool) {
+        Request storage r = _known(requestId);
+        if (r.status != Status.Finalized && r.status != Status.Failed) return false;
+        return keccak256(output) == _acceptedDigest(requestId, _settlements[requestId].agreeMask);
     }
 
     /// @inheritdoc IInferenceHub
@@ -283,19 +318,54 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     // ------------------------------------------------------------------ internals
 
     function _setParams(Params memory p) private {
-        if (p.commitWindow == 0 || p.revealWindow == 0 || p.maxK == 0 || p.maxK > MAX_COMMITTEE) revert InvalidParams();
-        if (p.slashBpsDissent > BPS || p.slashBpsSilence > BPS || p.slashRewardBps > BPS) revert InvalidParams();
-        if (p.maxInputBytes == 0) revert InvalidParams();
+        if (p.commitWindow == 0 || p.commitWindow >= SEED_HORIZON || p.revealWindow == 0) revert InvalidParams();
+        if (p.maxK == 0 || p.maxK > MAX_COMMITTEE) revert InvalidParams();
+        if (p.slashBpsDissent > BPS || p.slashBpsSilence > BPS) revert InvalidParams();
+        if (p.maxInputBytes == 0 || p.maxOutputBytes < TensorCodec.ERROR_OUTPUT_LENGTH) revert InvalidParams();
+        // A member's stake must stay slashable for the whole life of every request it can be drawn for.
+        uint256 span = 1 + uint256(p.commitWindow) + p.revealWindow + FINALIZE_GRACE;
+        if (span > staking.unbondingPeriod()) revert InvalidParams();
         _params = p;
         emit ParamsUpdated(p);
     }
 
-    function _pending(uint256 requestId) private view returns (Request storage r) {
+    function _known(uint256 requestId) private view returns (Request storage r) {
         r = _requests[requestId];
-        if (r.status != Status.Pending) {
-            if (r.status == Status.None) revert UnknownRequest(requestId);
-            revert RequestNotPending(requestId, r.status);
+        if (r.status == Status.None) revert UnknownRequest(requestId);
+    }
+
+    function _pending(uint256 requestId) private view returns (Request storage r) {
+        r = _known(requestId);
+        if (r.status != Status.Pending) revert RequestNotPending(requestId, r.status);
+    }
+
+    /// @dev Reverts unless the seed block's hash is readable: after it is mined, for 256 blocks.
+    function _seed(uint256 requestId, Request storage r) private view returns (uint256) {
+        uint256 seedBlock = r.seedBlock;
+        if (block.number <= seedBlock) revert SeedNotReady(requestId, seedBlock);
+        bytes32 hash = blockhash(seedBlock);
+        if (hash == bytes32(0)) revert SeedUnavailable(requestId, seedBlock);
+        return uint256(keccak256(abi.encode(hash, requestId)));
+    }
+
+    function _draw(uint256 requestId, Request storage r) private returns (address[] memory committee) {
+        committee = staking.drawCommittee(r.modelId, r.k, _seed(requestId, r), r.seedBlock);
+        mapping(uint256 => address) storage members = _members[requestId];
+        for (uint256 i = 0; i < committee.length; ++i) {
+            members[i] = committee[i];
         }
+        r.drawn = true;
+        emit CommitteeDrawn(requestId, committee);
+    }
+
+    /// @dev The committee if it can be drawn; empty when the seed is gone or the pool shrank below k
+    ///      (the request then expires with a full refund and nobody is penalized).
+    function _drawIfPossible(uint256 requestId, Request storage r) private returns (bool) {
+        if (r.drawn) return true;
+        if (block.number > uint256(r.seedBlock) + SEED_HORIZON) return false;
+        if (staking.eligibleAt(r.modelId, r.seedBlock) < r.k) return false;
+        _draw(requestId, r);
+        return true;
     }
 
     function _memberIndex(uint256 requestId, uint256 k, address operator) private view returns (uint256) {
@@ -328,12 +398,16 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
     function _finalizable(Request storage r) private view returns (bool) {
         if (block.number > r.revealDeadline) return true;
-        return r.committedMask == 0 && block.number > r.commitDeadline;
+        uint16 committed = r.committedMask;
+        if (committed == 0) return block.number > r.commitDeadline;
+        // Everyone who could reveal has (a digest-only request waiting for its output's bytes).
+        return r.revealedMask == committed && (committed == _fullMask(r.k) || block.number > r.commitDeadline);
     }
 
     function _commit(uint256 requestId, bytes32 commitment) private {
         Request storage r = _pending(requestId);
         if (block.number > r.commitDeadline) revert CommitWindowClosed(requestId, r.commitDeadline);
+        if (!r.drawn) _draw(requestId, r);
         uint256 member = _memberIndex(requestId, r.k, msg.sender);
         uint16 bit = uint16(1 << member);
         if (r.committedMask & bit != 0) revert AlreadyCommitted(requestId, msg.sender);
@@ -351,23 +425,32 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         uint16 bit = uint16(1 << member);
         if (r.committedMask & bit == 0) revert NotCommitted(requestId, msg.sender);
         if (r.revealedMask & bit != 0) revert AlreadyRevealed(requestId, msg.sender);
+        if (output.length > r.maxOutputBytes) revert OutputTooLarge(requestId, output.length, r.maxOutputBytes);
         bytes32 digest = keccak256(output);
         if (keccak256(abi.encode(requestId, msg.sender, digest, salt)) != _memberHashes[requestId][member]) {
             revert CommitmentMismatch(requestId, msg.sender);
         }
         _memberHashes[requestId][member] = digest;
         r.revealedMask |= bit;
-        _storeOutput(digest, output);
+        if (!r.digestOnly) _storeOutput(digest, output);
         emit Revealed(requestId, msg.sender, digest);
         // The last outstanding reveal settles at once: everyone who could reveal has.
         if (r.revealedMask == r.committedMask && (r.committedMask == full || block.number > r.commitDeadline)) {
-            _settle(requestId, r, output, digest);
+            _settle(requestId, r, output, digest, true);
         }
     }
 
-    /// @dev `hint` is an output already in memory whose digest is `hintDigest`, so the common
-    ///      case (the last revealer agrees) does not read the output back from storage.
-    function _settle(uint256 requestId, Request storage r, bytes memory hint, bytes32 hintDigest) private {
+    /// @dev `hint` is an output in calldata whose digest is `hintDigest`, so the common case (the last
+    ///      revealer agrees) needs no storage read. A digest-only request whose accepted bytes are not at
+    ///      hand waits for `finalizeWithOutput` when `mayDefer`, and reverts OutputRequired otherwise.
+    function _settle(uint256 requestId, Request storage r, bytes calldata hint, bytes32 hintDigest, bool mayDefer)
+        private
+    {
+        if (!_drawIfPossible(requestId, r)) {
+            _close(requestId, r, Status.Expired, 0, 0, bytes32(0), "");
+            _distribute(requestId, r, new address[](0), Status.Expired, 0, 0);
+            return;
+        }
         uint256 k = r.k;
         uint16 revealed = r.revealedMask;
         bytes32[] memory digests = new bytes32[](k);
@@ -382,7 +465,15 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         if (revealed == 0) {
             status = Status.Expired;
         } else if (agreeing >= k / 2 + 1) {
-            output = best == hintDigest ? hint : _loadOutput(best);
+            if (best == hintDigest) {
+                output = hint;
+            } else if (!r.digestOnly) {
+                output = _loadOutput(best);
+            } else if (mayDefer) {
+                return;
+            } else {
+                revert OutputRequired(requestId, best);
+            }
             errorCode = TensorCodec.errorCodeOf(output);
             status = errorCode == 0 ? Status.Finalized : Status.Failed;
         } else {
@@ -391,6 +482,22 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
             agreeing = 0;
             best = bytes32(0);
         }
+        address[] memory committee = _committee(requestId, k);
+        _close(requestId, r, status, agreeMask, errorCode, best, output);
+        _distribute(requestId, r, committee, status, agreeMask, agreeing);
+        _penalize(requestId, r, committee, revealed, agreeMask, agreeing);
+        if (r.callbackGasLimit != 0) _callback(requestId, r, status, output);
+    }
+
+    function _close(
+        uint256 requestId,
+        Request storage r,
+        Status status,
+        uint16 agreeMask,
+        uint8 errorCode,
+        bytes32 digest,
+        bytes memory output
+    ) private {
         r.status = status;
         _settlements[requestId] = Settlement({
             settledBlock: uint40(block.number),
@@ -398,12 +505,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
             errorCode: errorCode,
             callbackResult: 0
         });
-        emit RequestSettled(requestId, status, best, errorCode, agreeMask);
-
-        address[] memory committee = _committee(requestId, k);
-        _distribute(requestId, r, committee, status, agreeMask, agreeing);
-        _penalize(requestId, committee, revealed, agreeMask, agreeing);
-        if (r.callback != address(0)) _callback(requestId, r, status, output);
+        emit RequestSettled(requestId, status, digest, errorCode, agreeMask, output);
     }
 
     function _tally(bytes32[] memory digests, uint16 revealed)
@@ -455,37 +557,46 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         emit FeesDistributed(requestId, perOperator, agreeing, ownerShare, r.protocolFee, refund);
     }
 
+    /// @dev Slashed stake goes to the treasury, never to the members who outvoted the slashed one: a
+    ///      reward would pay a colluding majority for outvoting an honest member.
     function _penalize(
         uint256 requestId,
+        Request storage r,
         address[] memory committee,
         uint16 revealed,
         uint16 agreeMask,
         uint256 agreeing
     ) private {
-        Params memory p = _params;
-        uint16 rewardBps = agreeing == 0 ? 0 : p.slashRewardBps;
-        uint256 rewards;
+        uint16 committed = r.committedMask;
         for (uint256 i = 0; i < committee.length; ++i) {
             uint16 bit = uint16(1 << i);
             if (agreeMask & bit != 0) continue;
-            // Disagreeing is only a fault when a quorum settled the request.
-            bool dissent = revealed & bit != 0;
-            if (dissent && agreeing == 0) continue;
-            uint16 bps = dissent ? p.slashBpsDissent : p.slashBpsSilence;
+            Fault fault;
+            if (committed & bit == 0) fault = Fault.Silent;
+            else if (revealed & bit == 0) fault = Fault.Withheld;
+            else if (agreeing != 0) fault = Fault.Dissent;
+            else continue; // disagreeing without a quorum is no fault: nobody knows who was right
+            uint16 bps = fault == Fault.Silent ? r.slashBpsSilence : r.slashBpsDissent;
             if (bps == 0) continue;
-            uint256 before = token.balanceOf(address(this));
-            uint256 slashed = staking.slash(committee[i], bps, address(this), rewardBps);
-            rewards += token.balanceOf(address(this)) - before;
-            emit MemberPenalized(requestId, committee[i], dissent, slashed);
+            uint256 slashed = staking.slash(committee[i], bps, address(0), 0);
+            emit MemberPenalized(requestId, committee[i], fault, slashed);
         }
-        if (rewards == 0) return;
-        // Agreeing members proved the fault: they share the reward, dust goes to the treasury.
-        uint256 share = rewards / agreeing;
-        for (uint256 i = 0; i < committee.length; ++i) {
-            if (agreeMask & (1 << i) != 0) claimable[committee[i]] += share;
-        }
-        uint256 dust = rewards - share * agreeing;
-        if (dust != 0) claimable[treasury] += dust;
+    }
+
+    function _payOut(address account) private returns (uint256 amount) {
+        amount = claimable[account];
+        if (amount == 0) revert NothingToClaim(account);
+        claimable[account] = 0;
+        emit Claimed(account, amount);
+        token.safeTransfer(account, amount);
+    }
+
+    /// @dev Escrows exactly `amount`: a token that delivers less (a fee on transfer) is refused.
+    function _pull(address from, uint256 amount) private {
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(from, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert TransferAmountMismatch(amount, received);
     }
 
     function _storeOutput(bytes32 digest, bytes calldata output) private {
@@ -517,14 +628,16 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         return WordPack.unpack(packed);
     }
 
+    /// @dev Results go to the requester and nobody else: a contract can only ever be called back for
+    ///      requests it made (and paid for) itself.
     function _callback(uint256 requestId, Request storage r, Status status, bytes memory output) private {
         uint256 limit = r.callbackGasLimit;
-        address target = r.callback;
-        // EIP-150 forwards at most 63/64 of the gas left: demand enough that the callback
-        // really gets its limit, so a finalizer cannot starve it on purpose.
+        address target = r.requester;
+        bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, uint8(status), output));
+        // EIP-150 forwards at most 63/64 of the gas left. Checked after the call data is built (its
+        // memory costs gas too), so a finalizer cannot starve the callback on purpose.
         uint256 required = limit + limit / 63 + CALLBACK_RESERVE;
         if (gasleft() < required) revert InsufficientGasForCallback(gasleft(), required);
-        bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, uint8(status), output));
         bool ok;
         assembly ("memory-safe") {
             // No return data is copied: a callback cannot grief settlement with a huge revert.

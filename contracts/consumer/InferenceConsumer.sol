@@ -7,16 +7,22 @@ import {IInferenceConsumer} from "../interfaces/IInferenceConsumer.sol";
 import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 
 /// @title InferenceConsumer
-/// @notice Base for dapp contracts: request with `_requestInference`, act on the settled
-///         result in `_onInferenceResult`. The hub alone may deliver results.
+/// @notice Base for dapp contracts: request with `_requestInference`, act on the settled result in
+///         `_onInferenceResult`. Results are accepted only from the hub and only for requests this
+///         contract made; refunds come back with `claimRefunds`.
 abstract contract InferenceConsumer is IInferenceConsumer {
     using SafeERC20 for IERC20;
 
     /// @notice The hub this consumer requests from and accepts results of.
     IInferenceHub public immutable hub;
 
+    /// @dev Requests made and not yet answered.
+    mapping(uint256 requestId => bool) private _awaiting;
+
     /// @notice Someone other than the hub delivered a result.
     error OnlyHub(address caller);
+    /// @notice A result arrived for a request this contract did not make (or was answered already).
+    error UnexpectedResult(uint256 requestId);
 
     /// @param hub_ the inference hub
     constructor(IInferenceHub hub_) {
@@ -26,11 +32,21 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     /// @inheritdoc IInferenceConsumer
     function onInferenceResult(uint256 requestId, uint8 status, bytes calldata output) external {
         if (msg.sender != address(hub)) revert OnlyHub(msg.sender);
+        if (!_awaiting[requestId]) revert UnexpectedResult(requestId);
+        delete _awaiting[requestId];
         _onInferenceResult(requestId, IInferenceHub.Status(status), output);
     }
 
-    /// @notice Requests an inference paid from this contract's token balance, with this
-    ///         contract as the callback.
+    /// @notice Moves what the hub credited to this contract (refunds of expired, disputed or failed
+    ///         requests) into its token balance. Anyone may call; the tokens only come here.
+    /// @return amount tokens received (zero when nothing was credited)
+    function claimRefunds() public returns (uint256 amount) {
+        if (hub.claimable(address(this)) == 0) return 0;
+        return hub.claimFor(address(this));
+    }
+
+    /// @notice Requests an inference paid from this contract's token balance; the result comes back
+    ///         to `_onInferenceResult` (when `callbackGasLimit` is above zero).
     /// @param feeToken the hub's fee token
     /// @param modelId the model
     /// @param version the model version
@@ -48,20 +64,33 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         uint32 callbackGasLimit,
         uint256 maxFee
     ) internal returns (uint256 requestId) {
-        feeToken.forceApprove(address(hub), maxFee);
-        requestId = hub.requestInference(
+        return _requestInference(
+            feeToken,
             IInferenceHub.InferenceRequest({
                 modelId: modelId,
                 version: version,
                 mode: 1,
                 k: k,
-                callback: address(this),
                 callbackGasLimit: callbackGasLimit,
+                digestOnly: false,
                 maxFee: maxFee,
                 input: input
             })
         );
+    }
+
+    /// @notice Requests an inference with every option of the hub's request (mode, digest only).
+    /// @param feeToken the hub's fee token
+    /// @param request the request; its `maxFee` is approved to the hub for this call only
+    /// @return requestId the new request
+    function _requestInference(IERC20 feeToken, IInferenceHub.InferenceRequest memory request)
+        internal
+        returns (uint256 requestId)
+    {
+        feeToken.forceApprove(address(hub), request.maxFee);
+        requestId = hub.requestInference(request);
         feeToken.forceApprove(address(hub), 0);
+        _awaiting[requestId] = true;
     }
 
     /// @notice Override to act on a settled request.

@@ -24,6 +24,8 @@ contract LendingGate is InferenceConsumer {
     struct Application {
         address applicant;
         Decision decision;
+        /// @dev the fee paid, owed back to the applicant when the request expired or was disputed
+        uint96 refundable;
         int256 score;
     }
 
@@ -49,6 +51,11 @@ contract LendingGate is InferenceConsumer {
     event LoanRequested(uint256 indexed requestId, address indexed applicant);
     /// @notice The model scored the applicant and the gate decided.
     event LoanDecided(uint256 indexed requestId, address indexed applicant, Decision decision, int256 score);
+    /// @notice An applicant got back the fee of a request that expired or was disputed.
+    event FeeRefunded(uint256 indexed requestId, address indexed applicant, uint256 amount);
+
+    /// @notice Nothing is owed back for this application.
+    error NothingRefundable(uint256 requestId);
 
     constructor(
         IInferenceHub hub_,
@@ -76,7 +83,8 @@ contract LendingGate is InferenceConsumer {
         uint256 fee = hub.quote(modelId, version, REDUNDANCY);
         token.safeTransferFrom(msg.sender, address(this), fee);
         requestId = _requestInference(token, modelId, version, features, REDUNDANCY, CALLBACK_GAS, fee);
-        applications[requestId] = Application({applicant: msg.sender, decision: Decision.Pending, score: 0});
+        applications[requestId] =
+            Application({applicant: msg.sender, decision: Decision.Pending, refundable: uint96(fee), score: 0});
         emit LoanRequested(requestId, msg.sender);
     }
 
@@ -88,6 +96,9 @@ contract LendingGate is InferenceConsumer {
         if (app.decision != Decision.Pending) return;
         if (status != IInferenceHub.Status.Finalized) {
             app.decision = Decision.NoResult;
+            // Expired and Disputed requests are refunded in full (credited to this contract); a
+            // Failed one paid the operators who ran the model on the applicant's input.
+            if (status == IInferenceHub.Status.Failed) app.refundable = 0;
             emit LoanDecided(requestId, app.applicant, Decision.NoResult, 0);
             return;
         }
@@ -95,8 +106,22 @@ contract LendingGate is InferenceConsumer {
         int256 score = TensorCodec.at(TensorCodec.find(tensors, scoreTensor), scoreIndex);
         bool approved = score <= maxScore && token.balanceOf(address(this)) >= loanAmount;
         app.score = score;
+        app.refundable = 0;
         app.decision = approved ? Decision.Approved : Decision.Rejected;
         emit LoanDecided(requestId, app.applicant, app.decision, score);
         if (approved) token.safeTransfer(app.applicant, loanAmount);
+    }
+
+    /// @notice Pays an applicant back the fee of an application that expired or was disputed, pulling
+    ///         the hub's refund into this contract first.
+    /// @param requestId the application's request
+    function refundFee(uint256 requestId) external {
+        Application storage app = applications[requestId];
+        uint256 amount = app.refundable;
+        if (app.decision != Decision.NoResult || amount == 0) revert NothingRefundable(requestId);
+        app.refundable = 0;
+        claimRefunds();
+        emit FeeRefunded(requestId, app.applicant, amount);
+        token.safeTransfer(app.applicant, amount);
     }
 }

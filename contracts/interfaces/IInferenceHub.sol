@@ -306,6 +306,11 @@ interface IInferenceHub {
     /// @return amount tokens sent
     function claimFor(address account) external returns (uint256 amount);
 
+    /// @notice Tokens credited to an account (fees earned, refunds), paid by `claim` or `claimFor`.
+    /// @param account the account
+    /// @return amount tokens
+    function claimable(address account) external view returns (uint256 amount);
+
     /// @notice The total fee a request would escrow now.
     /// @param modelId the model
     /// @param version the model version

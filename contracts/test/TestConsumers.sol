@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {InferenceConsumer} from "../consumer/InferenceConsumer.sol";
 import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 
+/// @notice A consumer whose requests a test makes through it, paid from its own balance (test only).
+abstract contract TestConsumer is InferenceConsumer {
+    /// @notice Requests with this contract as the requester; the fee comes from its token balance.
+    function request(IERC20 feeToken, IInferenceHub.InferenceRequest calldata req) external returns (uint256) {
+        return _requestInference(feeToken, req);
+    }
+}
+
 /// @notice Records what it receives (test only).
-contract RecordingConsumer is InferenceConsumer {
+contract RecordingConsumer is TestConsumer {
     uint256 public lastRequestId;
+    /// @notice Gas left on entering the callback.
+    uint256 public lastGas;
     uint8 public lastStatus;
     bytes public lastOutput;
     uint256 public calls;
@@ -18,6 +29,7 @@ contract RecordingConsumer is InferenceConsumer {
         override
     {
         lastRequestId = requestId;
+        lastGas = gasleft();
         lastStatus = uint8(status);
         lastOutput = output;
         ++calls;
@@ -25,7 +37,7 @@ contract RecordingConsumer is InferenceConsumer {
 }
 
 /// @notice Always reverts, with a large revert payload (test only).
-contract RevertingConsumer is InferenceConsumer {
+contract RevertingConsumer is TestConsumer {
     error Boom(bytes payload);
 
     constructor(IInferenceHub hub_) InferenceConsumer(hub_) {}
@@ -36,7 +48,7 @@ contract RevertingConsumer is InferenceConsumer {
 }
 
 /// @notice Burns all the gas it is given (test only).
-contract GasBurnerConsumer is InferenceConsumer {
+contract GasBurnerConsumer is TestConsumer {
     uint256 public counter;
 
     constructor(IInferenceHub hub_) InferenceConsumer(hub_) {}
@@ -48,7 +60,7 @@ contract GasBurnerConsumer is InferenceConsumer {
 
 /// @notice Keeps the digest and status of each result: the storage a typical dapp callback writes
 ///         (one slot per request), used by the benchmark (test only).
-contract DigestConsumer is InferenceConsumer {
+contract DigestConsumer is TestConsumer {
     mapping(uint256 requestId => bytes32) public digests;
 
     constructor(IInferenceHub hub_) InferenceConsumer(hub_) {}
