@@ -23,15 +23,18 @@ DEFAULT_PARAMS = ROOT / "deployments" / "parameters.json"
 
 INT_PARAMS = {
     "min_stake": (1, 2**128 - 1),
-    "unbonding_period": (0, 2**64 - 1),
+    "epoch_blocks": (8, 2**32 - 1),
+    "unbonding_period": (1, 2**64 - 1),
     "jail_threshold": (1, 2**32 - 1),
-    "commit_window": (1, 2**32 - 1),
+    "jail_period": (0, 2**32 - 1),
+    "fault_decay": (1, 2**32 - 1),
+    "commit_window": (1, 255),
     "reveal_window": (1, 2**32 - 1),
     "max_k": (1, 16),
     "slash_bps_dissent": (0, 10_000),
     "slash_bps_silence": (0, 10_000),
-    "slash_reward_bps": (0, 10_000),
     "max_input_bytes": (1, 2**32 - 1),
+    "max_output_bytes": (416, 2**32 - 1),
     "max_callback_gas": (0, 2**32 - 1),
     "operator_fee": (0, 2**96 - 1),
     "protocol_fee": (0, 2**64 - 1),
@@ -74,11 +77,26 @@ def hub_params(params: dict[str, Any]) -> tuple[int, ...]:
             "max_k",
             "slash_bps_dissent",
             "slash_bps_silence",
-            "slash_reward_bps",
             "max_input_bytes",
+            "max_output_bytes",
             "max_callback_gas",
             "operator_fee",
             "protocol_fee",
+        )
+    )
+
+
+def staking_settings(params: dict[str, Any]) -> tuple[int, ...]:
+    """OperatorStaking's Settings struct, in field order."""
+    return tuple(
+        params[name]
+        for name in (
+            "min_stake",
+            "epoch_blocks",
+            "unbonding_period",
+            "jail_threshold",
+            "jail_period",
+            "fault_decay",
         )
     )
 
@@ -130,9 +148,7 @@ def deploy_stack(deployer: Any, params: dict[str, Any], record: dict[str, Any] |
         project.OperatorStaking,
         token,
         registry,
-        params["min_stake"],
-        params["unbonding_period"],
-        params["jail_threshold"],
+        staking_settings(params),
         treasury,
         deployer,
     )

@@ -26,15 +26,18 @@ TEST_PARAMS = {
     "commit_window": 25,
     "reveal_window": 25,
     "min_stake": 100 * E18,
-    "unbonding_period": 86_400,
+    "epoch_blocks": 8,
+    "unbonding_period": 400,
     "jail_threshold": 2,
+    "jail_period": 20,
+    "fault_decay": 100,
     "slash_bps_dissent": 1_000,
     "slash_bps_silence": 100,
-    "slash_reward_bps": 5_000,
     "max_k": 9,
     "operator_fee": E18,
     "protocol_fee": E18 // 10,
     "max_input_bytes": 8_192,
+    "max_output_bytes": 65_536,
     "max_callback_gas": 1_000_000,
 }
 MODEL_FEE = 2 * E18
@@ -118,7 +121,11 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
     counter = iter(range(1, 10**6))
 
     def _make(
-        name: str = "risk", fee: int = MODEL_FEE, modes: int = 1, decimals: int = 6
+        name: str = "risk",
+        fee: int = MODEL_FEE,
+        modes: int = 1,
+        decimals: int = 6,
+        max_output_bytes: int = 65_536,
     ) -> tuple[bytes, int]:
         model_id = registry.modelIdOf(name)
         if not registry.exists(model_id):
@@ -131,6 +138,7 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
             decimals,
             modes,
             fee,
+            max_output_bytes,
             ape.utils.ZERO_ADDRESS,
         )
         receipt = registry.publishVersion(model_id, params, sender=model_owner)
@@ -139,15 +147,22 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
     return _make
 
 
+def next_epoch(staking: Any) -> None:
+    """Mines to the start of the next epoch: pool changes made so far count for draws from then on."""
+    blocks = staking.epochBlocks()
+    ape.chain.mine(blocks - ape.chain.blocks.height % blocks)
+
+
 @pytest.fixture(scope="session")
 def join(staking: Any, fund: Callable[..., None]) -> Callable[..., None]:
-    """Funds, stakes and registers operators for a model."""
+    """Funds, stakes and registers operators for a model; they are drawable once it returns."""
 
     def _join(ops: list[Any], model_id: bytes, amount: int = 1_000 * E18) -> None:
         for op in ops:
             fund(op, amount, staking)
             staking.stake(amount, sender=op)
             staking.register(model_id, sender=op)
+        next_epoch(staking)
 
     return _join
 
@@ -178,34 +193,46 @@ def make_request(
 ) -> Callable[..., Any]:
     """Requests an inference from `requester` (the dapp by default); returns the receipt.
 
-    Without `model_ref` it uses the session's default model, set up only when first needed.
+    Without `model_ref` it uses the session's default model, set up only when first needed. With
+    `consumer` the request is made through that test consumer contract (it becomes the requester
+    and gets the callback). Unless `seed=False`, a block is mined after the request so its seed
+    block exists and the committee can be drawn.
     """
 
     def _request(
         k: int = 3,
         requester: Any = None,
         model_ref: tuple[bytes, int] | None = None,
-        callback: str = ape.utils.ZERO_ADDRESS,
+        consumer: Any = None,
         callback_gas: int = 0,
+        digest_only: bool = False,
         input_bytes: bytes | None = None,
         mode: int = 1,
         max_fee: int | None = None,
+        seed: bool = True,
     ) -> Any:
         sender = requester or dapp
         model_id, version = model_ref or request.getfixturevalue("model")
         fee = hub.quote(model_id, version, k)
-        fund(sender, fee, hub)
         req = (
             model_id,
             version,
             mode,
             k,
-            callback,
             callback_gas,
+            digest_only,
             fee if max_fee is None else max_fee,
             input_bytes or sample_input(),
         )
-        return hub.requestInference(req, sender=sender)
+        if consumer is None:
+            fund(sender, fee, hub)
+            receipt = hub.requestInference(req, sender=sender)
+        else:
+            fund(consumer, fee)
+            receipt = consumer.request(hub.token(), req, sender=sender)
+        if seed:
+            ape.chain.mine(1)
+        return receipt
 
     return _request
 
@@ -227,7 +254,8 @@ def request_id_of(receipt: Any) -> int:
 
 
 def committee_of(hub: Any, accounts_by_address: dict[str, Any], request_id: int) -> list[Any]:
-    return [accounts_by_address[a] for a in hub.getCommittee(request_id)]
+    """The committee the request has or will have once drawn (its seed block must exist)."""
+    return [accounts_by_address[a] for a in hub.previewCommittee(request_id)]
 
 
 @pytest.fixture(scope="session")
