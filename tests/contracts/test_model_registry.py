@@ -16,10 +16,20 @@ def version_params(sha: bytes = b"\x01" * 32, **over):
         "decimals": 6,
         "modes": 1,
         "fee": 5,
+        "max_output_bytes": 4_096,
         "verifier": ZERO,
     }
     p.update(over)
-    return (p["sha"], p["uris"], p["spec"], p["decimals"], p["modes"], p["fee"], p["verifier"])
+    return (
+        p["sha"],
+        p["uris"],
+        p["spec"],
+        p["decimals"],
+        p["modes"],
+        p["fee"],
+        p["max_output_bytes"],
+        p["verifier"],
+    )
 
 
 @pytest.fixture
@@ -37,8 +47,30 @@ def test_register_model__emits_and_records_owner(registry, model_owner):
     assert registry.exists(model_id)
 
 
-@pytest.mark.parametrize("name", ["", "x" * 65])
-def test_register_model__bad_name__reverts(registry, model_owner, name):
+@pytest.mark.parametrize("name", ["a", "0", "credit-v2", "risk_model", "iris.v1", "a-._9", "x" * 64])
+def test_register_model__lowercase_digits_dash_dot_underscore__accepted(registry, model_owner, name):
+    registry.registerModel(name, sender=model_owner)
+    assert registry.getModel(registry.modelIdOf(name))[1] == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "x" * 65,
+        "vad@2",
+        "Bad Name!!",
+        "Risk",
+        "RISK",
+        "-risk",
+        ".risk",
+        "_risk",
+        "risk model",
+        "risk/1",
+        "rïsk",
+    ],
+)
+def test_register_model__name_outside_the_rule__reverts(registry, model_owner, name):
     with ape.reverts(registry.InvalidModelName):
         registry.registerModel(name, sender=model_owner)
 
@@ -57,9 +89,10 @@ def test_publish_version__stores_everything_and_emits(registry, model_id, model_
     assert v.artifactSha256 == b"\x01" * 32
     assert v.uris == ["file:///m.onnx", "https://models.example/m.onnx"]
     assert bytes(v.tensorSpec) == SPEC.encode()
-    assert (v.decimals, v.modes, v.fee, v.deprecated) == (6, 1, 5, False)
+    assert (v.decimals, v.modes, v.fee, v.maxOutputBytes, v.deprecated) == (6, 1, 5, 4_096, False)
+    assert event.maxOutputBytes == 4_096
     terms = registry.terms(model_id, 1)
-    assert terms.owner == model_owner.address and terms.fee == 5
+    assert terms.owner == model_owner.address and terms.fee == 5 and terms.maxOutputBytes == 4_096
     assert (
         registry.publishVersion(model_id, version_params(b"\x02" * 32), sender=model_owner).return_value == 2
     )
@@ -76,11 +109,31 @@ def test_publish_version__stores_everything_and_emits(registry, model_id, model_
         ({"modes": 0x10}, "InvalidModes"),
         ({"modes": 0x03}, "VerifierRequired"),
         ({"spec": b""}, "InvalidTensorSpec"),
+        ({"max_output_bytes": 0}, "InvalidMaxOutputBytes"),
+        ({"max_output_bytes": 415}, "InvalidMaxOutputBytes"),
+        ({"max_output_bytes": (1 << 20) + 1}, "InvalidMaxOutputBytes"),
+        ({"max_output_bytes": 2**32 - 1}, "InvalidMaxOutputBytes"),
     ],
 )
 def test_publish_version__invalid__reverts(registry, model_id, model_owner, over, error):
     with ape.reverts(getattr(registry, error)):
         registry.publishVersion(model_id, version_params(**over), sender=model_owner)
+
+
+@pytest.mark.parametrize("max_output_bytes", [416, 1 << 20])
+def test_publish_version__max_output_bytes_at_bounds__accepted(
+    registry, model_id, model_owner, max_output_bytes
+):
+    receipt = registry.publishVersion(
+        model_id, version_params(max_output_bytes=max_output_bytes), sender=model_owner
+    )
+    assert registry.terms(model_id, receipt.return_value).maxOutputBytes == max_output_bytes
+    assert (registry.MIN_OUTPUT_BYTES(), registry.MAX_OUTPUT_BYTES()) == (416, 1 << 20)
+
+
+def test_publish_version__max_output_bytes_out_of_range__reverts_with_bounds(registry, model_id, model_owner):
+    with ape.reverts(registry.InvalidMaxOutputBytes, maxOutputBytes=415, min=416, max=1 << 20):
+        registry.publishVersion(model_id, version_params(max_output_bytes=415), sender=model_owner)
 
 
 def test_publish_version__empty_spec_lists__reverts(registry, model_id, model_owner):
