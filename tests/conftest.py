@@ -9,6 +9,8 @@ from typing import Any
 
 import ape
 import numpy as np
+from eth_abi import encode
+from eth_utils import keccak
 import pytest
 from hypothesis import settings
 from verinfer.models.codec import DType, IOSpec, Tensor, TensorSpec, commitment, encode_tensors, output_digest
@@ -253,9 +255,19 @@ def request_id_of(receipt: Any) -> int:
     return int(receipt.return_value)
 
 
+def seed_of(request_id: int, seed_block_hash: bytes) -> int:
+    """The draw seed the hub derives from the seed block's hash."""
+    return int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed_block_hash, request_id])), "big")
+
+
 def committee_of(hub: Any, accounts_by_address: dict[str, Any], request_id: int) -> list[Any]:
-    """The committee the request has or will have once drawn (its seed block must exist)."""
-    return [accounts_by_address[a] for a in hub.previewCommittee(request_id)]
+    """The committee the request has or will have once drawn, computed as a relayer does: from the
+    seed block's hash, as soon as that block exists (previewCommittee needs one block more)."""
+    r = hub.getRequest(request_id)
+    seed_hash = bytes(ape.chain.blocks[r.seedBlock].hash)
+    staking = ape.project.OperatorStaking.at(hub.staking())
+    drawn = staking.drawCommittee(r.modelId, r.k, seed_of(request_id, seed_hash), r.seedBlock)
+    return [accounts_by_address[a] for a in drawn]
 
 
 @pytest.fixture(scope="session")

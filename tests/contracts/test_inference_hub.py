@@ -21,29 +21,65 @@ def committee(hub, by_address, rid):
 
 
 @pytest.fixture
-def outsider(hub, rid, operators):
-    members = set(hub.getCommittee(rid))
+def outsider(hub, rid, operators, by_address):
+    members = {op.address for op in committee_of(hub, by_address, rid)}
     return next(op for op in operators if op.address not in members)
 
 
-def test_request__escrows_fee_draws_committee_and_emits(hub, token, model, make_request, dapp, operators):
+def test_request__escrows_fee_fixes_a_future_seed_and_emits(hub, token, model, make_request, dapp, operators):
     model_id, version = model
     before = token.balanceOf(hub)
-    receipt = make_request(k=3)
+    receipt = make_request(k=3, seed=False)
     rid = request_id_of(receipt)
     fee = MODEL_FEE + 3 * OP_FEE + PROTOCOL_FEE
     assert hub.quote(model_id, version, 3) == fee
     assert token.balanceOf(hub) - before == fee
     event = receipt.decode_logs(hub.RequestCreated)[0]
-    committee = hub.getCommittee(rid)
     assert event.requestId == rid and event.requester == dapp.address and event.fee == fee
-    assert list(event.committee) == list(committee)
+    assert (event.k, event.seedBlock, event.callbackGasLimit, event.digestOnly) == (
+        3,
+        receipt.block_number + 1,
+        0,
+        False,
+    )
     assert bytes(event.input) == sample_input()
-    assert len(set(committee)) == 3 and set(committee) <= {op.address for op in operators}
     r = hub.getRequest(rid)
-    assert (r.status, r.k, r.committedMask, r.revealedMask) == (1, 3, 0, 0)
-    assert r.commitDeadline == receipt.block_number + TEST_PARAMS["commit_window"]
+    assert (r.status, r.k, r.committedMask, r.revealedMask, r.drawn) == (1, 3, 0, 0, False)
+    assert r.seedBlock == receipt.block_number + 1
+    assert r.commitDeadline == r.seedBlock + TEST_PARAMS["commit_window"]
     assert r.revealDeadline == r.commitDeadline + TEST_PARAMS["reveal_window"]
+    assert (r.slashBpsDissent, r.slashBpsSilence) == (
+        TEST_PARAMS["slash_bps_dissent"],
+        TEST_PARAMS["slash_bps_silence"],
+    )
+    # Nobody can know the committee before the seed block exists.
+    assert list(hub.getCommittee(rid)) == []
+    with ape.reverts(hub.SeedNotReady):
+        hub.draw(rid, sender=dapp)
+
+
+def test_draw__after_the_seed_block__stores_the_previewed_committee_once(
+    hub, make_request, dapp, operators, by_address, chain
+):
+    rid = request_id_of(make_request(k=3))
+    with ape.reverts(hub.SeedNotReady):  # a view sees block.number == seed block: one more block
+        hub.previewCommittee(rid)
+    drawn_as_relayers_do = [op.address for op in committee_of(hub, by_address, rid)]
+    chain.mine(1)
+    preview = list(hub.previewCommittee(rid))
+    assert preview == drawn_as_relayers_do
+    assert len(set(preview)) == 3 and set(preview) <= {op.address for op in operators}
+    receipt = hub.draw(rid, sender=dapp)
+    assert receipt.events.filter(hub.CommitteeDrawn) == [hub.CommitteeDrawn(rid, preview)]
+    assert list(hub.getCommittee(rid)) == preview and hub.getRequest(rid).drawn
+    assert hub.draw(rid, sender=dapp).events.filter(hub.CommitteeDrawn) == []
+
+
+def test_commit__first_one_draws_the_committee(hub, rid, committee, act):
+    receipt = act.commit(committee[0], rid, OUT)
+    assert len(receipt.events.filter(hub.CommitteeDrawn)) == 1
+    assert [a for a in hub.getCommittee(rid)] == [op.address for op in committee]
+    assert act.commit(committee[1], rid, OUT).events.filter(hub.CommitteeDrawn) == []
 
 
 @pytest.mark.parametrize(
@@ -53,11 +89,7 @@ def test_request__escrows_fee_draws_committee_and_emits(hub, token, model, make_
         ({"k": 10}, "InvalidRedundancy"),
         ({"k": 6}, "InsufficientOperators"),
         ({"input_bytes": b"\x00" * 8_193}, "InvalidInputSize"),
-        ({"callback_gas": 5}, "InvalidCallbackGasLimit"),
-        (
-            {"callback": "0x000000000000000000000000000000000000dEaD", "callback_gas": 1_000_001},
-            "InvalidCallbackGasLimit",
-        ),
+        ({"callback_gas": 1_000_001}, "InvalidCallbackGasLimit"),
         ({"mode": 2}, "ModeNotSupported"),
         ({"max_fee": MODEL_FEE + 3 * OP_FEE + PROTOCOL_FEE - 1}, "FeeExceedsMax"),
     ],
@@ -70,7 +102,7 @@ def test_request__invalid__reverts(hub, make_request, kwargs, error):
 def test_request__empty_input__reverts(hub, model, dapp, fund):
     fund(dapp, 10**20, hub)
     with ape.reverts(hub.InvalidInputSize):
-        hub.requestInference((*model, 1, 1, ape.utils.ZERO_ADDRESS, 0, 10**20, b""), sender=dapp)
+        hub.requestInference((*model, 1, 1, 0, False, 10**20, b""), sender=dapp)
 
 
 def test_request__unknown_model_or_version__reverts(hub, model, make_request):
@@ -96,7 +128,7 @@ def test_request__no_allowance__reverts(hub, token, model, challenger, deployer)
     token.mint(challenger, 10**20, sender=deployer)
     with ape.reverts(token.ERC20InsufficientAllowance):
         hub.requestInference(
-            (*model, 1, 1, ape.utils.ZERO_ADDRESS, 0, 10**20, sample_input()), sender=challenger
+            (*model, 1, 1, 0, False, 10**20, sample_input()), sender=challenger
         )
 
 
@@ -185,6 +217,8 @@ def test_views__unknown_or_pending__revert(hub, rid):
     with ape.reverts(hub.UnknownRequest):
         hub.getCommittee(777)
     with ape.reverts(hub.UnknownRequest):
+        hub.previewCommittee(777)
+    with ape.reverts(hub.UnknownRequest):
         hub.getResult(777)
     with ape.reverts(hub.ResultNotReady):
         hub.getResult(rid)
@@ -208,16 +242,20 @@ def test_claim__pays_out_and_nothing_left__reverts(hub, token, rid, committee, a
 
 def test_admin__set_params_and_treasury(hub, deployer, dapp):
     params = hub.params()
-    new = (5, 6, 3, 500, 50, 2_500, 1_000, 100_000, 7, 8)
+    new = (5, 6, 3, 500, 50, 1_000, 1_000, 100_000, 7, 8)
     with ape.reverts(hub.AccessControlUnauthorizedAccount):
         hub.setParams(new, sender=dapp)
     hub.setParams(new, sender=deployer)
     assert tuple(hub.params()) == new
+    span_too_long = TEST_PARAMS["unbonding_period"] - 256 - 5
     for bad in (
-        (0, *new[1:]),
+        (0, *new[1:]),  # no commit window
+        (256, *new[1:]),  # the seed would be unreadable before the commit deadline
+        (5, span_too_long, *new[2:]),  # a request would outlive its members' unbonding
         (*new[:2], 17, *new[3:]),
         (*new[:3], 10_001, *new[4:]),
-        (*new[:6], 0, *new[7:]),
+        (*new[:5], 0, *new[6:]),  # no input
+        (*new[:6], 415, *new[7:]),  # an error output would not fit
     ):
         with ape.reverts(hub.InvalidParams):
             hub.setParams(bad, sender=deployer)
