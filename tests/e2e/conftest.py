@@ -19,6 +19,8 @@ import onnxruntime as ort
 import pytest
 from verinfer.chain.contracts import Status
 from verinfer.chain.keys import write_keystore
+from verinfer.client.client import DEFAULT_MAX_OUTPUT_BYTES
+from verinfer.devnet.blocks import BlockKeeper
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import Tensor, decode_tensors, encode_tensors
 from verinfer.models.samples import SampleModel, breast_cancer
@@ -26,7 +28,7 @@ from verinfer.models.spec import spec_from_onnx
 from verinfer.relayer.config import to_toml
 
 from scripts.deploy import write_record
-from tests.conftest import E18, ROOT, request_id_of, wait_for
+from tests.conftest import E18, ROOT, next_epoch, request_id_of, wait_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -182,6 +184,19 @@ def rpc_url() -> str:
     return str(ape.chain.provider.uri)
 
 
+@pytest.fixture(autouse=True)
+def keeper(rpc_url: str) -> Iterator[BlockKeeper]:
+    """The devnet's block keeper on the session's anvil: seed blocks right after requests, and a block
+    a second while idle so windows close. Tests may change its `idle_interval` while they run."""
+    with BlockKeeper(rpc_url) as running:
+        yield running
+
+
+def seeded(hub: Any, request_id: int) -> bool:
+    """The request's seed block is mined (its committee can be known)."""
+    return ape.chain.blocks.head.number >= int(hub.getRequest(request_id).seedBlock)
+
+
 @pytest.fixture(scope="session")
 def deployment_file(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("deploy") / "local.json"
@@ -204,14 +219,28 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
     """Registers a fresh model for `sample` and publishes it; `sha` overrides the registered hash."""
     counter = iter(range(10**6))
 
-    def _publish(sample: SampleModel, sha: bytes | None = None, fee: int = E18) -> tuple[bytes, int]:
+    def _publish(
+        sample: SampleModel,
+        sha: bytes | None = None,
+        fee: int = E18,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> tuple[bytes, int]:
         name = f"{sample.name}-{os.getpid()}-{next(counter)}"
         digest = model_store.put(sample.onnx)
         registry.registerModel(name, sender=model_owner)
         model_id = registry.modelIdOf(name)
         spec = spec_from_onnx(sample.onnx)
         uri = model_store.path(digest).as_uri()
-        params = (sha or digest, [uri], spec.encode(), sample.decimals, 1, fee, ape.utils.ZERO_ADDRESS)
+        params = (
+            sha or digest,
+            [uri],
+            spec.encode(),
+            sample.decimals,
+            1,
+            fee,
+            max_output_bytes,
+            ape.utils.ZERO_ADDRESS,
+        )
         registry.publishVersion(model_id, params, sender=model_owner)
         return model_id, 1
 
@@ -220,7 +249,8 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
 
 @pytest.fixture
 def crew(staking: Any, fund: Callable[..., None]) -> Callable[[bytes, int], list[Operator]]:
-    """`crew(model_id, n)`: n fresh operators, funded, staked and registered for the model."""
+    """`crew(model_id, n)`: n fresh operators, funded, staked and registered for the model, in its pool
+    for the next request's draw."""
 
     def _crew(model_id: bytes, n: int = 3) -> list[Operator]:
         out = []
@@ -232,6 +262,7 @@ def crew(staking: Any, fund: Callable[..., None]) -> Callable[[bytes, int], list
             staking.register(model_id, sender=account)
             key = bytes.fromhex(str(account.private_key).removeprefix("0x"))
             out.append(Operator(account, key))
+        next_epoch(staking)
         return out
 
     return _crew
@@ -288,10 +319,13 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
 
 @pytest.fixture
 def request_inference(make_request: Callable[..., Any]) -> Callable[..., int]:
-    """`request_inference(model, input_bytes, k=3)`: the dapp's request id."""
+    """`request_inference(model, input_bytes, k=3, digest_only=False)`: the dapp's request id. Its seed
+    block is left to the block keeper."""
 
-    def _request(model: tuple[bytes, int], input_bytes: bytes, k: int = 3) -> int:
-        return request_id_of(make_request(k=k, model_ref=model, input_bytes=input_bytes))
+    def _request(model: tuple[bytes, int], input_bytes: bytes, k: int = 3, digest_only: bool = False) -> int:
+        return request_id_of(
+            make_request(k=k, model_ref=model, input_bytes=input_bytes, digest_only=digest_only, seed=False)
+        )
 
     return _request
 

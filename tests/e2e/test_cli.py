@@ -43,7 +43,7 @@ def test_devnet_status__everything_up_and_healthy(devnet: Devnet) -> None:
     report = ok_json(devnet, "devnet", "status")
     assert report["running"] and report["chain_id"] == 31337
     names = {p["name"]: p for p in report["processes"]}
-    assert set(names) == {"anvil", "store", "relayer-1", "relayer-2", "relayer-3"}
+    assert set(names) == {"anvil", "store", "blocks", "relayer-1", "relayer-2", "relayer-3"}
     assert all(names[f"relayer-{n}"]["healthy"] for n in (1, 2, 3))
     assert set(report["models"]) == {"breast-cancer-risk", "diabetes-progression", "iris-mlp"}
 
@@ -71,6 +71,7 @@ def test_models_publish__stores_serves_and_registers(devnet: Devnet, tmp_path: P
     published = ok_json(devnet, "models", "publish", str(artifact), "--name", "iris-cli", "--decimals", "5")
 
     assert published["version"] == 1 and published["decimals"] == 5
+    assert published["max_output_bytes"] == 65_536
     sha = published["artifact_sha256"]
     assert (devnet.state.store_dir / f"{sha}.onnx").read_bytes() == artifact.read_bytes()
     http_uri = published["uris"][0]
@@ -85,6 +86,35 @@ def test_models_publish__stores_serves_and_registers(devnet: Devnet, tmp_path: P
     junk.write_bytes(b"definitely not protobuf")
     assert "not an ONNX model" in fails(
         devnet, 2, "models", "publish", str(junk), "--name", "junk", "--decimals", "2"
+    )
+    assert "model name 'Iris CLI' must be" in fails(
+        devnet, 1, "models", "publish", str(artifact), "--name", "Iris CLI", "--decimals", "5"
+    )
+    small = ok_json(
+        devnet,
+        "models",
+        "publish",
+        str(artifact),
+        "--name",
+        "iris-small",
+        "--decimals",
+        "5",
+        "--max-output-bytes",
+        "416",
+    )
+    assert small["max_output_bytes"] == 416
+    assert "--max-output-bytes" in fails(
+        devnet,
+        2,
+        "models",
+        "publish",
+        str(artifact),
+        "--name",
+        "x",
+        "--decimals",
+        "5",
+        "--max-output-bytes",
+        "100",
     )
     assert "junk" not in {m["name"] for m in ok_json(devnet, "models", "list")}
 
@@ -150,15 +180,24 @@ def test_infer__no_wait__then_requests_show(devnet: Devnet) -> None:
     pending = ok_json(
         devnet, "infer", "--model", "iris-mlp", "--input", "[[5.1, 3.5, 1.4, 0.2]]", "--no-wait"
     )
-    assert len(pending["committee"]) == 3
+    assert pending["seed_block"] == pending["block"] + 1 and "committee" not in pending
 
     def settled() -> Any:
         shown = ok_json(devnet, "requests", "show", str(pending["request_id"]))
         return shown if shown["settlement"]["status"] == "FINALIZED" else None
 
-    assert wait_for(settled, 60, "settlement")["outputs"]["label"] == [0]
+    shown = wait_for(settled, 60, "settlement")
+    assert shown["outputs"]["label"] == [0] and len(shown["settlement"]["committee"]) == 3
     human = run(devnet, "requests", "show", str(pending["request_id"])).stdout
     assert "FINALIZED" in human and "label" in human
+
+
+def test_infer__digest_only__same_outputs(devnet: Devnet) -> None:
+    args = ("infer", "--model", "iris-mlp", "--input", "[[5.1, 3.5, 1.4, 0.2]]")
+    digest_only = ok_json(devnet, *args, "--digest-only")
+    stored = ok_json(devnet, *args)
+    assert digest_only["outputs"] == stored["outputs"]
+    assert digest_only["settlement"]["output_digest"] == stored["settlement"]["output_digest"]
 
 
 @pytest.mark.parametrize(
@@ -219,11 +258,12 @@ def test_devnet__on_an_existing_chain__leaves_that_chain_running(tmp_path: Path)
         )
         assert up.returncode == 0, up.stderr
         report = json.loads(up.stdout)
-        assert {p["name"] for p in report["processes"]} == {"store", "relayer-1"}
+        assert {p["name"] for p in report["processes"]} == {"store", "blocks", "relayer-1"}
         assert json.loads((tmp_path / "devnet.json").read_text())["rpc_url"] == f"http://127.0.0.1:{port}"
 
         down = verinfer_cli("devnet", "down", "--json", env=env)
-        assert down.returncode == 0 and json.loads(down.stdout)["stopped"] == ["relayer-1", "store"]
+        assert down.returncode == 0
+        assert json.loads(down.stdout)["stopped"] == ["relayer-1", "blocks", "store"]
         assert anvil.alive
         status = verinfer_cli("devnet", "status", env=env)
         assert status.returncode == 1 and "no devnet" in status.stdout

@@ -5,7 +5,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import ape
-from verinfer.chain.contracts import Status
+from eth_utils.crypto import keccak
+from verinfer.chain.contracts import Fault, Status
 
 from tests.conftest import E18
 from tests.e2e.conftest import (
@@ -15,6 +16,7 @@ from tests.e2e.conftest import (
     journal_txs,
     metric,
     quiet,
+    seeded,
     settled,
     wait_for,
 )
@@ -57,6 +59,7 @@ def test_sigkill_after_commit_sent_before_receipt__restart_finds_it__one_commit_
     model = publish(sample)
     a, b, c = crew(model[0], 3)
     request_id = request_inference(model, features_input(sample.examples[:1]))
+    wait_for(lambda: seeded(hub, request_id), 10, "the seed block")  # mined by the block keeper
     provider = ape.chain.provider
     nonce = provider.get_nonce(a.account.address)
     provider.make_request("evm_setAutomine", [False])
@@ -158,7 +161,7 @@ def test_artifact_hash_mismatch__refused_and_logged__nothing_committed(
         assert "does not match registered" in proc.log_text()
     assert int(hub.getRequest(request_id).committedMask) == 0
 
-    ape.chain.mine(int(hub.params().commitWindow) + 1)  # the commit window passes with nothing committed
+    ape.chain.mine(int(hub.params().commitWindow) + 2)  # the commit window passes with nothing committed
     wait_for(lambda: settled(hub, request_id), 30, "a relayer finalizes the empty request")
     assert int(hub.getResult(request_id).status) == Status.EXPIRED
 
@@ -191,3 +194,30 @@ def test_lying_relayer__is_slashed__honest_result_settles(
     wait_for(
         lambda: metric(procs[liar_index].metrics, "verinfer_slashed") == 1, 10, "the liar counts its penalty"
     )
+    (penalty,) = hub.MemberPenalized.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    assert penalty.operator == liar.account.address and Fault(penalty.fault) == Fault.DISSENT
+
+
+def test_digest_only__liar_reveals_last__honest_relayers_finalize_with_their_output(
+    hub: Any, staking: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+) -> None:
+    model = publish(sample)
+    liar, b, c = crew(model[0], 3)
+    x = sample.examples[:1]
+    lying = relayers(liar, lie=True)
+    request_id = request_inference(model, features_input(x), digest_only=True)
+    wait_for(lambda: lying.state(request_id) == "committed", 30, "the liar committed")
+    lying.kill()
+    honest = [relayers(b), relayers(c)]
+    wait_for(lambda: all(p.state(request_id) == "revealed" for p in honest), 30, "B and C revealed")
+    lying.start().wait_ready()
+
+    # The liar's reveal is the last: it does not carry the accepted output, which the hub does not keep.
+    wait_for(lambda: settled(hub, request_id), 30, "settlement by finalizeWithOutput")
+    result = hub.getResult(request_id)
+    expected = direct_output(sample.onnx, sample.decimals, exact_features(x))
+    assert int(result.status) == Status.FINALIZED and bytes(result.outputDigest) == keccak(expected)
+    assert sorted(result.agreeing) == sorted([b.account.address, c.account.address])
+    (event,) = hub.RequestSettled.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    assert bytes(event.output) == expected
+    assert stake_of(staking, liar) < STAKE and stake_of(staking, b) == stake_of(staking, c) == STAKE

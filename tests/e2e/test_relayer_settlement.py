@@ -2,15 +2,19 @@
 
 from typing import Any
 
+import ape
 import numpy as np
-from verinfer.chain.contracts import Status
-from verinfer.models.codec import Tensor, decode_tensors, encode_tensors, error_output
+from eth_utils.crypto import keccak
+from verinfer.chain.contracts import Fault, Status
+from verinfer.models.codec import ErrorCode, Tensor, decode_tensors, encode_tensors, error_output
 from verinfer.models.samples import SampleModel
 
+from tests.conftest import next_epoch
 from tests.e2e.conftest import (
     direct_output,
     exact_features,
     features_input,
+    journal_row,
     metric,
     quiet,
     settled,
@@ -74,6 +78,7 @@ def test_slow_model__does_not_hold_up_a_fast_one(
     operators = crew(fast_model[0], 3)
     for op in operators:
         staking.register(slow_ref[0], sender=op.account)
+    next_epoch(staking)
     procs = [relayers(op) for op in operators]
 
     slow_id = request_inference(slow_ref, encode_tensors([Tensor.from_array("x", np.asarray([[0.5]]), 4)]))
@@ -99,3 +104,88 @@ def test_websocket_endpoint__relayer_follows_and_settles(
     assert int(result.status) == Status.FINALIZED
     assert operators[0].account.address in result.agreeing
     assert '"rpc": "ws://127.0.0.1:' in procs[0].log_text()
+
+
+def test_committee_drawn_from_the_seed_block__only_its_members_act__others_journal_not_member(
+    hub: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+) -> None:
+    model = publish(sample)
+    operators = crew(model[0], 5)
+    procs = [relayers(op) for op in operators]
+    request_id = request_inference(model, features_input(sample.examples[:1]))
+    assert list(hub.getCommittee(request_id)) == []  # nobody knows it at request time
+
+    wait_for(lambda: settled(hub, request_id), 30, "settlement")
+    committee = list(hub.getCommittee(request_id))
+    assert len(committee) == 3 and sorted(hub.getResult(request_id).agreeing) == sorted(committee)
+    (drawn,) = hub.CommitteeDrawn.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    assert list(drawn.committee) == committee
+    for op, proc in zip(operators, procs, strict=True):
+        row = journal_row(proc.journal, request_id)
+        assert row is not None and row["seed_block"] == int(hub.getRequest(request_id).seedBlock)
+        if op.account.address in committee:
+            assert row["state"] == "settled" and row["member"] == committee.index(op.account.address)
+        else:
+            assert row["state"] == "not_member"
+
+
+def test_digest_only__output_kept_off_chain__settlement_event_carries_it(
+    hub: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+) -> None:
+    model = publish(sample)
+    for op in crew(model[0], 3):
+        relayers(op)
+    x = sample.examples[:1]
+    request_id = request_inference(model, features_input(x), digest_only=True)
+
+    wait_for(lambda: settled(hub, request_id), 30, "settlement")
+    result = hub.getResult(request_id)
+    expected = direct_output(sample.onnx, sample.decimals, exact_features(x))
+    assert int(result.status) == Status.FINALIZED and len(result.agreeing) == 3
+    assert bytes(result.output) == b"" and bytes(result.outputDigest) == keccak(expected)
+    (event,) = hub.RequestSettled.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    assert bytes(event.output) == expected
+    assert hub.verifyOutput(request_id, expected) and not hub.verifyOutput(request_id, expected + b"\0")
+
+
+def test_output_longer_than_the_version_allows__members_agree_on_output_too_large(
+    hub: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+) -> None:
+    x = sample.examples[:4]
+    assert len(direct_output(sample.onnx, sample.decimals, exact_features(x))) > 416
+    model = publish(sample, max_output_bytes=416)  # an error output fits, the real one does not
+    for op in crew(model[0], 3):
+        relayers(op)
+    request_id = request_inference(model, features_input(x))
+
+    wait_for(lambda: settled(hub, request_id), 30, "settlement")
+    result = hub.getResult(request_id)
+    assert int(result.status) == Status.FAILED and int(result.errorCode) == ErrorCode.OUTPUT_TOO_LARGE
+    assert bytes(result.output) == error_output(ErrorCode.OUTPUT_TOO_LARGE) and len(result.agreeing) == 3
+
+
+def test_silent_member__windows_close_on_idle_blocks__settles_without_blocks_mined_by_hand(
+    hub: Any,
+    staking: Any,
+    sample: Any,
+    publish: Any,
+    crew: Any,
+    relayers: Any,
+    request_inference: Any,
+    keeper: Any,
+) -> None:
+    model = publish(sample)
+    operators = crew(model[0], 3)
+    for op in operators[:2]:  # the third never runs a relayer
+        relayers(op)
+    keeper.idle_interval = 0.1  # the devnet's 1 s, faster: the windows are 25 blocks
+    request_id = request_inference(model, features_input(sample.examples[:1]))
+
+    wait_for(lambda: settled(hub, request_id), 60, "settlement once the commit window closes")
+    result = hub.getResult(request_id)
+    silent = operators[2].account.address
+    assert int(result.status) == Status.FINALIZED and silent not in result.agreeing
+    assert len(result.agreeing) == 2
+    penalties = hub.MemberPenalized.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    assert [(p.operator, Fault(p.fault)) for p in penalties] == [(silent, Fault.SILENT)]
+    assert ape.chain.blocks.head.number > int(hub.getRequest(request_id).commitDeadline)

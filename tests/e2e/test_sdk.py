@@ -20,7 +20,7 @@ from verinfer.client import (
     UnknownModel,
     UnknownVersion,
 )
-from verinfer.client.client import ZERO_ADDRESS
+from verinfer.client.client import request_struct
 from verinfer.client.inputs import encode_inputs
 from verinfer.client.owner import publish_model
 from verinfer.devnet.demo import direct_run
@@ -53,6 +53,7 @@ def test_infer__sample_model__outputs_equal_direct_onnx_runtime(dapp: Client, na
     assert s.status == Status.FINALIZED
     assert sorted(s.agreeing) == sorted(s.committee) and len(s.committee) == 3
     assert len(s.commit_txs) == 3 and len(s.reveal_txs) == 3
+    assert s.draw_tx in s.commit_txs  # the first commit drew the committee
     assert s.settle_tx in s.reveal_txs  # the last reveal settles
     assert s.request_tx is not None and s.settled_block > 0
 
@@ -65,13 +66,26 @@ def test_infer__classifier_label__comes_back_as_integers(dapp: Client) -> None:
 
 def test_request_then_wait__same_record_as_result(dapp: Client) -> None:
     pending = dapp.request("diabetes-progression", SAMPLES["diabetes-progression"]().examples[:1], k=1)
-    assert len(pending.committee) == 1 and pending.fee == dapp.quote(dapp.model("diabetes-progression"), 1)
+    assert pending.fee == dapp.quote(dapp.model("diabetes-progression"), 1)
+    assert pending.seed_block == pending.block + 1 and not pending.digest_only
 
     waited = dapp.wait(pending, timeout=60)
 
     again = dapp.result(pending.request_id)
     assert waited.settlement.request_tx == pending.tx_hash
+    assert dapp.committee(pending) == waited.settlement.committee and len(waited.settlement.committee) == 1
     assert again.output_bytes == waited.output_bytes and again.settlement == waited.settlement
+
+
+def test_infer__digest_only__outputs_from_the_settlement_event(dapp: Client) -> None:
+    sample = iris_mlp()
+    result = dapp.infer("iris-mlp", sample.examples[:1], digest_only=True)
+
+    assert dapp.contracts.result(result.settlement.request_id).output == b""  # only the digest stored
+    plain = dapp.infer("iris-mlp", sample.examples[:1])
+    assert result.output_bytes == plain.output_bytes
+    assert result.settlement.output_digest == plain.settlement.output_digest
+    assert dapp.contracts.view("hub", "verifyOutput", result.settlement.request_id, result.output_bytes)
 
 
 def test_wait__too_short__times_out_and_can_wait_again(dapp: Client) -> None:
@@ -137,7 +151,7 @@ def _raw_request(client: Client, model: str, encoded: bytes) -> int:
     version = client.model(model)
     fee = client.quote(version, 3)
     client.ensure_allowance(client.contracts.hub.address, fee, purpose="test")
-    args = (version.model_id, version.version, 1, 3, ZERO_ADDRESS, 0, fee, encoded)
+    args = request_struct(version, encoded, k=3, max_fee=fee)
     receipt = client.transact("hub", "requestInference", args)
     logs = client.contracts.logs("hub", "RequestCreated", receipt.block, requester=client.address)
     return int(logs[-1].args.requestId)
@@ -155,7 +169,7 @@ def test_wait__input_the_model_cannot_take__request_failed_with_code(dapp: Clien
     assert len(caught.value.settlement.agreeing) == 3
 
 
-def test_wait__nobody_can_fetch_the_model__client_finalizes_as_expired(
+def test_wait__nobody_can_fetch_the_model__windows_close_while_idle__client_finalizes_as_expired(
     devnet: Devnet, dapp: Client, tmp_path: Any, anvil_mine: Callable[[int], None]
 ) -> None:
     owner = devnet.client("owner")
@@ -165,15 +179,16 @@ def test_wait__nobody_can_fetch_the_model__client_finalizes_as_expired(
     publish_model(owner, store, sample.onnx, name=name, decimals=6, fee=0)
     for n in (1, 2, 3):
         devnet.client(f"operator-{n}").transact("staking", "register", owner.contracts.model_id_of(name))
+    epoch = int(owner.contracts.view("staking", "epochBlocks"))
+    anvil_mine(epoch)  # the pools reach draws from the next epoch
     store.path(owner.model(name).artifact_sha256).unlink()
     balance = dapp.token_balance()
 
     pending = dapp.request(name, sample.examples[:1])
-    window = dapp.deployment.parameters["commit_window"]
-    anvil_mine(window + 1)
 
+    # No block is mined by hand: the devnet's block keeper mines one a second while nothing happens.
     with pytest.raises(RequestExpired) as caught:
-        dapp.wait(pending, timeout=60)
+        dapp.wait(pending, timeout=90)
     assert caught.value.settlement.status == Status.EXPIRED
     refund = dapp.claimable()
     assert refund >= pending.fee  # refunded in full, to be pulled

@@ -49,17 +49,19 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
     assert set(gas["per_operation"]) == {"1", "3", "5"}
     for k, g in gas["per_operation"].items():
         n = int(k)
-        steps = g["request"] + n * g["commit"] + g["settle"]
+        steps = g["request"] + g["first_commit"] + g["settle"]
         if n > 1:
-            steps += g["first_reveal"] + (n - 2) * g.get("reveal", 0)
-        # One request each in --quick, but k commits (and k-2 middle reveals) differ by a few gas each:
+            steps += (n - 1) * g["commit"] + g["first_reveal"] + (n - 2) * g.get("reveal", 0)
+        # One request each in --quick, but k-1 commits (and k-2 middle reveals) differ by a few gas each:
         # the per-step medians times their counts come within a fraction of the measured sum.
         assert g["total"] == (steps if n == 1 else pytest.approx(steps, rel=0.005))
         assert 0 < g["callback"] < g["settle"]
+        assert 0 < g["draw"] < g["first_commit"]  # the first commit draws the committee
+        assert n == 1 or g["commit"] < g["first_commit"]
     assert gas["finalize_after_silence"]["slash"] > 0
     for b in gas["batched"].values():
         assert b["total_per_request"] == pytest.approx(b["request"] + 3 * b["operator_per_request"], abs=3)
-    assert all(0 < d["draw"] < d["request"] for d in gas["draw"].values())
+    assert all(0 < d["draw"] < d["draw_tx"] for d in gas["draw"].values())
 
 
 def test_quick__latency_throughput_and_overhead_measured(quick: Path) -> None:

@@ -53,6 +53,7 @@ def version_of(
         decimals=decimals,
         modes=1,
         deprecated=False,
+        max_output_bytes=65_536,
         verifier="0x" + "00" * 20,
         uris=uris,
         spec=spec_from_onnx(onnx_bytes),

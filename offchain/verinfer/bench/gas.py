@@ -1,12 +1,18 @@
 """Gas: each operation of a settled request at k = 1, 3, 5, batched commit/reveal, and the committee draw
 as the operator pool grows. Every number is a mined transaction's gasUsed (or, for the parts of one,
-the call tracer's gasUsed of that sub-call) on anvil."""
+the call tracer's gasUsed of that sub-call) on anvil.
+
+Results reach only the requester, so requests with a callback are made by the consumer contract itself
+(`DigestConsumer.request`, paid from its own token balance). The committee is drawn from the hash of
+the block after the request's: the bench waits for that block (the devnet's block keeper mines it, or
+the bench does), reads the committee with `previewCommittee`, and the first commit pays for the draw."""
 
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -21,10 +27,12 @@ from web3.types import TxReceipt
 
 from verinfer.bench.harness import Stack, distinct_inputs, node, sample
 from verinfer.chain.contracts import ModelVersion, Status
+from verinfer.chain.sender import Receipt
 from verinfer.client import operator
 from verinfer.client.client import Client, request_struct
 from verinfer.client.inputs import encode_inputs
 from verinfer.client.owner import publish_model
+from verinfer.devnet.blocks import mine_to_next_epoch
 from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
 from verinfer.devnet.state import dev_account
 from verinfer.models.artifacts import ArtifactStore
@@ -55,8 +63,11 @@ def selector(signature: str) -> str:
     return "0x" + function_signature_to_4byte_selector(signature).hex()
 
 
-DRAW = selector("drawCommittee(bytes32,uint256,uint256)")
+DRAW = selector("drawCommittee(bytes32,uint256,uint256,uint256)")
 CALLBACK = selector("onInferenceResult(uint256,uint8,bytes)")
+REQUEST_TYPE = "(bytes32,uint32,uint8,uint8,uint32,bool,uint256,bytes)"  # IInferenceHub.InferenceRequest
+CONSUMER_REQUEST = selector(f"request(address,{REQUEST_TYPE})")
+SEED_WAIT = 0.2  # seconds to let the block keeper mine a seed block before the bench mines it
 
 
 @dataclass
@@ -85,10 +96,10 @@ class GasBench:
 
     def setup(self) -> None:
         self.progress("gas: five operators, a consumer contract")
-        # Windows long enough for 50 requests mined one per block to be committed in one batch; the
-        # window length does not change any operation's gas.
+        # A commit window long enough for 50 requests, about one block each, to be committed in one
+        # batch (it must stay under the 256 blocks a seed is readable); it changes no operation's gas.
         params = list(self.stack.contracts.view("hub", "params"))
-        params[0] = params[1] = 500
+        params[0] = 250
         self.deployer.transact("hub", "setParams", tuple(params))
         self.deployer.transact("token", "mint", self.dapp.address, 100_000 * TOKEN)
         self.dapp.transact("token", "approve", self.stack.contracts.hub.address, 2**256 - 1)
@@ -103,6 +114,8 @@ class GasBench:
                 operator.register(client, BATCH_MODEL)
             self.members[account.address] = Member(client)
         self.consumer = self._deploy("DigestConsumer", ["address"], [self.stack.contracts.hub.address])
+        self.deployer.transact("token", "mint", self.consumer, 100_000 * TOKEN)  # it pays its requests
+        mine_to_next_epoch(self.stack.rpc, self.epoch_blocks)
 
     def _deploy(self, name: str, types: list[str], args: list[Any]) -> str:
         bytecode = bytes.fromhex(compiled(name)["deploymentBytecode"]["bytecode"][2:])
@@ -123,38 +136,66 @@ class GasBench:
             raise RuntimeError(f"bench setup transaction reverted: {receipt['transactionHash'].hex()}")
         return receipt
 
+    @property
+    def epoch_blocks(self) -> int:
+        return int(self.stack.contracts.view("staking", "epochBlocks"))
+
     # ------------------------------------------------------------ one request, step by step
 
-    def request(self, model: str, k: int, row: Any, callback: bool = True) -> tuple[int, int, bytes, str]:
-        """(request id, gas, encoded output every honest member computes, tx hash)."""
+    def request(
+        self, model: str, k: int, row: Any, callback: bool = True, seed: bool = True
+    ) -> tuple[int, int, bytes, str]:
+        """(request id, gas, encoded output every honest member computes, tx hash).
+
+        With `callback` the consumer contract requests (it is called back); otherwise the dapp's
+        account does. With `seed` the request's seed block is mined before this returns (without, the
+        next transaction mines it)."""
         version = self.dapp.model(model)
         encoded = encode_inputs(version.spec, row)
         fee = self.dapp.quote(version, k)
         args = request_struct(
-            version,
-            encoded,
-            k=k,
-            max_fee=fee,
-            callback=self.consumer if callback else None,
-            callback_gas_limit=CALLBACK_GAS if callback else 0,
+            version, encoded, k=k, max_fee=fee, callback_gas_limit=CALLBACK_GAS if callback else 0
         )
-        receipt = self.dapp.transact("hub", "requestInference", args)
+        if callback:
+            data = bytes.fromhex(CONSUMER_REQUEST[2:]) + encode(
+                ["address", REQUEST_TYPE], [self.stack.contracts.token.address, args]
+            )
+            receipt = self.dapp.sender.transact(self.consumer, data, "request")
+        else:
+            receipt = self.dapp.transact("hub", "requestInference", args)
         request_id = int(self.stack.contracts.view("hub", "requestCount"))
         output = self.runtime.run(version, encoded).output
+        if seed:
+            self.seeded(request_id)
         return request_id, receipt.gas_used, output, receipt.tx_hash.hex()
 
+    def seeded(self, request_id: int) -> None:
+        """Waits until the request's seed block is mined (the block keeper's job; the bench mines it
+        if the keeper is not quick enough)."""
+        onchain = self.stack.contracts.request(request_id)
+        assert onchain is not None
+        deadline = time.monotonic() + SEED_WAIT
+        while self.stack.rpc.block_number() < onchain.seed_block:
+            if time.monotonic() > deadline:
+                node(self.stack.rpc, "evm_mine")
+            time.sleep(0.005)
+
     def committee(self, request_id: int) -> list[Member]:
-        return [self.members[a] for a in self.stack.contracts.committee(request_id)]
+        """The committee the first commit will draw (`previewCommittee` against the pending block)."""
+        return [self.members[a] for a in self.stack.contracts.preview_committee(request_id)]
 
     def commit(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> int:
+        return self.commit_receipt(member, ids, outputs).gas_used
+
+    def commit_receipt(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> Receipt:
         member.salt = os.urandom(32)
         digests = [
             commitment(i, member.address, output_digest(o), member.salt)
             for i, o in zip(ids, outputs, strict=True)
         ]
         if len(ids) == 1:
-            return member.client.transact("hub", "commit", ids[0], digests[0]).gas_used
-        return member.client.transact("hub", "commitMany", list(ids), digests).gas_used
+            return member.client.transact("hub", "commit", ids[0], digests[0])
+        return member.client.transact("hub", "commitMany", list(ids), digests)
 
     def reveal(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> tuple[int, str]:
         if len(ids) == 1:
@@ -188,7 +229,8 @@ class GasBench:
     def per_operation(self, ks: Sequence[int], repeats: int) -> dict[str, Any]:
         """Median gas of each step of a settled request at each k, and the median of their sums.
 
-        The first reveal stores the output; the last one settles (payouts, callback); at k = 1 they
+        The first commit draws and stores the committee (`draw` is the staking contract's part of it);
+        the first reveal stores the output; the last one settles (payouts, callback); at k = 1 they
         are the same transaction."""
         out: dict[str, Any] = {}
         rows = distinct_inputs(sample(MODEL), repeats * len(ks), seed=1)
@@ -199,16 +241,23 @@ class GasBench:
                 request_id, gas, output, _ = self.request(MODEL, k, rows.pop())
                 steps = [("request", gas)]
                 members = self.committee(request_id)
-                steps += [("commit", self.commit(m, [request_id], [output])) for m in members]
+                staking = self.stack.contracts.staking.address
+                draw = 0
+                for i, m in enumerate(members):
+                    receipt = self.commit_receipt(m, [request_id], [output])
+                    steps.append(("first_commit" if i == 0 else "commit", receipt.gas_used))
+                    if i == 0:
+                        draw = self.subcall_gas(receipt.tx_hash.hex(), staking, DRAW) or 0
                 for i, m in enumerate(members):
                     gas, tx = self.reveal(m, [request_id], [output])
                     name = "settle" if i == k - 1 else "first_reveal" if i == 0 else "reveal"
                     steps.append((name, gas))
                 self.expect(request_id, Status.FINALIZED)
-                steps.append(("callback", self.subcall_gas(tx, self.consumer, CALLBACK) or 0))
-                for name, value in steps:
+                # Parts of transactions counted above, not steps of their own.
+                parts = [("callback", self.subcall_gas(tx, self.consumer, CALLBACK) or 0), ("draw", draw)]
+                for name, value in steps + parts:
                     samples.setdefault(name, []).append(value)
-                samples.setdefault("total", []).append(sum(v for n, v in steps if n != "callback"))
+                samples.setdefault("total", []).append(sum(v for _, v in steps))
             out[str(k)] = {name: int(statistics.median(v)) for name, v in samples.items()}
         return out
 
@@ -241,8 +290,9 @@ class GasBench:
         for n in sizes:
             self.progress(f"gas: batches of {n}")
             ids, outputs, request_gas = [], [], 0
-            for _ in range(n):
-                request_id, gas, output, _ = self.request(BATCH_MODEL, 3, rows.pop())
+            for i in range(n):
+                # Each request mines the seed block of the one before; the last one's is waited for.
+                request_id, gas, output, _ = self.request(BATCH_MODEL, 3, rows.pop(), seed=i == n - 1)
                 ids.append(request_id)
                 outputs.append(output)
                 request_gas += gas
@@ -263,7 +313,8 @@ class GasBench:
         return out
 
     def draw(self, sizes: Sequence[int], repeats: int) -> dict[str, Any]:
-        """Draw gas (inside requestInference, k = 3) in pools of each size; pools share operators."""
+        """Draw gas (k = 3) in pools of each size, pools sharing operators: a `draw(requestId)`
+        transaction after each request's seed block, and the staking contract's part of it."""
         largest = max(sizes)
         self.progress(f"gas: {largest} operators for the draw pools")
         owner = self.stack.client("owner")
@@ -297,18 +348,25 @@ class GasBench:
                         address, staking, contracts.calldata("staking", "register", version.model_id)
                     )
         node(self.stack.rpc, "anvil_autoImpersonateAccount", False)
+        mine_to_next_epoch(self.stack.rpc, self.epoch_blocks)
         out: dict[str, Any] = {}
         rows = distinct_inputs(onnx, repeats * len(sizes), seed=4)
         for n, version in pools.items():
             slots, eligible, _ = contracts.view("staking", "poolInfo", version.model_id)
             if (slots, eligible) != (n, n):
                 raise RuntimeError(f"pool of {n}: {eligible} eligible of {slots}")
-            draws, requests = [], []
+            draws, draw_txs, requests = [], [], []
             for _ in range(repeats):
-                _, gas, _, tx = self.request(f"bench-draw-{n}", 3, rows.pop(), callback=False)
+                request_id, gas, _, _ = self.request(f"bench-draw-{n}", 3, rows.pop(), callback=False)
+                receipt = self.deployer.transact("hub", "draw", request_id)
                 requests.append(gas)
-                draws.append(self.subcall_gas(tx, staking, DRAW) or 0)
-            out[str(n)] = {"draw": int(statistics.median(draws)), "request": int(statistics.median(requests))}
+                draw_txs.append(receipt.gas_used)
+                draws.append(self.subcall_gas(receipt.tx_hash.hex(), staking, DRAW) or 0)
+            out[str(n)] = {
+                "draw": int(statistics.median(draws)),
+                "draw_tx": int(statistics.median(draw_txs)),
+                "request": int(statistics.median(requests)),
+            }
         return out
 
 

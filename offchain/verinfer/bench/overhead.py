@@ -33,7 +33,9 @@ def measure(name: str, n: int, rounds: int, cache: Path) -> dict[str, Any]:
     model = sample(name)
     store = ArtifactStore(cache)
     spec = spec_from_onnx(model.onnx)
-    version = ModelVersion(b"\0" * 32, 1, store.put(model.onnx), 0, model.decimals, 1, False, "", (), spec)
+    version = ModelVersion(
+        b"\0" * 32, 1, store.put(model.onnx), 0, model.decimals, 1, False, 1 << 20, "", (), spec
+    )
     rows = distinct_inputs(model, n)
     encoded = [encode_inputs(spec, r) for r in rows]
     feeds = [{spec.inputs[0].name: r} for r in rows]

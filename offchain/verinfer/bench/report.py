@@ -132,12 +132,18 @@ def markdown(results: dict[str, Any]) -> str:
         out += [
             "## Gas per operation (consensus mode; the callback stores one digest per request)",
             "",
+            "The consumer contract requests (results reach only the requester), so `request` includes its",
+            "fee approval. The first commit draws the committee from the seed block's hash; `draw` is the",
+            "staking contract's part of that commit.",
+            "",
         ]
         out += _table(
             [
                 "k",
                 "request",
-                "commit",
+                "first commit (draws)",
+                "draw",
+                "other commits",
                 "first reveal (stores the output)",
                 "other reveals",
                 "settling reveal (incl. callback)",
@@ -148,7 +154,9 @@ def markdown(results: dict[str, Any]) -> str:
                 [
                     k,
                     g["request"],
-                    g["commit"],
+                    g["first_commit"],
+                    g["draw"],
+                    g.get("commit", "-"),
                     g.get("first_reveal", "-"),
                     g.get("reveal", "-"),
                     g["settle"],
@@ -160,8 +168,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
         f = gas["finalize_after_silence"]
         out += [
-            f"`finalize` after a silent member (k=3, slash and callback included): {f['finalize']} gas "
-            f"(of which the slash call {f['slash']}).",
+            f"`finalize` after a member withheld its reveal (k=3, slash and callback included): "
+            f"{f['finalize']} gas (of which the slash call {f['slash']}).",
             "",
         ]
         out += ["## Batched commit/reveal (k=3, each operator one commitMany and one revealMany)", ""]
@@ -188,10 +196,10 @@ def markdown(results: dict[str, Any]) -> str:
                 for n, b in gas["batched"].items()
             ],
         )
-        out += ["## Committee draw (k=3, inside requestInference)", ""]
+        out += ["## Committee draw (k=3, a `draw(requestId)` transaction after the seed block)", ""]
         out += _table(
-            ["operators", "draw gas", "request gas"],
-            [[n, d["draw"], d["request"]] for n, d in gas["draw"].items()],
+            ["operators", "draw gas (staking)", "draw transaction", "request gas"],
+            [[n, d["draw"], d["draw_tx"], d["request"]] for n, d in gas["draw"].items()],
         )
     latency = results.get("latency")
     if latency:
@@ -279,12 +287,13 @@ def chart(results: dict[str, Any], path: Path) -> None:
         bottom = [0.0] * len(ks)
         for part, label in (
             ("request", "request"),
-            ("commit", "commits"),
+            ("first_commit", "first commit (draws)"),
+            ("commit", "other commits"),
             ("first_reveal", "first reveal"),
             ("reveal", "other reveals"),
             ("settle", "settling reveal"),
         ):
-            mult = {"commit": [int(k) for k in ks], "reveal": [max(int(k) - 2, 0) for k in ks]}.get(
+            mult = {"commit": [int(k) - 1 for k in ks], "reveal": [max(int(k) - 2, 0) for k in ks]}.get(
                 part, [1] * len(ks)
             )
             values = [per[k].get(part, 0) * m / 1000 for k, m in zip(ks, mult, strict=True)]

@@ -6,7 +6,7 @@ from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.rpc import Rpc
@@ -16,6 +16,15 @@ MODE_CONSENSUS = 1
 # Verification modes by name, as the registry's `modes` bitmask and the hub's MODE_* constants spell them.
 MODES = {"consensus": 0x01, "zk": 0x02, "optimistic": 0x04, "attested": 0x08}
 LOG_CHUNK = 10_000  # blocks per eth_getLogs call, under common provider caps
+
+
+class Fault(IntEnum):
+    """InferenceHub.Fault: why a member lost stake."""
+
+    NONE = 0
+    SILENT = 1  # never committed: the silence rate
+    WITHHELD = 2  # committed but never revealed: the dissent rate
+    DISSENT = 3  # revealed an output other than the accepted one: the dissent rate
 
 
 class Status(IntEnum):
@@ -44,11 +53,14 @@ class OnchainRequest:
     mode: int
     committed_mask: int
     revealed_mask: int
+    seed_block: int  # the committee is drawn from this block's hash
     commit_deadline: int
     reveal_deadline: int
-    callback: str
-    callback_gas_limit: int
+    callback_gas_limit: int  # the requester is called back when non-zero
     version: int
+    max_output_bytes: int
+    digest_only: bool  # only the accepted output's digest is kept on-chain
+    drawn: bool  # the committee is stored (getCommittee is empty until then)
     model_id: bytes
 
 
@@ -84,6 +96,7 @@ class OperatorInfo:
     unbonding: int
     faults: int
     jailed: bool
+    jailed_until: int  # first block at which a jailed operator may unjail
     models: tuple[bytes, ...]
 
 
@@ -98,6 +111,7 @@ class ModelVersion:
     decimals: int
     modes: int
     deprecated: bool
+    max_output_bytes: int
     verifier: str
     uris: tuple[str, ...]
     spec: TensorSpec
@@ -137,37 +151,62 @@ class Contracts:
             raw = self.view("hub", "getRequest", request_id)
         except ContractLogicError:
             return None
+        f = self._fields("hub", "getRequest", raw)
         return OnchainRequest(
             request_id=request_id,
-            requester=raw[0],
-            status=Status(raw[1]),
-            k=raw[2],
-            mode=raw[3],
-            committed_mask=raw[4],
-            revealed_mask=raw[5],
-            commit_deadline=raw[6],
-            reveal_deadline=raw[9],
-            callback=raw[7],
-            callback_gas_limit=raw[8],
-            version=raw[10],
-            model_id=bytes(raw[11]),
+            requester=f["requester"],
+            status=Status(f["status"]),
+            k=f["k"],
+            mode=f["mode"],
+            committed_mask=f["committedMask"],
+            revealed_mask=f["revealedMask"],
+            seed_block=f["seedBlock"],
+            commit_deadline=f["commitDeadline"],
+            reveal_deadline=f["revealDeadline"],
+            callback_gas_limit=f["callbackGasLimit"],
+            version=f["version"],
+            max_output_bytes=f["maxOutputBytes"],
+            digest_only=f["digestOnly"],
+            drawn=f["drawn"],
+            model_id=bytes(f["modelId"]),
         )
 
     def result(self, request_id: int) -> OnchainResult:
         """The stored result (status None/Pending before settlement)."""
-        raw = self.view("hub", "getResult", request_id)
+        f = self._fields("hub", "getResult", self.view("hub", "getResult", request_id))
         return OnchainResult(
-            status=Status(raw[0]),
-            output_digest=bytes(raw[1]),
-            output=bytes(raw[2]),
-            agreeing=tuple(raw[3]),
-            settled_block=raw[4],
-            error_code=raw[5],
-            callback_result=raw[6],
+            status=Status(f["status"]),
+            output_digest=bytes(f["outputDigest"]),
+            output=bytes(f["output"]),
+            agreeing=tuple(f["agreeing"]),
+            settled_block=f["settledBlock"],
+            error_code=f["errorCode"],
+            callback_result=f["callbackResult"],
         )
 
     def committee(self, request_id: int) -> tuple[str, ...]:
+        """The stored committee in member-index order; empty until it is drawn."""
         return tuple(self.view("hub", "getCommittee", request_id))
+
+    def preview_committee(self, request_id: int) -> tuple[str, ...]:
+        """The committee a request has or will have, as a transaction in the next block would draw it.
+
+        Evaluated against the pending block, where `block.number` is the head's plus one, so the
+        committee is known as soon as the seed block is the head rather than a block later (a node
+        that runs pending calls against the latest block reverts SeedNotReady for one more block).
+        ContractLogicError (SeedNotReady, SeedUnavailable, ...) when it cannot be known."""
+        bound = self.hub.functions.previewCommittee(request_id)
+        try:
+            found = self.rpc.call(lambda _: bound.call(block_identifier="pending"), "previewCommittee")
+        except Web3RPCError:  # a node without pending-block calls
+            found = self.rpc.call(lambda _: bound.call(), "previewCommittee")
+        return tuple(found)
+
+    def _fields(self, contract: str, function: str, raw: Any) -> dict[str, Any]:
+        """A returned struct as a dict keyed by the ABI's component names (robust to field order)."""
+        abi = getattr(self, contract).get_function_by_name(function).abi
+        components = abi["outputs"][0]["components"]
+        return {c["name"]: value for c, value in zip(components, raw, strict=True)}
 
     def model(self, model_id: bytes) -> ModelInfo | None:
         """The model, or None if no one registered it."""
@@ -181,9 +220,17 @@ class Contracts:
         return bytes(self.view("registry", "modelIdOf", name))
 
     def operator(self, address: str) -> OperatorInfo:
-        info = self.view("staking", "operatorInfo", address)
+        info = self._fields("staking", "operatorInfo", self.view("staking", "operatorInfo", address))
         models = self.view("staking", "modelsOf", address)
-        return OperatorInfo(address, info[0], info[1], info[2], info[3], tuple(bytes(m) for m in models))
+        return OperatorInfo(
+            address,
+            info["stake"],
+            info["unbonding"],
+            info["faults"],
+            info["jailed"],
+            info["jailedUntil"],
+            tuple(bytes(m) for m in models),
+        )
 
     def logs(self, contract: str, event: str, from_block: int | None = None, **topics: Any) -> list[Any]:
         """Decoded `event` logs of `contract` since the deployment (or `from_block`), in chain order."""
@@ -201,16 +248,17 @@ class Contracts:
         return found
 
     def model_version(self, model_id: bytes, version: int) -> ModelVersion:
-        raw = self.view("registry", "getVersion", model_id, version)
+        f = self._fields("registry", "getVersion", self.view("registry", "getVersion", model_id, version))
         return ModelVersion(
             model_id=model_id,
             version=version,
-            artifact_sha256=bytes(raw[0]),
-            fee=raw[1],
-            decimals=raw[2],
-            modes=raw[3],
-            deprecated=raw[4],
-            verifier=raw[5],
-            uris=tuple(raw[7]),
-            spec=TensorSpec.decode(bytes(raw[8])),
+            artifact_sha256=bytes(f["artifactSha256"]),
+            fee=f["fee"],
+            decimals=f["decimals"],
+            modes=f["modes"],
+            deprecated=f["deprecated"],
+            max_output_bytes=f["maxOutputBytes"],
+            verifier=f["verifier"],
+            uris=tuple(f["uris"]),
+            spec=TensorSpec.decode(bytes(f["tensorSpec"])),
         )

@@ -38,6 +38,11 @@ def parse_input(text: str) -> Any:
 @click.option("--k", type=click.IntRange(1, 16), default=3, show_default=True, help="Committee size.")
 @click.option("--mode", default="consensus", show_default=True, help="Verification mode.")
 @click.option("--input-decimals", type=click.IntRange(0, 18), default=6, show_default=True)
+@click.option(
+    "--digest-only",
+    is_flag=True,
+    help="Keep only the output's digest on-chain (cheaper); the output is read from the settlement event.",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for settlement.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
 @connection(role="dapp")
@@ -49,6 +54,7 @@ def infer(
     k: int,
     mode: str,
     input_decimals: int,
+    digest_only: bool,
     wait: bool,
     timeout: float,
     as_json: bool,
@@ -56,7 +62,9 @@ def infer(
     """Request an inference of MODEL on --input, pay its fee and (by default) wait for the result."""
     inputs = parse_input(input_text)
     client = conn.client()
-    pending = client.request(model, inputs, k=k, mode=mode, input_decimals=input_decimals)
+    pending = client.request(
+        model, inputs, k=k, mode=mode, input_decimals=input_decimals, digest_only=digest_only
+    )
     if not wait:
         emit(as_json, _pending_json(pending), _pending_lines(pending))
         return
@@ -114,7 +122,10 @@ def _pending_json(p: PendingRequest) -> dict[str, Any]:
         "fee": str(p.fee),
         "tx": hexs(p.tx_hash),
         "block": p.block,
-        "committee": list(p.committee),
+        "seed_block": p.seed_block,
+        "commit_deadline": p.commit_deadline,
+        "reveal_deadline": p.reveal_deadline,
+        "digest_only": p.digest_only,
     }
 
 
@@ -122,7 +133,8 @@ def _pending_lines(p: PendingRequest) -> list[str]:
     return [
         f"request {p.request_id}  {p.model} v{p.version}  k={p.k}  fee {tokens(p.fee)}  block {p.block}",
         f"  tx         {hexs(p.tx_hash)}",
-        f"  committee  {', '.join(p.committee)}",
+        f"  committee  drawn from block {p.seed_block}'s hash; commits until block {p.commit_deadline}, "
+        f"reveals until {p.reveal_deadline}",
         f"  follow it: verinfer requests show {p.request_id}",
     ]
 
@@ -132,10 +144,11 @@ def _settlement_lines(s: Settlement) -> list[str]:
     return [
         f"request {s.request_id}  {status}  settled in block {s.settled_block}  "
         f"agreeing {len(s.agreeing)}/{s.k}",
-        f"  committee  {', '.join(s.committee)}",
+        f"  committee  {', '.join(s.committee) or '- (never drawn)'}",
         f"  agreeing   {', '.join(s.agreeing) or '-'}",
         f"  digest     {hexs(s.output_digest)}",
         f"  request tx {hexs(s.request_tx)}",
+        f"  draw tx    {hexs(s.draw_tx)}",
         f"  commits    {', '.join(hexs(t) for t in s.commit_txs) or '-'}",
         f"  reveals    {', '.join(hexs(t) for t in s.reveal_txs) or '-'}",
         f"  settle tx  {hexs(s.settle_tx)}",

@@ -7,6 +7,7 @@ import click
 
 from verinfer.chain.contracts import MODES, ModelVersion
 from verinfer.cli.common import JSON, Connection, connection, emit, token_units, tokens
+from verinfer.client.client import DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MIN_OUTPUT_BYTES
 from verinfer.client.inputs import describe
 from verinfer.client.owner import publish_model
 from verinfer.client.records import version_json
@@ -33,6 +34,13 @@ def models() -> None:
     show_default=True,
     help="Verification modes the version allows (repeatable).",
 )
+@click.option(
+    "--max-output-bytes",
+    type=click.IntRange(MIN_OUTPUT_BYTES, MAX_OUTPUT_BYTES),
+    default=DEFAULT_MAX_OUTPUT_BYTES,
+    show_default=True,
+    help="Largest encoded output; a larger one settles as the OUTPUT_TOO_LARGE error.",
+)
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Model store directory.")
 @click.option("--store-url", help="Base URL the store is served at (registered as the artifact's http URI).")
 @connection(role="owner")
@@ -44,6 +52,7 @@ def publish(
     decimals: int,
     fee: str,
     modes: tuple[str, ...],
+    max_output_bytes: int,
     store: Path | None,
     store_url: str | None,
     as_json: bool,
@@ -67,6 +76,7 @@ def publish(
         fee=token_units(client, fee),
         base_url=store_url,
         modes=sum(MODES[m] for m in set(modes)),
+        max_output_bytes=max_output_bytes,
     )
     emit(as_json, {"name": name, **_version(version)}, _show_lines(name, version))
 
@@ -110,7 +120,8 @@ def _show_lines(name: str, v: ModelVersion) -> list[str]:
         f"{name} v{v.version}{'  (deprecated)' if v.deprecated else ''}",
         f"  model id   0x{v.model_id.hex()}",
         f"  sha256     {v.artifact_sha256.hex()}",
-        f"  fee        {tokens(v.fee)}   decimals {v.decimals}   modes {', '.join(modes)}",
+        f"  fee        {tokens(v.fee)}   decimals {v.decimals}   modes {', '.join(modes)}   "
+        f"max output {v.max_output_bytes} bytes",
         f"  inputs     {describe(v.spec.inputs)}",
         f"  outputs    {describe(v.spec.outputs)}",
         *(f"  uri        {uri}" for uri in v.uris),

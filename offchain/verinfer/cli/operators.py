@@ -18,13 +18,14 @@ def _json(info: OperatorInfo, names: dict[bytes, str]) -> dict[str, Any]:
         "unbonding": str(info.unbonding),
         "faults": info.faults,
         "jailed": info.jailed,
+        "jailed_until": info.jailed_until,
         "models": [names.get(m, "0x" + m.hex()) for m in info.models],
     }
 
 
 def _line(info: OperatorInfo, names: dict[bytes, str]) -> str:
     models = ", ".join(names.get(m, "0x" + m.hex()[:12]) for m in info.models) or "-"
-    state = "JAILED" if info.jailed else "active"
+    state = f"JAILED until block {info.jailed_until}" if info.jailed else "active"
     return (
         f"{info.address}  stake {tokens(info.stake):>8}  unbonding {tokens(info.unbonding):>6}  "
         f"faults {info.faults}  {state:6}  {models}"
@@ -92,7 +93,7 @@ def stake(conn: Connection, amount: str, as_json: bool) -> None:
 @connection(role="operator-1")
 @JSON
 def unstake(conn: Connection, amount: str, as_json: bool) -> None:
-    """Start unbonding AMOUNT tokens; `withdraw` them after the unbonding period."""
+    """Start unbonding AMOUNT tokens; `withdraw` them after the unbonding period (in blocks)."""
     _act(conn, as_json, lambda c: actions.unstake(c, token_units(c, amount)), f"unbonding {amount}")
 
 
@@ -109,7 +110,7 @@ def withdraw(conn: Connection, as_json: bool) -> None:
 @connection(role="operator-1")
 @JSON
 def register(conn: Connection, model: str, as_json: bool) -> None:
-    """Join the committee pool of MODEL (by name)."""
+    """Join the committee pool of MODEL (by name); drawn for its requests from the next epoch."""
     _act(conn, as_json, lambda c: actions.register(c, model), f"registered for {model}")
 
 
@@ -118,7 +119,7 @@ def register(conn: Connection, model: str, as_json: bool) -> None:
 @connection(role="operator-1")
 @JSON
 def deregister(conn: Connection, model: str, as_json: bool) -> None:
-    """Leave the committee pool of MODEL."""
+    """Leave the committee pool of MODEL; still drawable until the next epoch."""
     _act(conn, as_json, lambda c: actions.deregister(c, model), f"deregistered from {model}")
 
 
@@ -126,5 +127,5 @@ def deregister(conn: Connection, model: str, as_json: bool) -> None:
 @connection(role="operator-1")
 @JSON
 def unjail(conn: Connection, as_json: bool) -> None:
-    """Leave jail (stake must be back at the minimum)."""
+    """Leave jail once its period is over (stake must be back at the minimum; faults are kept)."""
     _act(conn, as_json, actions.unjail, "unjailed")

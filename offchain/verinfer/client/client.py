@@ -8,6 +8,8 @@ from typing import Any, Literal, overload
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3.exceptions import ContractLogicError
 
 from verinfer.chain.contracts import (
     MODE_CONSENSUS,
@@ -22,7 +24,7 @@ from verinfer.chain.contracts import (
 from verinfer.chain.deployment import Deployment, DeploymentError
 from verinfer.chain.reverts import RevertDecoder
 from verinfer.chain.rpc import Rpc
-from verinfer.chain.sender import Receipt, Sender
+from verinfer.chain.sender import Receipt, Sender, TransactionFailed
 from verinfer.client.errors import (
     InferenceTimeout,
     InsufficientAllowance,
@@ -41,6 +43,10 @@ from verinfer.models.codec import decode_tensors
 DEPLOYMENTS_ENV = "VERINFER_DEPLOYMENTS"  # directory of <network>.json records (default ./deployments)
 RPC_ENV = "VERINFER_RPC_URL"
 ZERO_ADDRESS = "0x" + "00" * 20
+# A version's default cap on its encoded output, within the registry's bounds: an error output is
+# 416 bytes, and the registry accepts at most 1 MiB.
+MIN_OUTPUT_BYTES, MAX_OUTPUT_BYTES = 416, 1 << 20
+DEFAULT_MAX_OUTPUT_BYTES = 65_536
 
 
 def request_struct(
@@ -50,17 +56,21 @@ def request_struct(
     k: int,
     max_fee: int,
     mode_bit: int = MODE_CONSENSUS,
-    callback: str | None = None,
     callback_gas_limit: int = 0,
+    digest_only: bool = False,
 ) -> tuple[Any, ...]:
-    """The hub's InferenceRequest struct, in field order, for `requestInference`."""
+    """The hub's InferenceRequest struct, in field order, for `requestInference`.
+
+    A non-zero `callback_gas_limit` has the hub call the requester itself (`onInferenceResult`) on
+    settlement; `digest_only` keeps only the output's digest on-chain (the settlement event carries
+    the bytes)."""
     return (
         version.model_id,
         version.version,
         mode_bit,
         k,
-        callback or ZERO_ADDRESS,
         callback_gas_limit,
+        digest_only,
         max_fee,
         encoded_input,
     )
@@ -244,13 +254,17 @@ class Client:
         k: int = 3,
         mode: str = "consensus",
         version: int | None = None,
-        callback: str | None = None,
         callback_gas_limit: int = 0,
+        digest_only: bool = False,
         max_fee: int | None = None,
         input_decimals: int = 6,
         approve: bool = True,
     ) -> PendingRequest:
-        """Checks the inputs against the tensor spec, pays the fee and submits; returns at once."""
+        """Checks the inputs against the tensor spec, pays the fee and submits; returns at once.
+
+        The committee is drawn from the hash of the block after the request's (`seed_block`), so it
+        is not known yet. With `digest_only` the hub keeps only the output's digest; `result` reads
+        the bytes from the settlement event and checks them against it."""
         target = self.model(model, version)
         mode_bit = MODES.get(mode)
         if mode_bit is None:
@@ -271,8 +285,8 @@ class Client:
             k=k,
             max_fee=fee if max_fee is None else max_fee,
             mode_bit=mode_bit,
-            callback=callback,
             callback_gas_limit=callback_gas_limit,
+            digest_only=digest_only,
         )
         receipt = self.transact("hub", "requestInference", args)
         (created,) = self.contracts.logs("hub", "RequestCreated", receipt.block, requester=self.address)[-1:]
@@ -284,8 +298,20 @@ class Client:
             fee=fee,
             tx_hash=receipt.tx_hash,
             block=receipt.block,
-            committee=tuple(created.args.committee),
+            seed_block=int(created.args.seedBlock),
+            commit_deadline=int(created.args.commitDeadline),
+            reveal_deadline=int(created.args.revealDeadline),
+            digest_only=bool(created.args.digestOnly),
         )
+
+    def committee(self, request: int | PendingRequest) -> tuple[str, ...] | None:
+        """The request's committee: stored once drawn, else the draw its seed gives; None before the
+        seed block exists (or once it is too old to draw from)."""
+        request_id = request.request_id if isinstance(request, PendingRequest) else request
+        try:
+            return self.contracts.preview_committee(request_id)
+        except ContractLogicError:
+            return None
 
     def wait(
         self,
@@ -312,8 +338,11 @@ class Client:
             if onchain.status.terminal:
                 return self.result(request_id, from_block=from_block)
             if finalize and self.account is not None and self._can_finalize(request_id):
-                self.transact("hub", "finalize", request_id)
-                continue
+                try:
+                    self.finalize(request_id)
+                    continue
+                except TransactionFailed:
+                    pass  # a relayer settled it first, or it cannot settle yet: look again
             if time.monotonic() >= deadline:
                 raise InferenceTimeout(
                     f"request {request_id} still pending after {timeout:.0f}s "
@@ -325,6 +354,43 @@ class Client:
 
     def _can_finalize(self, request_id: int) -> bool:
         return bool(self.contracts.view("hub", "canFinalize", request_id))
+
+    def finalize(self, request_id: int) -> Receipt:
+        """Settles a request whose windows allow it (drawing its committee first if nobody did, or
+        expiring it if its seed is gone). A digest-only request whose accepted output's bytes the hub
+        does not hold is settled with `finalizeWithOutput`, the bytes taken from the agreeing reveal."""
+        try:
+            return self.transact("hub", "finalize", request_id)
+        except TransactionFailed as exc:
+            if exc.error != "OutputRequired":
+                raise
+        output = self._revealed_output(request_id)
+        if output is None:
+            raise VerinferError(f"request {request_id} needs its output's bytes and no reveal carries them")
+        return self.transact("hub", "finalizeWithOutput", request_id, output)
+
+    def _revealed_output(self, request_id: int) -> bytes | None:
+        """The output of the most-revealed digest, read back from the reveal transactions' call data."""
+        digests: dict[bytes, list[Any]] = {}
+        for log in self.contracts.logs("hub", "Revealed", requestId=request_id):
+            digests.setdefault(bytes(log.args.digest), []).append(log)
+        hub = self.contracts.hub
+
+        def calldata(tx_hash: Any) -> Any:
+            return self.rpc.call(lambda w3: w3.eth.get_transaction(tx_hash), "getTransaction")["input"]
+
+        for digest, logs in sorted(digests.items(), key=lambda item: -len(item[1])):
+            function, args = hub.decode_function_input(calldata(logs[0].transactionHash))
+            if function.fn_name == "reveal":
+                candidates = [bytes(args["output"])]
+            elif function.fn_name == "revealMany":
+                candidates = [bytes(o) for o in args["outputs"]]
+            else:
+                continue
+            for candidate in candidates:
+                if keccak(candidate) == digest:
+                    return candidate
+        return None
 
     @overload
     def infer(
@@ -371,7 +437,7 @@ class Client:
         """The outputs of a finalized request; RequestFailed/Disputed/Expired for the other endings."""
         settlement = self.settlement(request_id, from_block=from_block)
         if settlement.status == Status.FINALIZED:
-            output = self.contracts.result(request_id).output
+            output = self.output(request_id, from_block=from_block)
             spec = self.contracts.model_version(settlement.model_id, settlement.version).spec
             arrays = typed_outputs(spec, decode_tensors(output))
             return InferenceResult(arrays, output, settlement)
@@ -379,6 +445,21 @@ class Client:
         if error is None:
             raise VerinferError(f"request {request_id} is {settlement.status.name}, not settled yet")
         raise error(_ending(settlement), settlement)
+
+    def output(self, request_id: int, *, from_block: int | None = None) -> bytes:
+        """The accepted output's bytes: stored on-chain, or (digest-only requests) from the
+        RequestSettled event, checked against the accepted digest."""
+        result = self.contracts.result(request_id)
+        if result.output or result.output_digest == bytes(32):
+            return result.output
+        for log in self.contracts.logs("hub", "RequestSettled", from_block, requestId=request_id):
+            output = bytes(log.args.output)
+            if keccak(output) == result.output_digest:
+                return output
+        raise VerinferError(
+            f"request {request_id} kept only its output digest 0x{result.output_digest.hex()} and no "
+            "settlement event carries matching bytes"
+        )
 
     def settlement(self, request_id: int, *, from_block: int | None = None) -> Settlement:
         """The on-chain record with the transactions that created, committed, revealed and settled it."""
@@ -391,7 +472,7 @@ class Client:
             logs = self.contracts.logs("hub", event, from_block, requestId=request_id)
             return tuple(bytes(log.transactionHash) for log in logs)
 
-        created, settled = txs("RequestCreated"), txs("RequestSettled")
+        created, drawn, settled = txs("RequestCreated"), txs("CommitteeDrawn"), txs("RequestSettled")
         return Settlement(
             request_id=request_id,
             status=onchain.status,
@@ -404,6 +485,7 @@ class Client:
             error_code=result.error_code,
             settled_block=result.settled_block,
             request_tx=created[0] if created else None,
+            draw_tx=drawn[0] if drawn else None,
             commit_txs=txs("Committed"),
             reveal_txs=txs("Revealed"),
             settle_tx=settled[0] if settled else None,

@@ -14,7 +14,7 @@ def stake(client: Client, amount: int) -> OperatorInfo:
 
 
 def unstake(client: Client, amount: int) -> OperatorInfo:
-    """Starts unbonding `amount`; it can be withdrawn after the unbonding period."""
+    """Starts unbonding `amount`; it can be withdrawn after the unbonding period (in blocks)."""
     current = client.operator(client.address)
     if not 0 < amount <= current.stake:
         raise VerinferError(f"can unbond between 1 and {current.stake} (the active stake), not {amount}")

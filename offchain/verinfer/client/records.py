@@ -20,7 +20,10 @@ class PendingRequest:
     fee: int
     tx_hash: bytes
     block: int
-    committee: tuple[str, ...]
+    seed_block: int  # the committee is drawn from this block's hash (`Client.committee` once it exists)
+    commit_deadline: int
+    reveal_deadline: int
+    digest_only: bool
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,13 @@ class Settlement:
     model_id: bytes
     version: int
     k: int
-    committee: tuple[str, ...]
+    committee: tuple[str, ...]  # empty if it was never drawn (the request expired)
     agreeing: tuple[str, ...]
     output_digest: bytes
     error_code: int
     settled_block: int
     request_tx: bytes | None
+    draw_tx: bytes | None  # the transaction that drew the committee (usually the first commit)
     commit_txs: tuple[bytes, ...]
     reveal_txs: tuple[bytes, ...]
     settle_tx: bytes | None
@@ -69,6 +73,7 @@ class Settlement:
             "error": self.error,
             "settled_block": self.settled_block,
             "request_tx": hx(self.request_tx),
+            "draw_tx": hx(self.draw_tx),
             "commit_txs": [hx(t) for t in self.commit_txs],
             "reveal_txs": [hx(t) for t in self.reveal_txs],
             "settle_tx": hx(self.settle_tx),
@@ -123,6 +128,7 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
         "fee": str(version.fee),
         "decimals": version.decimals,
         "modes": version.modes,
+        "max_output_bytes": version.max_output_bytes,
         "deprecated": version.deprecated,
         "uris": list(version.uris),
         "inputs": io(version.spec.inputs),

@@ -20,6 +20,7 @@ from verinfer.chain.rpc import Rpc, RpcUnavailable
 from verinfer.client import operator
 from verinfer.client.client import Client
 from verinfer.client.owner import publish_model
+from verinfer.devnet import blocks
 from verinfer.devnet.processes import DevnetError, free_port, port_in_use, spawn, stop, wait_http
 from verinfer.devnet.state import DevnetState, role_accounts
 from verinfer.models.artifacts import ArtifactStore
@@ -125,7 +126,11 @@ def up(options: UpOptions, progress: Progress = lambda _: None) -> DevnetState:
         for n in range(1, options.relayers + 1):
             progress(f"staking and registering operator-{n}")
             _enlist(Client(rpc, deployment, accounts[f"operator-{n}"]), list(state.models))
+        # Pools reach draws an epoch late: the first request must find the operators in them.
+        blocks.mine_to_next_epoch(rpc, int(deployer.contracts.view("staking", "epochBlocks")))
         state.save()
+        if options.block_time is None:
+            _start_keeper(state, env, root)
         for n in range(1, options.relayers + 1):
             progress(f"starting relayer-{n}")
             _start_relayer(state, n, accounts[f"operator-{n}"], deployment, env, root)
@@ -192,6 +197,14 @@ def _serve_store(state: DevnetState, env: dict[str, str], root: Path) -> None:
     state.store_url = f"http://127.0.0.1:{port}"
     state.save()
     wait_http(state.store_url + "/", process, 30)
+
+
+def _start_keeper(state: DevnetState, env: dict[str, str], root: Path) -> None:
+    """The block keeper (devnet/blocks.py): seed blocks at once, and windows that close while idle."""
+    argv = [sys.executable, "-m", "verinfer.devnet.blocks", "--rpc-url", state.rpc_url]
+    process = spawn("blocks", argv, state.home / "logs" / "blocks.log", env, root)
+    state.processes.append(process)
+    state.save()
 
 
 def _enlist(client: Client, models: list[str]) -> None:

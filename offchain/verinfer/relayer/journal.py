@@ -13,7 +13,7 @@ from typing import Any
 
 from verinfer.chain.txmanager import TxRow, TxState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,9 +29,12 @@ CREATE TABLE IF NOT EXISTS requests (
     committee TEXT NOT NULL,
     member INTEGER NOT NULL,
     created_block INTEGER NOT NULL,
+    seed_block INTEGER NOT NULL DEFAULT 0,
     commit_deadline INTEGER NOT NULL,
     reveal_deadline INTEGER NOT NULL,
     callback_gas INTEGER NOT NULL DEFAULT 0,
+    digest_only INTEGER NOT NULL DEFAULT 0,
+    max_output_bytes INTEGER NOT NULL DEFAULT 0,
     committed_mask INTEGER NOT NULL DEFAULT 0,
     output BLOB,
     digest BLOB,
@@ -69,10 +72,19 @@ CREATE TABLE IF NOT EXISTS txs (
 CREATE INDEX IF NOT EXISTS txs_state ON txs (state);
 """
 
+# Columns added since schema version 1, with the values version-1 rows get (their committees were
+# drawn in the request itself, so no seed block is pending).
+MIGRATIONS = {
+    "seed_block": "INTEGER NOT NULL DEFAULT 0",
+    "digest_only": "INTEGER NOT NULL DEFAULT 0",
+    "max_output_bytes": "INTEGER NOT NULL DEFAULT 0",
+}
+
 
 class State(StrEnum):
     """Where one request stands for this operator."""
 
+    AWAITING_DRAW = "awaiting_draw"  # for a model this operator serves; the committee is not known yet
     SEEN = "seen"  # member of the committee, not executed yet
     EXECUTED = "executed"  # output, digest and salt journaled; nothing sent
     COMMIT_SENT = "commit_sent"
@@ -83,18 +95,23 @@ class State(StrEnum):
     REFUSED = "refused"  # terminal: the artifact failed its hash check or the model is unusable
     MISSED = "missed"  # terminal: a window closed before this operator could act
     REORGED = "reorged"  # its block left the chain; waiting to see the request again
+    NOT_MEMBER = "not_member"  # terminal, not an error: drawn without this operator
 
     @property
     def terminal(self) -> bool:
-        return self in (State.SETTLED, State.REFUSED, State.MISSED)
+        return self in (State.SETTLED, State.REFUSED, State.MISSED, State.NOT_MEMBER)
 
 
 ACTIVE = tuple(s.value for s in State if not s.terminal)
+# Terminal states whose settlement is still watched (refused and missed requests are counted in
+# the metrics when they settle); a request that is not this operator's is not watched at all.
+WATCHED = tuple(s.value for s in State if s.terminal and s not in (State.SETTLED, State.NOT_MEMBER))
 
 
 @dataclass
 class RequestRow:
-    """One request this operator is a committee member of."""
+    """One request for a model this operator serves; `committee` is empty and `member` -1 until the
+    committee is known."""
 
     request_id: int
     state: State
@@ -111,6 +128,9 @@ class RequestRow:
     callback_gas: int
     seen_at: float
     updated_at: float
+    seed_block: int = 0
+    digest_only: bool = False
+    max_output_bytes: int = 0  # 0: not known (no check)
     committed_mask: int = 0
     output: bytes | None = None
     digest: bytes | None = None
@@ -136,7 +156,16 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._depth = 0
+
+    def _migrate(self) -> None:
+        """Brings a journal written by an older relayer up to SCHEMA_VERSION (adds missing columns)."""
+        with self._lock:
+            have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(requests)").fetchall()}
+            for column, declaration in MIGRATIONS.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE requests ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         with self._lock:
@@ -255,18 +284,28 @@ class Journal:
 
     def active(self) -> list[RequestRow]:
         """Requests still needing work, or (refused, missed) whose settlement is not yet seen."""
-        marks = ",".join("?" * len(ACTIVE))
+        active, watched = ",".join("?" * len(ACTIVE)), ",".join("?" * len(WATCHED))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM requests WHERE state IN ({marks}) OR (state != 'settled' AND status IS NULL)"
-                " ORDER BY request_id",
-                ACTIVE,
+                f"SELECT * FROM requests WHERE state IN ({active})"
+                f" OR (state IN ({watched}) AND status IS NULL) ORDER BY request_id",
+                (*ACTIVE, *WATCHED),
             ).fetchall()
         return [_request(r) for r in rows]
 
     def since_block(self, block: int) -> list[RequestRow]:
+        """Requests created after `block`."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM requests WHERE created_block > ?", (block,)).fetchall()
+        return [_request(r) for r in rows]
+
+    def seeded_since(self, block: int) -> list[RequestRow]:
+        """Requests created at or before `block` whose seed block is `block` or later: a reorg from
+        there may have changed their committee."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM requests WHERE created_block <= ? AND seed_block >= ?", (block, block)
+            ).fetchall()
         return [_request(r) for r in rows]
 
     def update(
@@ -274,6 +313,8 @@ class Journal:
     ) -> None:
         """Sets columns and, with `state`, records the transition."""
         sets = dict(fields)
+        if "committee" in sets:
+            sets["committee"] = json.dumps(list(sets["committee"]))
         if state is not None:
             sets["state"] = state.value
         sets["updated_at"] = time.time()
@@ -352,6 +393,7 @@ def _request(row: sqlite3.Row) -> RequestRow:
     values = dict(row)
     values["state"] = State(values["state"])
     values["committee"] = tuple(json.loads(values["committee"]))
+    values["digest_only"] = bool(values["digest_only"])
     for key in ("model_id", "input", "input_hash", "output", "digest", "salt"):
         if values[key] is not None:
             values[key] = bytes(values[key])

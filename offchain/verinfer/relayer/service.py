@@ -12,12 +12,14 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
+from web3.exceptions import ContractLogicError
 from web3.types import EventData, LogReceipt
 
-from verinfer.chain.contracts import Contracts, ModelVersion, Status
+from verinfer.chain.contracts import Contracts, Fault, ModelVersion, Status
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.follower import LogFollower, Reorg
 from verinfer.chain.keys import DEV_CHAIN_IDS
+from verinfer.chain.reverts import RevertDecoder
 from verinfer.chain.rpc import Rpc, RpcUnavailable
 from verinfer.chain.txmanager import TxManager, TxOutcome, TxRejected
 from verinfer.models.artifacts import ArtifactMismatch, ArtifactStore, ArtifactUnavailable
@@ -40,11 +42,16 @@ log = logging.getLogger("verinfer.relayer")
 
 # Extra gas a reveal or finalize may need when it turns out to settle the request (on top of
 # tx.settle_reserve): the hub's reserve after a callback, a fee credit per member (a fresh storage slot
-# at worst) and a slash per silent member (measured at about 130k by `make bench`).
+# at worst) and a slash per penalized member (silent, withheld or dissenting; a slash also writes the
+# operator's epoch-history cells in every pool it is in).
 CALLBACK_RESERVE = 15_000
 CREDIT_RESERVE = 25_000
-SLASH_RESERVE = 150_000
+SLASH_RESERVE = 250_000
 RETRY_FETCH_AFTER = 2.0
+# Seconds between reads of the pools this operator is in (a request for a model not among them
+# triggers a read at most once a second: a pool joined moments ago is drawn from the next epoch).
+MODELS_REFRESH = 15.0
+MODELS_REFRESH_MIN = 1.0
 
 
 class SetupError(RuntimeError):
@@ -70,6 +77,7 @@ class Relayer:
         self.heartbeat = Heartbeat(stale_after=max(10.0, 20 * config.chain.poll_interval))
         self.rpc = rpc
         self.contracts = Contracts(rpc, deployment)
+        self.decoder = RevertDecoder(c.abi for c in deployment.contracts.values())
         self.chain_id = rpc.chain_id()
         if self.chain_id != deployment.chain_id:
             raise SetupError(
@@ -109,11 +117,17 @@ class Relayer:
         self._wake = threading.Event()
         self._server: MetricsServer | None = None
         self._head = 0
+        self._epoch_blocks = int(self.contracts.view("staking", "epochBlocks"))
+        self._models: set[bytes] = set()
+        self._models_read = -MODELS_REFRESH
+        self._left: dict[bytes, int] = {}  # pools left -> head block when noticed
+        self._settle_checked: dict[int, int] = {}  # digest-only request -> head at its last canFinalize
         hub = self.contracts.hub
         self._events = {
             bytes(HexBytes(e.topic)): e
             for e in (
                 hub.events.RequestCreated,
+                hub.events.CommitteeDrawn,
                 hub.events.Committed,
                 hub.events.RequestSettled,
                 hub.events.MemberPenalized,
@@ -216,6 +230,8 @@ class Relayer:
             name, args = data["event"], data["args"]
             if name == "RequestCreated":
                 self._on_request(args, int(entry["blockNumber"]))
+            elif name == "CommitteeDrawn":
+                self._on_drawn(int(args["requestId"]), tuple(str(a) for a in args["committee"]))
             elif name == "Committed":
                 self._on_committed(int(args["requestId"]), str(args["operator"]))
             elif name == "RequestSettled":
@@ -227,67 +243,139 @@ class Relayer:
                     "penalized",
                     extra={
                         "request_id": int(args["requestId"]),
-                        "dissent": args["dissent"],
+                        "fault": Fault(args["fault"]).name.lower(),
                         "amount": args["amount"],
                     },
                 )
 
     def _on_request(self, args: Any, block: int) -> None:
-        committee = tuple(str(a) for a in args["committee"])
-        if self.address not in committee:
+        """Journals a request for a model this operator serves; its committee is learnt once the seed
+        block exists (`_learn_committee`)."""
+        model_id = bytes(args["modelId"])
+        if not self._serves(model_id):
             return
         request_id = int(args["requestId"])
-        callback_gas = 0
-        if int(args["callback"], 16) != 0:
-            onchain = self.contracts.request(request_id)
-            callback_gas = onchain.callback_gas_limit if onchain else 0
         now = time.time()
         row = RequestRow(
             request_id=request_id,
-            state=State.SEEN,
-            model_id=bytes(args["modelId"]),
+            state=State.AWAITING_DRAW,
+            model_id=model_id,
             version=int(args["version"]),
             input=bytes(args["input"]),
             input_hash=keccak(bytes(args["input"])),
-            k=len(committee),
-            committee=committee,
-            member=committee.index(self.address),
+            k=int(args["k"]),
+            committee=(),
+            member=-1,
             created_block=block,
+            seed_block=int(args["seedBlock"]),
             commit_deadline=int(args["commitDeadline"]),
             reveal_deadline=int(args["revealDeadline"]),
-            callback_gas=callback_gas,
+            callback_gas=int(args["callbackGasLimit"]),
+            digest_only=bool(args["digestOnly"]),
             seen_at=now,
             updated_at=now,
         )
         known = self.journal.get(request_id)
         if known is None:
             self.journal.add_request(row)
-            self.metrics.requests_seen.inc()
-            log.info("request seen", extra={"request_id": request_id, "member": row.member, "k": row.k})
-            self._schedule(row)
+            log.debug("request for a served model", extra={"request_id": request_id, "seed": row.seed_block})
             return
-        same = (known.model_id, known.version, known.input_hash, known.committee) == (
+        same = (known.model_id, known.version, known.input_hash, known.k, known.digest_only) == (
             row.model_id,
             row.version,
             row.input_hash,
-            row.committee,
+            row.k,
+            row.digest_only,
         )
         if same:
             if known.state == State.REORGED:
+                # The same request in a new block: a new seed, so maybe another committee.
                 self.journal.update(
                     request_id,
-                    State.SEEN if known.output is None else State.EXECUTED,
+                    State.AWAITING_DRAW,
                     detail="seen again",
                     created_block=block,
+                    seed_block=row.seed_block,
                     commit_deadline=row.commit_deadline,
                     reveal_deadline=row.reveal_deadline,
+                    callback_gas=row.callback_gas,
+                    committee=(),
+                    member=-1,
+                    committed_mask=0,
                 )
-                self._reconcile(self.journal.get(request_id) or known)
             return
         log.warning("request changed by a reorg, starting again", extra={"request_id": request_id})
         self._jobs.pop(request_id, None)
         self.journal.replace_request(row, "changed by reorg")
-        self._schedule(row)
+
+    def _serves(self, model_id: bytes) -> bool:
+        """Whether this operator can be drawn for the model: in its pool now, or left it so recently
+        that draws may still read the pool from before (pools reach draws an epoch late)."""
+        since = time.monotonic() - self._models_read
+        if since >= MODELS_REFRESH or (model_id not in self._models and since >= MODELS_REFRESH_MIN):
+            current = {bytes(m) for m in self.contracts.view("staking", "modelsOf", self.address)}
+            for gone in self._models - current:
+                self._left[gone] = self._head
+            horizon = 2 * self._epoch_blocks
+            self._left = {
+                m: b for m, b in self._left.items() if m not in current and self._head < b + horizon
+            }
+            self._models, self._models_read = current, time.monotonic()
+        return model_id in self._models or model_id in self._left
+
+    def _learn_committee(self, row: RequestRow) -> None:
+        """Asks the hub for the committee once the seed block is confirmed; a member goes on to execute,
+        anyone else marks the request as not its own."""
+        try:
+            committee = self.contracts.preview_committee(row.request_id)
+        except ContractLogicError as exc:
+            data = exc.data if isinstance(exc.data, str) and exc.data.startswith("0x") else "0x"
+            error = self.decoder.name(bytes.fromhex(data[2:]))
+            if error == "SeedNotReady":
+                return  # the node's pending block is not past the seed yet: next round
+            if error == "SeedUnavailable":
+                self._miss(row, "committee never drawn: its seed block is more than 256 blocks old")
+                return
+            if error == "InsufficientOperators":
+                # The pool shrank below k before the draw: the request can only expire.
+                self.journal.update(row.request_id, State.NOT_MEMBER, detail="no committee can be drawn")
+                return
+            log.warning("committee unknown", extra={"request_id": row.request_id, "error": error or str(exc)})
+            self._reconcile(row)
+            return
+        self._on_committee(row, committee, "previewed")
+
+    def _on_drawn(self, request_id: int, committee: tuple[str, ...]) -> None:
+        row = self.journal.get(request_id)
+        if row is None or row.state in (State.SETTLED, State.REORGED) or committee == row.committee:
+            return
+        if row.state.terminal and row.state != State.NOT_MEMBER:
+            return
+        self._on_committee(row, committee, "drawn")
+
+    def _on_committee(self, row: RequestRow, committee: tuple[str, ...], source: str) -> None:
+        request_id = row.request_id
+        self._jobs.pop(request_id, None)
+        if self.address not in committee:
+            self.journal.update(
+                request_id, State.NOT_MEMBER, detail=source, committee=committee, member=-1, committed_mask=0
+            )
+            log.debug("not on the committee", extra={"request_id": request_id})
+            return
+        member = committee.index(self.address)
+        onchain = self.contracts.request(request_id)
+        self.journal.update(
+            request_id,
+            State.SEEN if row.output is None else State.EXECUTED,
+            detail=f"member {member} ({source})",
+            committee=committee,
+            member=member,
+            committed_mask=0,
+            max_output_bytes=onchain.max_output_bytes if onchain is not None else 0,
+        )
+        self.metrics.requests_seen.inc()
+        log.info("request seen", extra={"request_id": request_id, "member": member, "k": row.k})
+        self._reconcile(self.journal.get(request_id) or row)
 
     def _on_committed(self, request_id: int, operator: str) -> None:
         row = self.journal.get(request_id)
@@ -299,9 +387,18 @@ class Relayer:
 
     def _on_settled(self, request_id: int, status: Status, error_code: int) -> None:
         row = self.journal.get(request_id)
-        if row is None or row.status is not None:
+        if row is None or row.status is not None or row.state == State.NOT_MEMBER:
             return
         self._jobs.pop(request_id, None)
+        self._settle_checked.pop(request_id, None)
+        if row.state == State.AWAITING_DRAW:
+            # Settled before this relayer knew the committee: was it ours?
+            if self.address not in self.contracts.committee(request_id):
+                self.journal.update(request_id, State.NOT_MEMBER, detail=f"settled {status.name.lower()}")
+                return
+            row.state = State.MISSED
+            self.journal.update(request_id, State.MISSED, detail="settled before this relayer acted")
+            self.metrics.missed.inc()
         state = State.SETTLED if not row.state.terminal else row.state
         self.journal.update(request_id, state, detail=status.name.lower(), status=int(status))
         self.metrics.finalized.labels(status.name.lower()).inc()
@@ -321,6 +418,18 @@ class Relayer:
             self._jobs.pop(row.request_id, None)
             self.journal.update(
                 row.request_id, State.REORGED, detail=f"fork at {reorg.fork_block}", status=None
+            )
+        # Requests still on the chain whose seed block may have changed: learn the committee again.
+        for row in self.journal.seeded_since(reorg.fork_block):
+            self._jobs.pop(row.request_id, None)
+            self.journal.update(
+                row.request_id,
+                State.AWAITING_DRAW,
+                detail=f"seed at or after the fork at {reorg.fork_block}",
+                committee=(),
+                member=-1,
+                committed_mask=0,
+                status=None,
             )
         self._handle_outcomes(self.txm.on_reorg(reorg.fork_block))
         self._reconcile_idle(self.journal.active())
@@ -368,7 +477,12 @@ class Relayer:
                 # A verified artifact that ONNX Runtime cannot load fails the same way everywhere.
                 log.error("model failed to load", extra={"request_id": request_id, "error": str(exc)[:300]})
                 execution = Execution(error_output(ErrorCode.RUNTIME), int(ErrorCode.RUNTIME), 0.0)
-            output = self._lie(execution.output) if self.config.testing.lie else execution.output
+            output, error_code = execution.output, execution.error_code
+            if row.max_output_bytes and len(output) > row.max_output_bytes:
+                # A reveal that long would revert: every honest member commits the canonical error.
+                code = ErrorCode.OUTPUT_TOO_LARGE
+                output, error_code = error_output(code), int(code)
+            output = self._lie(output) if self.config.testing.lie else output
             salt = os.urandom(32)
             digest = keccak(output)
             # Salt and digest are durable before any commit can be sent.
@@ -378,17 +492,17 @@ class Relayer:
                 output=output,
                 digest=digest,
                 salt=salt,
-                error_code=execution.error_code,
+                error_code=error_code,
                 detail=f"{execution.seconds:.4f}s",
             )
-            self.metrics.executed.labels("error" if execution.error_code else "ok").inc()
+            self.metrics.executed.labels("error" if error_code else "ok").inc()
             self.metrics.latency.labels("execute").observe(time.time() - row.seen_at)
             log.info(
                 "executed",
                 extra={
                     "request_id": request_id,
                     "seconds": round(execution.seconds, 4),
-                    "error_code": execution.error_code,
+                    "error_code": error_code,
                 },
             )
 
@@ -418,6 +532,11 @@ class Relayer:
             nxt = head + 1  # the block a transaction sent now lands in, at the earliest
             if row.request_id in pending:
                 continue
+            if row.state == State.AWAITING_DRAW:
+                # Like logs, the seed block counts once it has the configured confirmations.
+                if head - self.config.chain.confirmations >= row.seed_block:
+                    self._learn_committee(row)
+                continue
             if row.state == State.SEEN:
                 if nxt > row.commit_deadline:
                     self._miss(row, "commit window closed before execution finished")
@@ -439,7 +558,11 @@ class Relayer:
                     self._miss(row, "reveal window closed")
             elif row.state == State.REORGED and nxt > row.reveal_deadline:
                 self._miss(row, "not seen again after a reorg")
-            if row.status is None and self._finalizable(row, nxt):
+            if (
+                row.status is None
+                and row.member >= 0
+                and (self._finalizable(row, nxt) or self._awaits_output(row, head))
+            ):
                 self._finalize(row)
         self._send_batches("commit", commits)
         self._send_batches("reveal", reveals)
@@ -450,6 +573,17 @@ class Relayer:
         if nxt > row.reveal_deadline + stagger:
             return True
         return row.committed_mask == 0 and row.state != State.EXECUTED and nxt > row.commit_deadline + stagger
+
+    def _awaits_output(self, row: RequestRow, head: int) -> bool:
+        """A digest-only request this operator revealed that every committed member has revealed but
+        that did not settle: the last reveal did not carry the accepted output, so the hub waits for
+        its bytes (`finalizeWithOutput`). Asked once per block."""
+        if not row.digest_only or row.state != State.REVEALED or row.output is None:
+            return False
+        if self._settle_checked.get(row.request_id) == head:
+            return False
+        self._settle_checked[row.request_id] = head
+        return bool(self.contracts.view("hub", "canFinalize", row.request_id))
 
     def _miss(self, row: RequestRow, reason: str) -> None:
         self._jobs.pop(row.request_id, None)
@@ -486,7 +620,7 @@ class Relayer:
             extra, state = 0, State.COMMIT_SENT
         else:
             columns = [ids, [r.output or b"" for r in rows], [r.salt or b"" for r in rows]]
-            extra, state = sum(self._settle_gas(r) for r in rows), State.REVEAL_SENT
+            extra, state = sum(self._settle_gas(r, "reveal") for r in rows), State.REVEAL_SENT
         # One item uses commit/reveal, several the batch variant with the same arguments as arrays.
         single = len(rows) == 1
         data = self.contracts.calldata(
@@ -498,34 +632,51 @@ class Relayer:
                 self.journal.update(row.request_id, state, detail=tx_hash.hex())
         log.info(f"{kind} sent", extra={"request_ids": ids, "tx": tx_hash.hex()})
 
-    def _settle_gas(self, row: RequestRow) -> int:
-        """Gas to add to a reveal's estimate in case it turns out to settle: a base, a fee credit per
-        member, a slash per member that never committed, and the callback's limit.
+    def _settle_gas(self, row: RequestRow, kind: str = "reveal") -> int:
+        """Gas to add to a reveal's or finalize's estimate in case it turns out to settle: a base, a fee
+        credit per member, a slash per member that may be penalized, and the callback's limit.
+
+        A settling reveal is the last outstanding one: members that never committed are silent and at
+        most those beyond a quorum of the committed ones dissent. A finalize may also find committed
+        members that withheld their reveals, so every member but this one may be penalized.
 
         Reserving no more than settling can use matters under load: a transaction only enters a block
         while its gas limit fits in the gas the block has left, so a batch with an oversized limit
         waits behind smaller transactions."""
-        silent = row.k - bin(row.committed_mask).count("1")
+        committed = bin(row.committed_mask).count("1")
+        if kind == "reveal":
+            penalized = row.k - committed + max(0, committed - (row.k // 2 + 1))
+        else:
+            penalized = row.k - 1 if row.state == State.REVEALED else row.k
         return (
             self.config.tx.settle_reserve
             + row.k * CREDIT_RESERVE
-            + silent * SLASH_RESERVE
+            + penalized * SLASH_RESERVE
             + row.callback_gas * 64 // 63
             + CALLBACK_RESERVE
         )
 
     def _finalize(self, row: RequestRow) -> None:
-        data = self.contracts.calldata("hub", "finalize", row.request_id)
+        """Settles the request. A digest-only request is finalized with this operator's output, which
+        the hub needs when the accepted output's bytes are not at hand; if that reverts (this output is
+        not the accepted one) someone else supplies it."""
+        if row.digest_only and row.output is not None:
+            data = self.contracts.calldata("hub", "finalizeWithOutput", row.request_id, row.output)
+        else:
+            data = self.contracts.calldata("hub", "finalize", row.request_id)
         try:
             self.txm.send(
                 self.contracts.hub.address,
                 data,
                 kind="finalize",
                 request_ids=[row.request_id],
-                extra_gas=self._settle_gas(row),
+                extra_gas=self._settle_gas(row, "finalize"),
             )
         except TxRejected as exc:
-            log.debug("finalize not possible", extra={"request_id": row.request_id, "error": str(exc)})
+            error = self.decoder.name(exc.revert_data) if exc.revert_data else None
+            log.debug(
+                "finalize not possible", extra={"request_id": row.request_id, "error": error or str(exc)}
+            )
             self._reconcile(row)
 
     # ------------------------------------------------------------ outcomes and reconciliation
@@ -557,7 +708,7 @@ class Relayer:
 
     def _reconcile(self, row: RequestRow) -> None:
         """Re-derives the request's state from the chain (after a restart, a failed tx or a reorg)."""
-        if row.state == State.REORGED:
+        if row.state in (State.REORGED, State.NOT_MEMBER):
             return
         onchain = self.contracts.request(row.request_id)
         if onchain is None or onchain.model_id != row.model_id:
@@ -566,9 +717,18 @@ class Relayer:
             if row.status is None:
                 self._on_settled(row.request_id, onchain.status, 0)
             return
+        if row.state == State.AWAITING_DRAW:
+            return  # `_act` learns the committee once the seed block is there
+        if onchain.drawn and row.member >= 0:
+            committee = self.contracts.committee(row.request_id)
+            if committee != row.committee:  # drawn from another seed than previewed (a reorg)
+                self._on_committee(row, committee, "drawn differently")
+                return
         bit = 1 << row.member
         mask = onchain.committed_mask
-        if onchain.revealed_mask & bit:
+        if row.member < 0:
+            state = row.state
+        elif onchain.revealed_mask & bit:
             state = State.REVEALED
         elif mask & bit:
             state = State.COMMITTED
