@@ -39,8 +39,9 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     uint256 private constant SEED_HORIZON = 256;
     /// @dev Gas for the call itself (cold account access) and what the hub does after it returns.
     uint256 private constant CALLBACK_RESERVE = 15_000;
-    /// @dev EIP-170 caps contract code at 24,576 bytes; a data contract spends one on a leading STOP.
-    uint256 private constant MAX_CODE_OUTPUT = 24_575;
+    /// @dev EIP-170 caps contract code at 24,576 bytes; a data contract spends one on a leading STOP
+    ///      and 20 on the address of the next chunk.
+    uint256 private constant CHUNK_BYTES = 24_555;
     uint8 private constant CALLBACK_OK = 1;
     uint8 private constant CALLBACK_FAILED = 2;
 
@@ -73,10 +74,10 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     mapping(uint256 requestId => mapping(uint256 member => bytes32)) private _memberHashes;
     mapping(uint256 requestId => Settlement) private _settlements;
     /// @dev Revealed outputs by digest, stored once however many requests share them, packed word by
-    ///      word (WordPack): as the code of a data contract (200 gas a byte instead of 20,000 a 32-byte
-    ///      word), or in storage when too large to be contract code.
+    ///      word (WordPack) into the code of data contracts (200 gas a byte instead of 20,000 a 32-byte
+    ///      word). An output too large for one contract (EIP-170) is a chain of them: each starts with
+    ///      the address of the next.
     mapping(bytes32 digest => address) private _outputPointers;
-    mapping(bytes32 digest => bytes) private _largeOutputs;
 
     /// @param token_ fee token (the staking token)
     /// @param registry_ model registry
@@ -322,8 +323,9 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         if (p.maxK == 0 || p.maxK > MAX_COMMITTEE) revert InvalidParams();
         if (p.slashBpsDissent > BPS || p.slashBpsSilence > BPS) revert InvalidParams();
         if (p.maxInputBytes == 0 || p.maxOutputBytes < TensorCodec.ERROR_OUTPUT_LENGTH) revert InvalidParams();
-        // A member's stake must stay slashable for the whole life of every request it can be drawn for.
-        uint256 span = 1 + uint256(p.commitWindow) + p.revealWindow + FINALIZE_GRACE;
+        // A member's stake must stay slashable for the whole life of every request it can be drawn for:
+        // an unbonding operator is drawn on its old weight until its epoch ends, then the request runs.
+        uint256 span = staking.epochBlocks() + 1 + uint256(p.commitWindow) + p.revealWindow + FINALIZE_GRACE;
         if (span > staking.unbondingPeriod()) revert InvalidParams();
         _params = p;
         emit ParamsUpdated(p);
@@ -449,6 +451,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
         if (!_drawIfPossible(requestId, r)) {
             _close(requestId, r, Status.Expired, 0, 0, bytes32(0), "");
             _distribute(requestId, r, new address[](0), Status.Expired, 0, 0);
+            if (r.callbackGasLimit != 0) _callback(requestId, r, Status.Expired, "");
             return;
         }
         uint256 k = r.k;
@@ -471,6 +474,8 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
                 output = _loadOutput(best);
             } else if (mayDefer) {
                 return;
+            } else if (hintDigest != bytes32(0)) {
+                revert OutputMismatch(requestId, best, hintDigest);
             } else {
                 revert OutputRequired(requestId, best);
             }
@@ -600,32 +605,59 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     }
 
     function _storeOutput(bytes32 digest, bytes calldata output) private {
-        if (_outputPointers[digest] != address(0) || _largeOutputs[digest].length != 0) return;
+        if (_outputPointers[digest] != address(0)) return;
         bytes memory packed = WordPack.pack(output);
-        if (packed.length > MAX_CODE_OUTPUT) {
-            _largeOutputs[digest] = packed;
-            return;
+        uint256 chunks = packed.length == 0 ? 1 : (packed.length + CHUNK_BYTES - 1) / CHUNK_BYTES;
+        address next;
+        // Last chunk first, so each chunk can name the one after it.
+        for (uint256 i = chunks; i > 0; --i) {
+            uint256 start = (i - 1) * CHUNK_BYTES;
+            uint256 end = start + CHUNK_BYTES < packed.length ? start + CHUNK_BYTES : packed.length;
+            next = _deployChunk(next, packed, start, end - start);
+            if (next == address(0)) revert OutputNotStored(digest);
         }
-        // Init code that returns everything after its 10 bytes as the new contract's code: a STOP, so
-        // the data can never run, then the packed output.
-        bytes memory init = abi.encodePacked(hex"61", uint16(packed.length + 1), hex"80600a3d393df300", packed);
-        address pointer;
+        _outputPointers[digest] = next;
+    }
+
+    /// @dev Deploys a data contract whose code is a STOP (so the data can never run), `next` and
+    ///      `length` bytes of `packed` from `start`. The 10-byte init code returns everything after it.
+    function _deployChunk(address next, bytes memory packed, uint256 start, uint256 length)
+        private
+        returns (address pointer)
+    {
+        bytes memory init = abi.encodePacked(hex"61", uint16(length + 21), hex"80600a3d393df300", next);
         assembly ("memory-safe") {
-            pointer := create(0, add(init, 0x20), mload(init))
+            // Append the chunk after the 31 bytes of header and address, then create.
+            let size := add(mload(init), length)
+            let body := add(add(init, 0x20), mload(init))
+            mcopy(body, add(add(packed, 0x20), start), length)
+            mstore(0x40, add(body, length))
+            pointer := create(0, add(init, 0x20), size)
         }
-        if (pointer == address(0)) revert OutputNotStored(digest);
-        _outputPointers[digest] = pointer;
     }
 
     function _loadOutput(bytes32 digest) private view returns (bytes memory) {
-        address pointer = _outputPointers[digest];
-        if (pointer == address(0)) return WordPack.unpack(_largeOutputs[digest]);
-        uint256 size = pointer.code.length - 1;
-        bytes memory packed = new bytes(size);
-        assembly ("memory-safe") {
-            extcodecopy(pointer, add(packed, 0x20), 1, size)
+        address first = _outputPointers[digest];
+        uint256 total;
+        for (address p = first; p != address(0); p = _nextChunk(p)) total += p.code.length - 21;
+        bytes memory packed = new bytes(total);
+        uint256 offset;
+        for (address p = first; p != address(0); p = _nextChunk(p)) {
+            uint256 size = p.code.length - 21;
+            assembly ("memory-safe") {
+                extcodecopy(p, add(add(packed, 0x20), offset), 21, size)
+            }
+            offset += size;
         }
         return WordPack.unpack(packed);
+    }
+
+    function _nextChunk(address pointer) private view returns (address next) {
+        assembly ("memory-safe") {
+            mstore(0, 0)
+            extcodecopy(pointer, 12, 1, 20)
+            next := mload(0)
+        }
     }
 
     /// @dev Results go to the requester and nobody else: a contract can only ever be called back for

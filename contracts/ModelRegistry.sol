@@ -18,7 +18,8 @@ contract ModelRegistry is IModelRegistry {
     uint256 public constant MAX_NAME_LENGTH = 64;
     /// @notice Smallest `maxOutputBytes`: a canonical error output must always fit.
     uint32 public constant MIN_OUTPUT_BYTES = 416;
-    /// @notice Largest `maxOutputBytes`: about what one 30M-gas block can reveal.
+    /// @notice Largest `maxOutputBytes` a version may declare; the hub applies its own, lower cap
+    ///         (what one block can reveal and store).
     uint32 public constant MAX_OUTPUT_BYTES = 1 << 20;
 
     struct Model {

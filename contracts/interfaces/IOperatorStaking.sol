@@ -167,6 +167,10 @@ interface IOperatorStaking {
     /// @return the epoch
     function epochOf(uint256 blockNumber) external view returns (uint256);
 
+    /// @notice Blocks per epoch.
+    /// @return blocks
+    function epochBlocks() external view returns (uint256);
+
     /// @notice Blocks from an unbonding request to its withdrawal.
     /// @return blocks
     function unbondingPeriod() external view returns (uint64);

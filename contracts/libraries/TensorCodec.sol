@@ -27,6 +27,8 @@ library TensorCodec {
     uint8 internal constant ERR_TIMEOUT = 6; // the model exceeded the per-inference time limit
     uint8 internal constant ERR_RUNTIME = 7; // the runtime rejected the input
     uint8 internal constant ERR_INPUT_UNAVAILABLE = 8; // external input missing or hash mismatch
+    uint8 internal constant ERR_OUTPUT_TOO_LARGE = 9; // the encoded output exceeds the request's maxOutputBytes
+    uint8 internal constant ERR_OUTPUT_SPEC = 10; // the model's outputs differ from the declared output spec
 
     /// @dev Byte length of `errorOutput(code)` for any code: the layout is fixed.
     uint256 internal constant ERROR_OUTPUT_LENGTH = 416;

@@ -60,35 +60,40 @@ def test_three_of_three_agree__finalized_and_paid(
     assert decode_tensors(bytes(result.output))[0].name == "probabilities"
 
 
-def test_two_of_three__dissenter_slashed_and_reward_shared(hub, staking, make_request, run, dapp):
+SILENT, WITHHELD, DISSENT = 1, 2, 3
+
+
+def test_two_of_three__dissenter_slashed_to_the_treasury__majority_earns_only_its_fee(
+    hub, staking, token, treasury, make_request, run, dapp, by_address
+):
     rid = request_id_of(make_request())
-    committee = hub.getCommittee(rid)
-    liar = committee[2]
+    liar = committee_of(hub, by_address, rid)[2].address
     stake_before = staking.operatorInfo(liar).stake
+    treasury_before = token.balanceOf(treasury)
     _, receipts = run(rid, [OUT, OUT, OTHER])
     penalized = receipts[-1].decode_logs(hub.MemberPenalized)
     slashed = stake_before * TEST_PARAMS["slash_bps_dissent"] // 10_000
-    assert [(p.operator, p.dissent, p.amount) for p in penalized] == [(liar, True, slashed)]
+    assert [(p.operator, p.fault, p.amount) for p in penalized] == [(liar, DISSENT, slashed)]
     assert staking.operatorInfo(liar).stake == stake_before - slashed
     assert staking.operatorInfo(liar).faults == 1
-    reward = slashed * TEST_PARAMS["slash_reward_bps"] // 10_000
+    assert token.balanceOf(treasury) - treasury_before == slashed
     result = hub.getResult(rid)
     assert result.status == FINALIZED and liar not in result.agreeing
     for honest in result.agreeing:
-        assert hub.claimable(honest) == OP_FEE + reward // 2
+        assert hub.claimable(honest) == OP_FEE  # outvoting someone pays nothing extra
     assert hub.claimable(liar) == 0
     assert hub.claimable(dapp) == OP_FEE  # the liar's share goes back to the requester
 
 
-def test_one_silent__penalized_and_result_still_settles(hub, staking, make_request, run, dapp):
+def test_one_silent__penalized_and_result_still_settles(hub, staking, make_request, run, dapp, by_address):
     rid = request_id_of(make_request())
-    silent = hub.getCommittee(rid)[1]
+    silent = committee_of(hub, by_address, rid)[1].address
     stake_before = staking.operatorInfo(silent).stake
     _, receipts = run(rid, [OUT, None, OUT])
     assert receipts[-1].decode_logs(hub.RequestSettled)[0].status == FINALIZED
     penalty = stake_before * TEST_PARAMS["slash_bps_silence"] // 10_000
-    assert [(p.operator, p.dissent, p.amount) for p in receipts[-1].decode_logs(hub.MemberPenalized)] == [
-        (silent, False, penalty)
+    assert [(p.operator, p.fault, p.amount) for p in receipts[-1].decode_logs(hub.MemberPenalized)] == [
+        (silent, SILENT, penalty)
     ]
     assert staking.operatorInfo(silent).stake == stake_before - penalty
     assert hub.claimable(dapp) == OP_FEE
@@ -108,9 +113,11 @@ def test_no_quorum__disputed_refunded_nobody_slashed_for_disagreeing(
     assert result.status == DISPUTED and result.agreeing == [] and bytes(result.output) == b""
 
 
-def test_nobody_commits__expired_refunded_and_silence_penalized(hub, staking, make_request, dapp, chain):
+def test_nobody_commits__expired_refunded_and_silence_penalized(
+    hub, staking, make_request, dapp, chain, by_address
+):
     rid = request_id_of(make_request())
-    committee = hub.getCommittee(rid)
+    committee = [op.address for op in committee_of(hub, by_address, rid)]
     chain.mine(TEST_PARAMS["commit_window"] + 1)
     assert hub.canFinalize(rid)
     receipt = hub.finalize(rid, sender=dapp)
@@ -120,7 +127,10 @@ def test_nobody_commits__expired_refunded_and_silence_penalized(hub, staking, ma
     assert hub.getResult(rid).status == EXPIRED
 
 
-def test_committed_but_never_revealed__finalize_after_window(hub, make_request, by_address, act, chain, dapp):
+def test_committed_but_withheld__charged_the_dissent_rate(
+    hub, staking, make_request, by_address, act, chain, dapp
+):
+    """A member that sees it is losing gains nothing by staying quiet: withholding costs what lying does."""
     rid = request_id_of(make_request())
     committee = committee_of(hub, by_address, rid)
     for op in committee:
@@ -129,10 +139,14 @@ def test_committed_but_never_revealed__finalize_after_window(hub, make_request, 
     act.reveal(committee[1], rid, OUT)
     with ape.reverts(hub.TooEarlyToFinalize):
         hub.finalize(rid, sender=dapp)
+    stake_before = staking.operatorInfo(committee[2]).stake
     chain.mine(TEST_PARAMS["commit_window"] + TEST_PARAMS["reveal_window"])
     receipt = hub.finalize(rid, sender=dapp)
     assert receipt.decode_logs(hub.RequestSettled)[0].status == FINALIZED
-    assert [p.operator for p in receipt.decode_logs(hub.MemberPenalized)] == [committee[2].address]
+    expected = stake_before * TEST_PARAMS["slash_bps_dissent"] // 10_000
+    assert [(p.operator, p.fault, p.amount) for p in receipt.decode_logs(hub.MemberPenalized)] == [
+        (committee[2].address, WITHHELD, expected)
+    ]
 
 
 def test_agreed_error_output__failed_with_reason(hub, make_request, run, dapp, model_owner):
@@ -159,7 +173,7 @@ def consumers(project, deployer, hub):
 
 def test_callback__delivers_result(hub, make_request, run, consumers):
     consumer = consumers["recording"]
-    rid = request_id_of(make_request(callback=consumer.address, callback_gas=800_000))
+    rid = request_id_of(make_request(consumer=consumer, callback_gas=800_000))
     _, receipts = run(rid, [OUT, OUT, OUT])
     assert receipts[-1].decode_logs(hub.CallbackExecuted)[0].success
     assert (consumer.lastRequestId(), consumer.lastStatus(), bytes(consumer.lastOutput())) == (
@@ -172,7 +186,7 @@ def test_callback__delivers_result(hub, make_request, run, consumers):
 
 def test_callback__disputed_is_delivered_too(hub, make_request, run, consumers):
     consumer = consumers["recording"]
-    rid = request_id_of(make_request(callback=consumer.address, callback_gas=800_000))
+    rid = request_id_of(make_request(consumer=consumer, callback_gas=800_000))
     run(rid, [OUT, OTHER, sample_output(0.5)])
     assert (consumer.lastStatus(), bytes(consumer.lastOutput())) == (DISPUTED, b"")
 
@@ -180,7 +194,7 @@ def test_callback__disputed_is_delivered_too(hub, make_request, run, consumers):
 @pytest.mark.parametrize("kind", ["reverting", "burner"])
 def test_callback__reverting_or_gas_hungry__never_blocks_settlement(hub, make_request, run, consumers, kind):
     consumer = consumers[kind]
-    rid = request_id_of(make_request(callback=consumer.address, callback_gas=500_000))
+    rid = request_id_of(make_request(consumer=consumer, callback_gas=500_000))
     committee, receipts = run(rid, [OUT, OUT, OUT])
     assert not receipts[-1].decode_logs(hub.CallbackExecuted)[0].success
     result = hub.getResult(rid)
@@ -191,7 +205,7 @@ def test_callback__reverting_or_gas_hungry__never_blocks_settlement(hub, make_re
 
 def test_callback__starved_of_gas__settlement_reverts(hub, make_request, by_address, act, consumers):
     consumer = consumers["burner"]
-    rid = request_id_of(make_request(callback=consumer.address, callback_gas=1_000_000))
+    rid = request_id_of(make_request(consumer=consumer, callback_gas=1_000_000))
     committee = committee_of(hub, by_address, rid)
     for op in committee:
         act.commit(op, rid, OUT)
@@ -225,6 +239,7 @@ def test_lending_gate__decides_from_the_settled_score(
     fund(dapp, hub.quote(gate.modelId(), gate.version(), 3), gate)
     receipt = gate.applyForLoan(sample_input([5.1, 3.5, 1.4, 0.2]), sender=dapp)
     rid = receipt.decode_logs(gate.LoanRequested)[0].requestId
+    ape.chain.mine(1)
     output = encode_tensors([Tensor("probabilities", (1, 2), (int((1 - risk) * 1e6), int(risk * 1e6)), 6)])
     before = token.balanceOf(dapp)
     committee = committee_of(hub, by_address, rid)
