@@ -1,79 +1,245 @@
-"""The stake-weighted committee draw over 100 operators: distinct, eligible, weighted, sublinear."""
+"""The stake-weighted committee draw over 100 operators: distinct, eligible, weighted, sublinear, and
+fixed by the pool as it stood at the end of the epoch before the seed block's."""
 
 from collections import Counter
 
 import pytest
+from eth_abi import encode
+from eth_utils import keccak
 
-from tests.conftest import E18
+from tests.conftest import E18, TEST_PARAMS, next_epoch
 
 N_OPERATORS = 100
+SEEDS = range(20)
+
+
+def crowd_weight(i: int) -> int:
+    return (300 if i % 2 else 100) * E18
+
+
+def model_draw(weights: list[int], k: int, seed: int) -> list[int]:
+    """The draw computed afresh from slot weights (slot order): k distinct slots, each picked with
+    probability proportional to its weight among those not picked yet, from keccak(seed, j)."""
+    chosen: list[int] = []
+    remaining = sum(weights)
+    for j in range(k):
+        target = int.from_bytes(keccak(encode(["uint256", "uint256"], [seed, j])), "big") % remaining
+        for slot, weight in enumerate(weights):
+            if slot in chosen:
+                continue
+            if target < weight:
+                break
+            target -= weight
+        chosen.append(slot)
+        remaining -= weights[slot]
+    return chosen
+
+
+def draws(staking, model_id, seed_block, k=5):
+    return {seed: list(staking.drawCommittee(model_id, k, seed, seed_block)) for seed in SEEDS}
+
+
+def expected_draws(ops, weights, k=5):
+    return {seed: [ops[s].address for s in model_draw(weights, k, seed)] for seed in SEEDS}
+
+
+def same_epoch(staking, a: int, b: int) -> bool:
+    return staking.epochOf(a) == staking.epochOf(b)
 
 
 @pytest.fixture(scope="module")
-def crowd(accounts, chain, staking, token, deployer, make_model):
-    """100 fresh operators in one pool: even ones stake 100, odd ones 300 tokens."""
+def new_operator(accounts, chain, token, staking, deployer):
+    """Makes a fresh, funded operator that has approved the staking contract (two blocks)."""
+
+    def _new(amount: int):
+        op = accounts.generate_test_account()
+        chain.set_balance(op, 10 * E18)
+        token.mint(op, amount, sender=deployer)
+        token.approve(staking, amount, sender=op)
+        return op
+
+    return _new
+
+
+@pytest.fixture(scope="module")
+def crowd(staking, make_model, new_operator):
+    """100 fresh operators in one pool, drawable: even ones stake 100, odd ones 300 tokens."""
     model_id = make_model("crowded")[0]
     ops = []
     for i in range(N_OPERATORS):
-        op = accounts.generate_test_account()
-        chain.set_balance(op, 10 * E18)
-        amount = (300 if i % 2 else 100) * E18
-        token.mint(op, amount, sender=deployer)
-        token.approve(staking, amount, sender=op)
-        staking.stake(amount, sender=op)
+        op = new_operator(crowd_weight(i))
+        staking.stake(crowd_weight(i), sender=op)
         staking.register(model_id, sender=op)
         ops.append(op)
+    next_epoch(staking)
     return model_id, ops
 
 
-def test_draw__100_operators__distinct_and_registered(staking, crowd):
+@pytest.fixture
+def slasher(staking, deployer, accounts):
+    """A second slasher so tests can jail directly (the challenger account; `accounts` is already set
+    up by the module's fixtures, so asking for it does not make ape rebase the crowd)."""
+    staking.grantRole(staking.SLASHER_ROLE(), accounts[3], sender=deployer)
+    return accounts[3]
+
+
+def test_draw__100_operators__distinct_and_registered(staking, crowd, chain):
     model_id, ops = crowd
     assert staking.poolInfo(model_id) == (N_OPERATORS, N_OPERATORS, 50 * 100 * E18 + 50 * 300 * E18)
+    seed_block = chain.blocks.height
+    assert staking.eligibleAt(model_id, seed_block) == N_OPERATORS
     members = {op.address for op in ops}
     for seed in range(30):
-        committee = staking.drawCommittee(model_id, 9, seed)
+        committee = staking.drawCommittee(model_id, 9, seed, seed_block)
         assert len(set(committee)) == 9
         assert set(committee) <= members
 
 
-def test_draw__weighted_by_stake(staking, crowd):
+def test_draw__matches_a_fresh_computation_from_the_weights(staking, crowd, chain):
+    model_id, ops = crowd
+    weights = [crowd_weight(i) for i in range(N_OPERATORS)]
+    assert draws(staking, model_id, chain.blocks.height, k=9) == expected_draws(ops, weights, k=9)
+
+
+def test_draw__weighted_by_stake(staking, crowd, chain):
     model_id, ops = crowd
     heavy = {op.address for i, op in enumerate(ops) if i % 2}
-    picks = Counter(staking.drawCommittee(model_id, 1, seed)[0] in heavy for seed in range(400))
+    seed_block = chain.blocks.height
+    picks = Counter(staking.drawCommittee(model_id, 1, seed, seed_block)[0] in heavy for seed in range(400))
     share = picks[True] / 400
     assert 0.68 <= share <= 0.82, share  # expected 0.75 = 300 / (100 + 300)
 
 
-def test_draw__largest_committee__distinct(staking, crowd):
+def test_draw__largest_committee__distinct(staking, crowd, chain):
     model_id, _ = crowd
-    committee = staking.drawCommittee(model_id, 16, 7)
+    committee = staking.drawCommittee(model_id, 16, 7, chain.blocks.height)
     assert len(set(committee)) == 16
 
 
-def test_draw__ineligible_never_drawn(staking, crowd, chain):
+def test_draw__ineligible_never_drawn_from_the_next_epoch(staking, crowd, chain):
     model_id, ops = crowd
-    left = ops[:40]
-    for op in left:
+    for op in ops[:40]:
         staking.deregister(model_id, sender=op)
     for op in ops[40:50]:
         staking.requestUnbond(staking.operatorInfo(op).stake, sender=op)
     assert staking.poolInfo(model_id)[1] == 50
+    next_epoch(staking)
+    seed_block = chain.blocks.height
+    assert staking.eligibleAt(model_id, seed_block) == 50
     excluded = {op.address for op in ops[:50]}
     for seed in range(40):
-        assert not set(staking.drawCommittee(model_id, 5, seed)) & excluded
+        assert not set(staking.drawCommittee(model_id, 5, seed, seed_block)) & excluded
 
 
-def test_draw__gas_grows_sublinearly(staking, crowd, accounts, chain, token, deployer, make_model):
+def test_draw__operator_joining_in_the_seed_epoch__never_drawn_for_it(staking, crowd, chain, new_operator):
+    model_id, ops = crowd
+    # Staked in an earlier epoch, registers only in the seed's epoch.
+    late_registrant = new_operator(50_000 * E18)
+    staking.stake(50_000 * E18, sender=late_registrant)
+    next_epoch(staking)
+    seed_block = chain.blocks.height
+    before = draws(staking, model_id, seed_block)
+    # Stakes and registers in the seed's epoch, with far more stake than the whole pool.
+    newcomer = new_operator(1_000_000 * E18)
+    staking.stake(1_000_000 * E18, sender=newcomer)
+    staking.register(model_id, sender=newcomer)
+    staking.register(model_id, sender=late_registrant)
+    assert same_epoch(staking, seed_block, chain.blocks.height)
+    assert staking.poolInfo(model_id)[1] == N_OPERATORS + 2
+    assert staking.eligibleAt(model_id, seed_block) == N_OPERATORS
+    assert staking.eligibleAt(model_id, chain.blocks.height + 1) == N_OPERATORS
+    assert draws(staking, model_id, seed_block) == before
+    assert draws(staking, model_id, chain.blocks.height + 1) == before  # a later seed in the same epoch
+
+    next_epoch(staking)
+    assert draws(staking, model_id, seed_block) == before
+    new_seed_block = chain.blocks.height
+    assert staking.eligibleAt(model_id, new_seed_block) == N_OPERATORS + 2
+    weights = [crowd_weight(i) for i in range(N_OPERATORS)] + [1_000_000 * E18, 50_000 * E18]
+    after = draws(staking, model_id, new_seed_block)
+    assert after == expected_draws([*ops, newcomer, late_registrant], weights)
+    assert all(newcomer.address in committee for committee in after.values())
+
+
+def test_draw__pool_changes_in_the_seed_epoch_or_later__leave_the_draw_unchanged(
+    staking, crowd, chain, token, deployer, slasher
+):
+    model_id, ops = crowd
+    seed_block = chain.blocks.height
+    before = draws(staking, model_id, seed_block, k=9)
+    drawn = {address for committee in before.values() for address in committee}
+    grower, leaver, unbonder, jailbird = ops[1], ops[3], ops[5], ops[7]
+    assert {grower.address, leaver.address, unbonder.address, jailbird.address} <= drawn
+
+    token.mint(grower, 10_000 * E18, sender=deployer)
+    token.approve(staking, 10_000 * E18, sender=grower)
+    staking.stake(10_000 * E18, sender=grower)
+    staking.deregister(model_id, sender=leaver)
+    staking.requestUnbond(staking.operatorInfo(unbonder).stake, sender=unbonder)
+    for _ in range(TEST_PARAMS["jail_threshold"]):
+        staking.slash(jailbird, 100, slasher, 0, sender=slasher)
+    assert staking.operatorInfo(jailbird).jailed
+    assert draws(staking, model_id, seed_block, k=9) == before
+
+    next_epoch(staking)
+    staking.requestUnbond(staking.operatorInfo(grower).stake, sender=grower)
+    staking.register(model_id, sender=leaver)
+    next_epoch(staking)
+    assert draws(staking, model_id, seed_block, k=9) == before
+    # Seeds from now on see the changes: the unbonded and jailed are out.
+    gone = {unbonder.address, jailbird.address, grower.address}
+    for committee in draws(staking, model_id, chain.blocks.height, k=9).values():
+        assert not set(committee) & gone
+
+
+def test_draw__history__each_seed_epoch_reads_the_pool_of_the_epoch_before(
+    staking, crowd, chain, token, deployer
+):
+    model_id, ops = crowd
+    weights = [crowd_weight(i) for i in range(N_OPERATORS)]
+    recorded = []
+    for step in range(4):
+        # The first block of an epoch: its draws read the pool as it is now, at the previous epoch's end.
+        seed_block = chain.blocks.height
+        assert seed_block % staking.epochBlocks() == 0
+        expected = expected_draws(ops, weights)
+        snapshot = draws(staking, model_id, seed_block)
+        assert snapshot == expected
+        recorded.append((seed_block, snapshot, sum(w > 0 for w in weights)))
+
+        # Change weights in this epoch: one operator grows every epoch, others shrink or leave.
+        grower, shrinker, leaver = ops[1], ops[21 + 2 * step], ops[10 + step]
+        token.mint(grower, 5_000 * E18, sender=deployer)
+        token.approve(staking, 5_000 * E18, sender=grower)
+        staking.stake(5_000 * E18, sender=grower)
+        weights[1] += 5_000 * E18
+        staking.requestUnbond(100 * E18, sender=shrinker)
+        weights[21 + 2 * step] -= 100 * E18
+        staking.deregister(model_id, sender=leaver)
+        weights[10 + step] = 0
+        # Later seeds of this epoch still read the previous epoch's end.
+        assert same_epoch(staking, seed_block, chain.blocks.height)
+        assert draws(staking, model_id, chain.blocks.height) == snapshot
+        next_epoch(staking)
+
+    assert draws(staking, model_id, chain.blocks.height) == expected_draws(ops, weights)
+    next_epoch(staking)
+    for seed_block, snapshot, eligible in recorded:
+        assert draws(staking, model_id, seed_block) == snapshot
+        assert draws(staking, model_id, seed_block + staking.epochBlocks() - 1) == snapshot
+        assert staking.eligibleAt(model_id, seed_block) == eligible
+
+
+def test_draw__gas_grows_sublinearly(staking, crowd, chain, make_model, new_operator):
     model_id, _ = crowd
     small = make_model("small-pool")[0]
     for _ in range(10):
-        op = accounts.generate_test_account()
-        chain.set_balance(op, E18)
-        token.mint(op, 100 * E18, sender=deployer)
-        token.approve(staking, 100 * E18, sender=op)
+        op = new_operator(100 * E18)
         staking.stake(100 * E18, sender=op)
         staking.register(small, sender=op)
-    gas_10 = staking.drawCommittee.estimate_gas_cost(small, 5, 1)
-    gas_100 = staking.drawCommittee.estimate_gas_cost(model_id, 5, 1)
+    next_epoch(staking)
+    seed_block = chain.blocks.height
+    gas_10 = staking.drawCommittee.estimate_gas_cost(small, 5, 1, seed_block)
+    gas_100 = staking.drawCommittee.estimate_gas_cost(model_id, 5, 1, seed_block)
     # Ten times the operators; a linear scan would cost ~10x, the tree about log(100)/log(10).
     assert gas_100 < 2.5 * gas_10, (gas_10, gas_100)
