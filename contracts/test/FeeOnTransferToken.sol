@@ -11,6 +11,15 @@ contract FeeOnTransferToken is ERC20 {
 
     constructor() ERC20("Fee On Transfer", "FOT") {}
 
+    /// @notice Whether transfers take the fee (on from the start).
+    bool public feeOn = true;
+
+    /// @notice Turns the fee on or off; anyone may call.
+    /// @param on whether transfers take the fee
+    function setFeeOn(bool on) external {
+        feeOn = on;
+    }
+
     /// @notice Mints `amount` to `to`; anyone may call.
     /// @param to receiver
     /// @param amount tokens
@@ -19,7 +28,7 @@ contract FeeOnTransferToken is ERC20 {
     }
 
     function _update(address from, address to, uint256 value) internal override {
-        if (from == address(0) || to == address(0)) {
+        if (from == address(0) || to == address(0) || !feeOn) {
             super._update(from, to, value);
             return;
         }

@@ -72,3 +72,49 @@ contract DigestConsumer is TestConsumer {
         digests[requestId] = keccak256(abi.encodePacked(uint8(status), output));
     }
 }
+
+/// @notice Records only the gas it was given: how much of its limit a callback really gets (test only).
+contract GasProbeConsumer is TestConsumer {
+    uint256 public lastGas;
+
+    constructor(IInferenceHub hub_) InferenceConsumer(hub_) {}
+
+    function _onInferenceResult(uint256, IInferenceHub.Status, bytes calldata) internal override {
+        lastGas = gasleft();
+    }
+}
+
+/// @notice An attacker that requests only when the committee suits it: it asks for the committee in
+///         the transaction that makes the request and reverts unless its own operators hold the
+///         majority (test only).
+contract CommitteeGambler {
+    IInferenceHub public immutable hub;
+
+    error Unfavourable(uint256 colluders);
+    error CommitteeUnknown(bytes reason);
+
+    constructor(IInferenceHub hub_) {
+        hub = hub_;
+    }
+
+    function gamble(IERC20 feeToken, IInferenceHub.InferenceRequest calldata req, address[] calldata colluders)
+        external
+        returns (uint256 requestId)
+    {
+        feeToken.approve(address(hub), req.maxFee);
+        requestId = hub.requestInference(req);
+        address[] memory committee;
+        try hub.previewCommittee(requestId) returns (address[] memory drawn) {
+            committee = drawn;
+        } catch (bytes memory reason) {
+            revert CommitteeUnknown(reason);
+        }
+        uint256 mine;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            for (uint256 j = 0; j < colluders.length; ++j) {
+                if (committee[i] == colluders[j]) ++mine;
+            }
+        }
+        if (mine * 2 <= committee.length) revert Unfavourable(mine);
+    }
+}
