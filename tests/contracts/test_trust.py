@@ -117,7 +117,7 @@ def test_consumer__refuses_results_it_did_not_ask_for(
 
 
 def test_callback__gets_its_whole_limit_with_a_large_output_under_the_least_gas(
-    hub, staking, project, deployer, make_model, operators, make_request, by_address, act
+    hub, staking, model, project, deployer, make_model, operators, make_request, by_address, act
 ):
     """The 63/64 check runs after the call data is built: a 60 KB output under the smallest gas limit
     that settles still leaves the callback its full limit."""
@@ -175,7 +175,7 @@ def test_lending_gate__expired_application_refunds_the_applicant(
 
 
 def test_output__larger_than_allowed__cannot_be_revealed__the_error_settles_failed_without_penalty(
-    hub, staking, make_model, operators, make_request, by_address, act
+    hub, staking, model, make_model, operators, make_request, by_address, act
 ):
     model_ref = make_model("small-output", max_output_bytes=416)
     for op in operators:
