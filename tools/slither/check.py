@@ -90,8 +90,13 @@ def parse_findings(report: dict[str, Any]) -> tuple[list[Finding], int]:
         if path.startswith(EXCLUDED) or mapping.get("is_dependency"):
             skipped += 1
             continue
-        lines = mapping.get("lines") or [0]
-        where = f"{path}#{lines[0]}" + (f"-{lines[-1]}" if len(lines) > 1 else "")
+        # Where: the first statement the finding points at, else the element itself.
+        node = next((e for e in elements if e.get("type") == "node"), first)
+        at = node.get("source_mapping") or mapping
+        lines = at.get("lines") or [0]
+        where = f"{at.get('filename_relative', path)}#{lines[0]}" + (
+            f"-{lines[-1]}" if len(lines) > 1 else ""
+        )
         summary = " ".join(str(result.get("description", "")).split())
         findings.append(
             Finding(
@@ -185,7 +190,7 @@ def run_slither(slither: Path, use_cache: bool) -> dict[str, Any]:
 def stub(finding: Finding) -> str:
     """A triage entry to paste into triage.toml once its reason is written."""
     return (
-        f"# {finding.impact} ({finding.confidence}) at {finding.location}: {finding.summary[:160]}\n"
+        f"# {finding.impact}, confidence {finding.confidence}, {finding.location}: {finding.summary[:160]}\n"
         f"[[accepted]]\n"
         f"detector = {json.dumps(finding.detector)}\n"
         f"element = {json.dumps(finding.element)}\n"
@@ -215,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     failing: list[Finding] = []
     warnings = 0
+    lines: dict[str, int] = {}  # the same statement reached along several call paths: one line
     for f in findings:
         if f.key in accepted:
             mark = "ok"
@@ -224,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             mark = "warn"
             warnings += 1
-        print(f"{mark:4} {f.impact:13} {f.detector:26} {f.element:40} {f.location}")
+        line = f"{mark:4} {f.impact:13} {f.detector:26} {f.element:40} {f.location}"
+        lines[line] = lines.get(line, 0) + 1
+    for line, count in lines.items():
+        print(line + (f" (x{count})" if count > 1 else ""))
 
     matched = {f.key for f in findings}
     stale = [entry for entry in entries if entry.key not in matched]
