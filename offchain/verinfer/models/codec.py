@@ -45,6 +45,8 @@ class ErrorCode(IntEnum):
     TIMEOUT = 6
     RUNTIME = 7
     INPUT_UNAVAILABLE = 8
+    OUTPUT_TOO_LARGE = 9
+    OUTPUT_SPEC = 10
 
 
 class DType(IntEnum):
