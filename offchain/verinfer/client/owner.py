@@ -2,8 +2,9 @@
 
 from verinfer.chain.contracts import MODES, ModelVersion
 from verinfer.client.client import ZERO_ADDRESS, Client
-from verinfer.client.errors import VerinferError
+from verinfer.client.errors import InvalidModelName, VerinferError
 from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.names import model_name_problem
 from verinfer.models.spec import spec_from_onnx
 
 
@@ -25,6 +26,8 @@ def publish_model(
     modes: int = MODES["consensus"],
 ) -> ModelVersion:
     """Stores the artifact, reads its tensor spec, registers the name if new and publishes a version."""
+    if problem := model_name_problem(name):
+        raise InvalidModelName(problem)
     spec = spec_from_onnx(onnx)  # SpecError before anything is written or sent
     model_id = client.contracts.model_id_of(name)
     info = client.contracts.model(model_id)
