@@ -10,17 +10,14 @@ from typing import Any
 import ape
 import pytest
 from eth_account import Account
-from hexbytes import HexBytes
 from verinfer.chain.rpc import Rpc
 from verinfer.chain.txmanager import MAX_NONCE_ATTEMPTS, FeePolicy, TxManager, TxOutcome, TxState
 from verinfer.relayer.journal import Journal
-from web3 import HTTPProvider, Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import TransactionNotFound
 
 from tests.conftest import E18, wait_for
 from tests.rpc_proxy import RpcProxy
-
-GWEI = 10**9
+from tests.shared_key import OutsideSender, chain_txs_from
 
 
 @pytest.fixture
@@ -50,64 +47,6 @@ def automine_off() -> Any:
     provider.make_request("evm_setAutomine", [True])
 
 
-class OutsideSender:
-    """Another tool with the same key: signs at the node's pending nonce and sends straight to anvil.
-
-    Like any careful sender it makes sure each of its transactions is mined, sending again what a
-    race at the same nonce lost (anvil can accept two transactions for one nonce and keep one).
-    """
-
-    def __init__(self, account: Any, url: str, to: str) -> None:
-        self.account = account
-        self.w3 = Web3(HTTPProvider(url))
-        self.chain_id = self.w3.eth.chain_id
-        self.to = to
-        self.sent: dict[bytes, bytes] = {}  # data -> hash of its latest signature
-
-    def send(self, data: bytes, nonce: int | None = None, priority_gwei: int = 1) -> bytes:
-        while True:
-            pending = self.w3.eth.get_transaction_count(self.account.address, "pending")
-            tx = {
-                "type": 2,
-                "chainId": self.chain_id,
-                "nonce": pending if nonce is None else nonce,
-                "to": self.to,
-                "data": data,
-                "gas": 50_000,
-                "value": 0,
-                "maxFeePerGas": 100 * GWEI,
-                "maxPriorityFeePerGas": priority_gwei * GWEI,
-            }
-            try:
-                raw = self.account.sign_transaction(tx).raw_transaction
-                tx_hash = bytes(self.w3.eth.send_raw_transaction(raw))
-            except Web3RPCError as exc:
-                if nonce is None and ("nonce too low" in str(exc) or "underpriced" in str(exc)):
-                    continue  # the manager took it first
-                raise
-            self.sent[data] = tx_hash
-            return tx_hash
-
-    def all_mined(self) -> bool:
-        """True once every transaction is mined; sends again those gone from chain and pool."""
-        done = True
-        for data, tx_hash in list(self.sent.items()):
-            if self._receipt(tx_hash):
-                continue
-            done = False
-            try:
-                self.w3.eth.get_transaction(HexBytes(tx_hash))
-            except TransactionNotFound:
-                self.send(data)
-        return done
-
-    def _receipt(self, tx_hash: bytes) -> Any:
-        try:
-            return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        except TransactionNotFound:
-            return None
-
-
 def manager(url: str, account: Any, journal: Journal, **policy: Any) -> TxManager:
     config = FeePolicy(priority_fee_gwei=1.0, **policy)
     return TxManager(Rpc(url), account, journal, ape.chain.chain_id, config)
@@ -116,18 +55,6 @@ def manager(url: str, account: Any, journal: Journal, **policy: Any) -> TxManage
 def collect(txm: TxManager, outcomes: list[TxOutcome], n: int) -> bool:
     outcomes.extend(txm.poll())
     return len(outcomes) >= n
-
-
-def chain_txs_from(address: str, first_block: int, outside: OutsideSender) -> list[Any]:
-    """Every transaction `address` sent in blocks after `first_block`, from the chain itself, once the
-    outside sender's are mined (anvil answers a broadcast before its automine block exists)."""
-    w3 = ape.chain.provider.web3
-    wait_for(outside.all_mined, 10, "the outside transactions mined")
-    out: list[Any] = []
-    for number in range(first_block + 1, w3.eth.block_number + 1):
-        block = w3.eth.get_block(number, full_transactions=True)
-        out.extend(tx for tx in block["transactions"] if tx["from"] == address)
-    return out
 
 
 def test_receipts_lag_behind_the_nonce__every_transaction_reported_mined__none_dropped(
