@@ -9,9 +9,9 @@ from typing import Any
 
 import ape
 import numpy as np
+import pytest
 from eth_abi import encode
 from eth_utils import keccak
-import pytest
 from hypothesis import settings
 from verinfer.models.codec import DType, IOSpec, Tensor, TensorSpec, commitment, encode_tensors, output_digest
 

@@ -2,7 +2,9 @@
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -16,13 +18,37 @@ class KeyLoadError(ValueError):
     """The operator key cannot be loaded."""
 
 
+@dataclass(frozen=True)
+class KeyOptions:
+    """What the user calls the key settings, so every message names the thing to change."""
+
+    keystore: str
+    ape_account: str
+    password: str  # how to supply the password
+
+
+# The relayer reads its key settings from relayer.toml; the CLI's signing commands from flags.
+RELAYER_KEY_OPTIONS = KeyOptions(
+    keystore="operator.keystore",
+    ape_account="operator.ape_account",
+    password="set operator.password_env or operator.password_file",
+)
+CLI_KEY_OPTIONS = KeyOptions(
+    keystore="--keystore",
+    ape_account="--account",
+    password="pass --password-env VAR or --password-file FILE",
+)
+
+
 def ape_keystore(alias: str) -> Path:
     """Where ape keeps the keyfile of account `alias`."""
     data = Path(os.environ.get("APE_DATA_FOLDER", Path.home() / ".ape"))
     return data / "accounts" / f"{alias}.json"
 
 
-def read_password(password_env: str | None, password_file: Path | None) -> str:
+def read_password(
+    password_env: str | None, password_file: Path | None, options: KeyOptions = RELAYER_KEY_OPTIONS
+) -> str:
     """The keystore password from an environment variable or a file (first line)."""
     if password_env:
         value = os.environ.get(password_env)
@@ -34,21 +60,38 @@ def read_password(password_env: str | None, password_file: Path | None) -> str:
             return (Path(password_file).read_text().splitlines() or [""])[0]
         except OSError as exc:
             raise KeyLoadError(f"keystore password file {password_file}: {exc.strerror}") from None
-    raise KeyLoadError("keystore password: set operator.password_env or operator.password_file")
+    raise KeyLoadError(f"the keystore needs a password: {options.password}")
 
 
-def load_keystore(path: Path, password: str) -> LocalAccount:
-    """Decrypts an eth-account keystore JSON."""
+def read_keyfile(path: Path, what: str = "keystore") -> dict[str, Any]:
+    """The JSON of an eth-account keystore; KeyLoadError unless the file is one."""
     try:
         keyfile = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise KeyLoadError(f"keystore {path} not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise KeyLoadError(f"keystore {path} unreadable: {exc}") from None
+        raise KeyLoadError(f"{what} {path} not found") from None
+    except IsADirectoryError:
+        raise KeyLoadError(f"{what} {path} is a directory, not a keystore file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyLoadError(f"{what} {path} unreadable: {exc}") from None
+    except json.JSONDecodeError:
+        raise KeyLoadError(f"{what} {path} is not a keystore (not JSON)") from None
+    if not isinstance(keyfile, dict) or not isinstance(keyfile.get("crypto", keyfile.get("Crypto")), dict):
+        raise KeyLoadError(
+            f"{what} {path} is not a keystore (an eth-account keystore JSON has a 'crypto' section)"
+        )
+    return keyfile
+
+
+def load_keystore(path: Path, password: str, what: str = "keystore") -> LocalAccount:
+    """Decrypts an eth-account keystore JSON."""
+    return _decrypt(read_keyfile(path, what), password, f"{what} {path}")
+
+
+def _decrypt(keyfile: dict[str, Any], password: str, where: str) -> LocalAccount:
     try:
         key = Account.decrypt(keyfile, password)
     except ValueError:
-        raise KeyLoadError(f"keystore {path}: wrong password or corrupt keyfile") from None
+        raise KeyLoadError(f"{where}: wrong password or corrupt keyfile") from None
     account: LocalAccount = Account.from_key(key)
     return account
 
@@ -70,11 +113,27 @@ def load_dev_key(chain_id: int) -> LocalAccount:
 
 
 def load_account(
-    keystore: Path | None, ape_account: str | None, password_env: str | None, password_file: Path | None
+    keystore: Path | None,
+    ape_account: str | None,
+    password_env: str | None,
+    password_file: Path | None,
+    options: KeyOptions = RELAYER_KEY_OPTIONS,
 ) -> LocalAccount:
-    """The account in an eth-account keystore file or an ape account, with its password from env or file."""
-    path = keystore or ape_keystore(ape_account or "")
-    return load_keystore(path, read_password(password_env, password_file))
+    """The account in an eth-account keystore file or an ape account, with its password from env or file.
+
+    The key file is checked before the password is looked for, so a wrong path is reported as such.
+    """
+    if keystore is not None:
+        path, what = Path(keystore), options.keystore
+    else:
+        path, what = ape_keystore(ape_account or ""), f"{options.ape_account} {ape_account!r}: keyfile"
+        if not path.exists():
+            raise KeyLoadError(
+                f"{options.ape_account} {ape_account!r}: no such ape account (no {path}); "
+                "`ape accounts list` shows them, `ape accounts import` adds one"
+            )
+    keyfile = read_keyfile(path, what)
+    return _decrypt(keyfile, read_password(password_env, password_file, options), f"{what} {path}")
 
 
 def write_keystore(path: Path, private_key: bytes, password: str, iterations: int | None = None) -> str:

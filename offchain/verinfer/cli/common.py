@@ -11,11 +11,22 @@ from typing import Any
 import click
 from eth_account.signers.local import LocalAccount
 
-from verinfer.chain.keys import DEV_CHAIN_IDS, KeyLoadError, load_account
+from verinfer.chain.keys import CLI_KEY_OPTIONS, DEV_CHAIN_IDS, KeyLoadError, load_account
+from verinfer.chain.rpc import RPC_SCHEMES
 from verinfer.client.client import Client
 from verinfer.devnet.state import HOME_ENV, DevnetState, default_home
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+
+
+def check_rpc_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--rpc-url must be an http(s):// or ws(s):// URL (checked before anything connects)."""
+    if value is not None and not value.startswith(RPC_SCHEMES):
+        raise click.BadParameter(f"{value!r} is not a node URL: it must start with {', '.join(RPC_SCHEMES)}")
+    return value
+
+
+RPC_URL_HELP = "Node URL (http://, https://, ws://, wss://)"
 
 _CHAIN = [
     click.option(
@@ -25,7 +36,12 @@ _CHAIN = [
         show_default=True,
         help="Reads deployments/<network>.json ($VERINFER_DEPLOYMENTS is the directory).",
     ),
-    click.option("--rpc-url", envvar="VERINFER_RPC_URL", help="Node URL; default: the record's rpc_url."),
+    click.option(
+        "--rpc-url",
+        envvar="VERINFER_RPC_URL",
+        callback=check_rpc_url,
+        help=f"{RPC_URL_HELP}; default: the record's rpc_url.",
+    ),
     click.option(
         "--deployment",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -79,7 +95,9 @@ class Connection:
 
     def _signer(self, chain_id: int) -> LocalAccount:
         if self.keystore or self.ape_account:
-            return load_account(self.keystore, self.ape_account, self.password_env, self.password_file)
+            return load_account(
+                self.keystore, self.ape_account, self.password_env, self.password_file, CLI_KEY_OPTIONS
+            )
         role = self.dev_account or self.role
         if chain_id not in DEV_CHAIN_IDS:
             raise KeyLoadError(f"chain {chain_id} is not a dev chain: sign with --keystore or --account")
@@ -110,21 +128,17 @@ def connection(role: str | None = None) -> Callable[[Callable[..., Any]], Callab
 
 
 def token_units(client: Client, amount: str) -> int:
-    """A decimal token amount ("1000", "0.5") in the fee token's base units."""
+    """A decimal token amount ("1000", "0.5") in the fee token's base units (wei)."""
     decimals = int(client.contracts.view("token", "decimals"))
     try:
         value = Decimal(amount) * (Decimal(10) ** decimals)
     except InvalidOperation:
-        raise click.BadParameter(f"{amount!r} is not a number", param_hint="amount") from None
-    if value < 0 or value != value.to_integral_value():
-        raise click.BadParameter(f"{amount!r} is negative or finer than {decimals} decimals") from None
+        raise click.BadParameter(f"{amount!r} is not a number of tokens", param_hint="amount") from None
+    if not value.is_finite() or value < 0 or value != value.to_integral_value():
+        raise click.BadParameter(
+            f"{amount!r} is negative or finer than {decimals} decimals", param_hint="amount"
+        ) from None
     return int(value)
-
-
-def tokens(units: int, decimals: int = 18) -> str:
-    """Base units as a short decimal token amount."""
-    text = f"{Decimal(units) / (Decimal(10) ** decimals):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def emit(as_json: bool, data: Any, lines: Iterable[str]) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from verinfer.cli.common import JSON, emit
+from verinfer.cli.common import JSON, RPC_URL_HELP, check_rpc_url, emit
 from verinfer.client.client import deployment_path
 from verinfer.devnet import network
 from verinfer.devnet.state import HOME_ENV, default_home
@@ -25,7 +25,11 @@ def devnet() -> None:
 
 @devnet.command()
 @HOME
-@click.option("--rpc-url", help="Use this running dev chain (31337/1337) instead of starting anvil.")
+@click.option(
+    "--rpc-url",
+    callback=check_rpc_url,
+    help=f"{RPC_URL_HELP} of a running dev chain (31337/1337) to use instead of starting anvil.",
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -33,7 +37,11 @@ def devnet() -> None:
     show_default=True,
     help="anvil's port; 0: any free.",
 )
-@click.option("--block-time", type=float, help="Seconds per block (default: a block per transaction).")
+@click.option(
+    "--block-time",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds per block (default: a block per transaction).",
+)
 @click.option("--relayers", type=click.IntRange(1, 7), default=3, show_default=True, help="Operators to run.")
 @click.option(
     "--deployment",

@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from verinfer.chain.contracts import OnchainRequest, Status
-from verinfer.cli.common import JSON, Connection, connection, emit, hexs, tokens
+from verinfer.chain.contracts import MODES, OnchainRequest, Status
+from verinfer.cli.common import JSON, Connection, connection, emit, hexs
+from verinfer.client.client import Client
 from verinfer.client.errors import RequestNotFinalized
 from verinfer.client.records import InferenceResult, PendingRequest, Settlement
 
@@ -36,7 +37,13 @@ def parse_input(text: str) -> Any:
     "--input", "input_text", required=True, help='JSON ({"features": [[...]]} or [[...]]) or @FILE.'
 )
 @click.option("--k", type=click.IntRange(1, 16), default=3, show_default=True, help="Committee size.")
-@click.option("--mode", default="consensus", show_default=True, help="Verification mode.")
+@click.option(
+    "--mode",
+    type=click.Choice(sorted(MODES)),
+    default="consensus",
+    show_default=True,
+    help="Verification mode.",
+)
 @click.option("--input-decimals", type=click.IntRange(0, 18), default=6, show_default=True)
 @click.option(
     "--digest-only",
@@ -44,7 +51,13 @@ def parse_input(text: str) -> Any:
     help="Keep only the output's digest on-chain (cheaper); the output is read from the settlement event.",
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for settlement.")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for settlement (more than 0).",
+)
 @connection(role="dapp")
 @JSON
 def infer(
@@ -66,11 +79,12 @@ def infer(
         model, inputs, k=k, mode=mode, input_decimals=input_decimals, digest_only=digest_only
     )
     if not wait:
-        emit(as_json, _pending_json(pending), _pending_lines(pending))
+        emit(as_json, _pending_json(pending), _pending_lines(client, pending))
         return
     if not as_json:
         click.echo(
-            f"request {pending.request_id} sent (fee {tokens(pending.fee)}), waiting for {k} operators",
+            f"request {pending.request_id} sent (fee {client.tokens(pending.fee)}), "
+            f"waiting for {k} operators",
             err=True,
         )
     stderr = click.get_text_stream("stderr")
@@ -129,9 +143,10 @@ def _pending_json(p: PendingRequest) -> dict[str, Any]:
     }
 
 
-def _pending_lines(p: PendingRequest) -> list[str]:
+def _pending_lines(client: Client, p: PendingRequest) -> list[str]:
     return [
-        f"request {p.request_id}  {p.model} v{p.version}  k={p.k}  fee {tokens(p.fee)}  block {p.block}",
+        f"request {p.request_id}  {p.model} v{p.version}  k={p.k}  "
+        f"fee {client.tokens(p.fee)}  block {p.block}",
         f"  tx         {hexs(p.tx_hash)}",
         f"  committee  drawn from block {p.seed_block}'s hash; commits until block {p.commit_deadline}, "
         f"reveals until {p.reveal_deadline}",

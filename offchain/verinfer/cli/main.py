@@ -20,6 +20,7 @@ from verinfer.client.errors import (
     InputMismatch,
     InsufficientAllowance,
     InsufficientBalance,
+    InvalidArgument,
     UnknownModel,
     UnknownVersion,
     VerinferError,
@@ -40,7 +41,7 @@ EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
         (ConfigError, DeploymentError, KeyLoadError, JournalError, SetupError, UnknownModel, UnknownVersion),
         2,
     ),
-    ((InputMismatch, SpecError), 2),
+    ((InputMismatch, InvalidArgument, SpecError), 2),
     ((VerinferError, TransactionFailed, DevnetError, ArtifactError), 1),
 )
 EXPECTED = tuple(kind for kinds, _ in EXIT_CODES for kind in kinds)

@@ -6,13 +6,20 @@ from typing import Any
 import click
 
 from verinfer.chain.contracts import MODES, ModelVersion
-from verinfer.cli.common import JSON, Connection, connection, emit, token_units, tokens
-from verinfer.client.client import DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MIN_OUTPUT_BYTES
+from verinfer.cli.common import JSON, Connection, connection, emit, token_units
+from verinfer.client.client import DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MIN_OUTPUT_BYTES, Client
 from verinfer.client.inputs import describe
 from verinfer.client.owner import publish_model
 from verinfer.client.records import version_json
 from verinfer.devnet.state import DevnetState, default_home
 from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.names import NAME_RULE, model_name_problem
+
+
+def _check_name(name: str) -> str:
+    if problem := model_name_problem(name):
+        raise click.BadParameter(problem)
+    return name
 
 
 @click.group()
@@ -22,7 +29,12 @@ def models() -> None:
 
 @models.command()
 @click.argument("onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", required=True, help="Model name; registered on first publish, then versioned.")
+@click.option(
+    "--name",
+    required=True,
+    callback=lambda _ctx, _param, value: _check_name(value),
+    help=f"Model name ({NAME_RULE}); registered on first publish, then versioned.",
+)
 @click.option("--decimals", type=click.IntRange(0, 18), required=True, help="Fixed-point digits of outputs.")
 @click.option("--fee", default="0", show_default=True, help="Model owner's fee per inference, in tokens.")
 @click.option(
@@ -78,7 +90,7 @@ def publish(
         modes=sum(MODES[m] for m in set(modes)),
         max_output_bytes=max_output_bytes,
     )
-    emit(as_json, {"name": name, **_version(version)}, _show_lines(name, version))
+    emit(as_json, {"name": name, **_version(version)}, _show_lines(client, name, version))
 
 
 @models.command(name="list")
@@ -86,14 +98,15 @@ def publish(
 @JSON
 def list_models(conn: Connection, as_json: bool) -> None:
     """Every registered model with its newest version."""
-    found = conn.client().models()
-    lines = [f"{'NAME':28} {'VERSIONS':>8}  {'FEE':>8}  DEC  INPUTS"]
+    client = conn.client()
+    found = client.models()
+    lines = [f"{'NAME':28} {'VERSIONS':>8}  {'FEE':>12}  DEC  INPUTS"]
     for m in found:
         if m.latest is None:
-            lines.append(f"{m.name:28} {m.version_count:>8}  {'-':>8}  {'-':>3}  -")
+            lines.append(f"{m.name:28} {m.version_count:>8}  {'-':>12}  {'-':>3}  -")
             continue
         lines.append(
-            f"{m.name:28} {m.version_count:>8}  {tokens(m.latest.fee):>8}  {m.latest.decimals:>3}  "
+            f"{m.name:28} {m.version_count:>8}  {client.tokens(m.latest.fee):>12}  {m.latest.decimals:>3}  "
             f"{describe(m.latest.spec.inputs)}"
         )
     emit(as_json, [m.to_json() for m in found], lines if found else ["no models registered"])
@@ -105,22 +118,23 @@ def list_models(conn: Connection, as_json: bool) -> None:
 @JSON
 def show(conn: Connection, model: str, as_json: bool) -> None:
     """One version of MODEL (NAME or NAME@VERSION; default the newest): hash, URIs, tensor spec."""
-    version = conn.client().model(model)
+    client = conn.client()
+    version = client.model(model)
     name = model.partition("@")[0]
-    emit(as_json, {"name": name, **_version(version)}, _show_lines(name, version))
+    emit(as_json, {"name": name, **_version(version)}, _show_lines(client, name, version))
 
 
 def _version(version: ModelVersion) -> dict[str, Any]:
     return {"model_id": "0x" + version.model_id.hex(), **version_json(version)}
 
 
-def _show_lines(name: str, v: ModelVersion) -> list[str]:
+def _show_lines(client: Client, name: str, v: ModelVersion) -> list[str]:
     modes = [m for m, bit in MODES.items() if v.modes & bit]
     return [
         f"{name} v{v.version}{'  (deprecated)' if v.deprecated else ''}",
         f"  model id   0x{v.model_id.hex()}",
         f"  sha256     {v.artifact_sha256.hex()}",
-        f"  fee        {tokens(v.fee)}   decimals {v.decimals}   modes {', '.join(modes)}   "
+        f"  fee        {client.tokens(v.fee)}   decimals {v.decimals}   modes {', '.join(modes)}   "
         f"max output {v.max_output_bytes} bytes",
         f"  inputs     {describe(v.spec.inputs)}",
         f"  outputs    {describe(v.spec.outputs)}",

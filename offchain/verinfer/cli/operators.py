@@ -6,9 +6,15 @@ from typing import Any
 import click
 
 from verinfer.chain.contracts import OperatorInfo
-from verinfer.cli.common import JSON, Connection, connection, emit, token_units, tokens
+from verinfer.cli.common import JSON, Connection, connection, emit, token_units
 from verinfer.client import operator as actions
 from verinfer.client.client import Client
+
+
+class NotAnOperator(click.ClickException):
+    """The address never staked; exit 2 like any lookup of something that does not exist."""
+
+    exit_code = 2
 
 
 def _json(info: OperatorInfo, names: dict[bytes, str]) -> dict[str, Any]:
@@ -23,12 +29,18 @@ def _json(info: OperatorInfo, names: dict[bytes, str]) -> dict[str, Any]:
     }
 
 
-def _line(info: OperatorInfo, names: dict[bytes, str]) -> str:
+def _state(info: OperatorInfo) -> str:
+    if info.jailed:
+        return f"JAILED until block {info.jailed_until}"
+    return "active" if info.stake else "no stake"
+
+
+def _line(client: Client, info: OperatorInfo, names: dict[bytes, str]) -> str:
     models = ", ".join(names.get(m, "0x" + m.hex()[:12]) for m in info.models) or "-"
-    state = f"JAILED until block {info.jailed_until}" if info.jailed else "active"
     return (
-        f"{info.address}  stake {tokens(info.stake):>8}  unbonding {tokens(info.unbonding):>6}  "
-        f"faults {info.faults}  {state:6}  {models}"
+        f"{info.address}  stake {client.tokens(info.stake):>14}  "
+        f"unbonding {client.tokens(info.unbonding):>10}  "
+        f"faults {info.faults}  {_state(info):8}  {models}"
     )
 
 
@@ -48,7 +60,7 @@ def list_operators(conn: Connection, as_json: bool) -> None:
     """Every operator that ever staked: stake, unbonding, faults, jail and models."""
     client = conn.client()
     found, names = client.operators(), _model_names(client)
-    lines = [_line(o, names) for o in found] or ["no operators"]
+    lines = [_line(client, o, names) for o in found] or ["no operators"]
     emit(as_json, [_json(o, names) for o in found], lines)
 
 
@@ -63,8 +75,10 @@ def show_operator(conn: Connection, address: str, as_json: bool) -> None:
         info = client.operator(address)
     except ValueError:
         raise click.BadParameter(f"{address!r} is not an address", param_hint="ADDRESS") from None
+    if not client.contracts.logs("staking", "Staked", operator=info.address):
+        raise NotAnOperator(f"{info.address} is not an operator: it never staked (`verinfer operators list`)")
     names = _model_names(client)
-    emit(as_json, _json(info, names), [_line(info, names)])
+    emit(as_json, _json(info, names), [_line(client, info, names)])
 
 
 @click.group()
@@ -72,11 +86,20 @@ def operator() -> None:
     """Act as an operator: stake, unstake, withdraw, register for models, unjail."""
 
 
-def _act(conn: Connection, as_json: bool, action: Callable[[Client], OperatorInfo], done: str) -> None:
+def _act(
+    conn: Connection,
+    as_json: bool,
+    action: Callable[[Client], OperatorInfo],
+    done: str | Callable[[Client], str],
+) -> None:
     client = conn.client()
     info = action(client)
     names = _model_names(client)
-    emit(as_json, _json(info, names), [done, _line(info, names)])
+    emit(
+        as_json,
+        _json(info, names),
+        [done if isinstance(done, str) else done(client), _line(client, info, names)],
+    )
 
 
 @operator.command()
@@ -85,7 +108,12 @@ def _act(conn: Connection, as_json: bool, action: Callable[[Client], OperatorInf
 @JSON
 def stake(conn: Connection, amount: str, as_json: bool) -> None:
     """Add AMOUNT tokens of stake (approving the staking contract if needed)."""
-    _act(conn, as_json, lambda c: actions.stake(c, token_units(c, amount)), f"staked {amount}")
+    _act(
+        conn,
+        as_json,
+        lambda c: actions.stake(c, token_units(c, amount)),
+        lambda c: f"staked {c.tokens(token_units(c, amount))}",
+    )
 
 
 @operator.command()
@@ -94,7 +122,12 @@ def stake(conn: Connection, amount: str, as_json: bool) -> None:
 @JSON
 def unstake(conn: Connection, amount: str, as_json: bool) -> None:
     """Start unbonding AMOUNT tokens; `withdraw` them after the unbonding period (in blocks)."""
-    _act(conn, as_json, lambda c: actions.unstake(c, token_units(c, amount)), f"unbonding {amount}")
+    _act(
+        conn,
+        as_json,
+        lambda c: actions.unstake(c, token_units(c, amount)),
+        lambda c: f"unbonding {c.tokens(token_units(c, amount))}",
+    )
 
 
 @operator.command()

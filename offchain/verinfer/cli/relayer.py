@@ -27,6 +27,12 @@ CONFIG = click.option(
 )
 
 
+class NoJournal(click.ClickException):
+    """`status` on a config whose journal does not exist: a configuration problem, exit 2."""
+
+    exit_code = 2
+
+
 @click.group()
 def relayer() -> None:
     """Run an operator relayer and inspect its journal."""
@@ -64,7 +70,7 @@ def status(config_path: Path, as_json: bool) -> None:
     """Summarise the journal: checkpoint, requests by state, transactions by state."""
     config = RelayerConfig.load(config_path, require_keystore=False)  # status never signs
     if not config.journal.path.exists():
-        raise click.ClickException(f"no journal at {config.journal.path} (has the relayer run?)")
+        raise NoJournal(f"no journal at {config.journal.path} (has the relayer run with this config?)")
     journal = Journal(config.journal.path)
     try:
         checkpoint = journal.checkpoint()

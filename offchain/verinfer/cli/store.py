@@ -14,7 +14,13 @@ def store() -> None:
 
 
 @store.command()
-@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The store directory (must exist; `models publish --store DIR` fills it).",
+)
 @click.option("--listen", default="127.0.0.1:8700", show_default=True, help="HOST:PORT")
 def serve(root: Path, listen: str) -> None:
     """Serve DIR's <sha256>.onnx artifacts read-only over HTTP until interrupted."""
@@ -22,7 +28,6 @@ def serve(root: Path, listen: str) -> None:
         host, port = split_listen(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
-    root.mkdir(parents=True, exist_ok=True)
     server = make_server(root, host, port)
     click.echo(f"serving {root} at http://{host}:{server.server_address[1]}/", err=True)
     try:

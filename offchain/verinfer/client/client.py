@@ -1,5 +1,6 @@
 """`Client`: a dapp's handle on one verinfer deployment (requests, settlement, results, registry views)."""
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from verinfer.client.errors import (
     InferenceTimeout,
     InsufficientAllowance,
     InsufficientBalance,
+    InvalidArgument,
+    InvalidModelName,
     RequestDisputed,
     RequestExpired,
     RequestFailed,
@@ -39,6 +42,7 @@ from verinfer.client.errors import (
 from verinfer.client.inputs import Inputs, encode_inputs, typed_outputs
 from verinfer.client.records import InferenceResult, ModelSummary, PendingRequest, Settlement
 from verinfer.models.codec import decode_tensors
+from verinfer.models.names import model_name_problem
 
 DEPLOYMENTS_ENV = "VERINFER_DEPLOYMENTS"  # directory of <network>.json records (default ./deployments)
 RPC_ENV = "VERINFER_RPC_URL"
@@ -94,6 +98,8 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     name, sep, version = ref.partition("@")
     if not name or (sep and not version.isdigit()):
         raise UnknownVersion(f"model reference {ref!r} is not NAME or NAME@VERSION")
+    if problem := model_name_problem(name):
+        raise InvalidModelName(problem)
     return name, int(version) if sep else None
 
 
@@ -159,6 +165,17 @@ class Client:
         target = getattr(self.contracts, contract).address
         return self.sender.transact(target, self.contracts.calldata(contract, function, *args), function)
 
+    @functools.cached_property
+    def _token_unit(self) -> tuple[int, str]:
+        return int(self.contracts.view("token", "decimals")), str(self.contracts.view("token", "symbol"))
+
+    def tokens(self, amount: int) -> str:
+        """Base units (wei) as the fee token's decimal amount with its symbol: "3.2 VDEV"."""
+        decimals, symbol = self._token_unit
+        whole, fraction = divmod(amount, 10**decimals)
+        digits = f"{fraction:0{decimals}d}".rstrip("0") if decimals else ""
+        return f"{whole}{'.' + digits if digits else ''} {symbol}"
+
     def token_balance(self, address: str | None = None) -> int:
         owner = address or self.address
         return int(self.contracts.view("token", "balanceOf", owner))
@@ -180,14 +197,15 @@ class Client:
         balance = self.token_balance()
         if balance < amount:
             raise InsufficientBalance(
-                f"{purpose} costs {amount} fee-token units but {self.address} holds {balance}"
+                f"{purpose} costs {self.tokens(amount)} but {self.address} holds {self.tokens(balance)}"
             )
         allowance = int(self.contracts.view("token", "allowance", self.address, spender))
         if allowance >= amount:
             return
         if not approve:
             raise InsufficientAllowance(
-                f"{purpose} needs an allowance of {amount} for {spender}, {self.address} granted {allowance}"
+                f"{purpose} needs an allowance of {self.tokens(amount)} for {spender}, "
+                f"{self.address} granted {self.tokens(allowance)}"
             )
         self.transact("token", "approve", spender, amount)
 
@@ -268,16 +286,18 @@ class Client:
         target = self.model(model, version)
         mode_bit = MODES.get(mode)
         if mode_bit is None:
-            raise VerinferError(f"unknown mode {mode!r}; one of {sorted(MODES)}")
+            raise InvalidArgument(f"unknown mode {mode!r}; one of {sorted(MODES)}")
         if not target.modes & mode_bit:
             allowed = [name for name, bit in MODES.items() if target.modes & bit]
-            raise VerinferError(
+            raise InvalidArgument(
                 f"{model} v{target.version} does not allow mode {mode!r}; it allows {allowed}"
             )
         encoded = encode_inputs(target.spec, inputs, input_decimals)
         fee = self.quote(target, k)
         if max_fee is not None and fee > max_fee:
-            raise InsufficientAllowance(f"the request costs {fee}, above max_fee {max_fee}")
+            raise InsufficientAllowance(
+                f"the request costs {self.tokens(fee)}, above max_fee {self.tokens(max_fee)}"
+            )
         self.ensure_allowance(self.contracts.hub.address, fee, approve=approve, purpose="the request")
         args = request_struct(
             target,

@@ -14,6 +14,14 @@ class UnknownModel(VerinferError, LookupError):
     """No model with that name is registered."""
 
 
+class InvalidArgument(VerinferError, ValueError):
+    """An argument the call cannot take (a non-positive amount, say); nothing was sent."""
+
+
+class InvalidModelName(InvalidArgument):
+    """A name that breaks the registry's naming rule (`verinfer.models.names.NAME_RULE`); nothing was sent."""
+
+
 class UnknownVersion(VerinferError, LookupError):
     """The model exists but not that version (or only deprecated ones)."""
 

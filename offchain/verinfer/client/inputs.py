@@ -20,9 +20,11 @@ def encode_inputs(spec: TensorSpec, inputs: Inputs, decimals: int = 6) -> bytes:
     else:
         named = _named(spec, inputs)
         try:
-            tensors = [Tensor.from_array(name, np.asarray(value), decimals) for name, value in named.items()]
+            tensors = [
+                Tensor.from_array(name, _numeric(name, value), decimals) for name, value in named.items()
+            ]
             encoded = encode_tensors(tensors)
-        except (CodecError, ValueError, TypeError) as exc:
+        except (CodecError, ValueError, TypeError, ArithmeticError) as exc:
             raise InputMismatch(f"inputs cannot be encoded: {exc}") from None
     try:
         prepare_inputs(spec.inputs, encoded)  # the check every relayer applies before running the model
@@ -40,6 +42,28 @@ def typed_outputs(spec: TensorSpec, tensors: list[Tensor]) -> dict[str, npt.NDAr
         values = tensor.to_array()
         out[tensor.name] = values if np.issubdtype(dtype, np.floating) else values.astype(dtype)
     return out
+
+
+def _numeric(name: str, value: Any) -> npt.NDArray[Any]:
+    """`value` as a numeric array; InputMismatch for strings, nulls, objects and ragged nesting."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise InputMismatch(
+            f"input {name!r} is not a rectangular array (rows of different lengths)"
+        ) from None
+    if array.dtype.kind in "biuf":
+        return array
+    bad = _non_numbers(value)
+    found = f"found {bad[0]!r}" if bad else f"got a {array.dtype} array"
+    raise InputMismatch(f"input {name!r} must hold only numbers, {found}")
+
+
+def _non_numbers(value: Any) -> list[Any]:
+    """The elements of nested lists that are not numbers."""
+    if isinstance(value, list | tuple):
+        return [bad for item in value for bad in _non_numbers(item)]
+    return [] if isinstance(value, int | float | np.number) else [value]
 
 
 def _named(spec: TensorSpec, inputs: Inputs) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 from verinfer.chain.contracts import OperatorInfo
 from verinfer.client.client import Client
-from verinfer.client.errors import VerinferError
+from verinfer.client.errors import InvalidArgument
 
 
 def stake(client: Client, amount: int) -> OperatorInfo:
     if amount <= 0:
-        raise VerinferError("stake amount must be positive")
+        raise InvalidArgument("stake amount must be positive")
     client.ensure_allowance(client.contracts.staking.address, amount, purpose="staking")
     client.transact("staking", "stake", amount)
     return client.operator(client.address)
@@ -17,7 +17,10 @@ def unstake(client: Client, amount: int) -> OperatorInfo:
     """Starts unbonding `amount`; it can be withdrawn after the unbonding period (in blocks)."""
     current = client.operator(client.address)
     if not 0 < amount <= current.stake:
-        raise VerinferError(f"can unbond between 1 and {current.stake} (the active stake), not {amount}")
+        raise InvalidArgument(
+            f"can unbond more than 0 and at most {client.tokens(current.stake)} (the active stake), "
+            f"not {client.tokens(amount)}"
+        )
     client.transact("staking", "requestUnbond", amount)
     return client.operator(client.address)
 

@@ -1,7 +1,5 @@
 """Model owners: publish an ONNX artifact to the model store and register it as a new version."""
 
-import re
-
 from verinfer.chain.contracts import MODES, ModelVersion
 from verinfer.client.client import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -10,11 +8,10 @@ from verinfer.client.client import (
     ZERO_ADDRESS,
     Client,
 )
-from verinfer.client.errors import VerinferError
+from verinfer.client.errors import InvalidModelName, VerinferError
 from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.names import model_name_problem
 from verinfer.models.spec import spec_from_onnx
-
-MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # the registry's rule (InvalidModelName)
 
 
 def artifact_uris(store: ArtifactStore, sha256: bytes, base_url: str | None) -> list[str]:
@@ -38,11 +35,8 @@ def publish_model(
     """Stores the artifact, reads its tensor spec, registers the name if new and publishes a version.
 
     An output longer than `max_output_bytes` (encoded) settles as the canonical OUTPUT_TOO_LARGE error."""
-    if not MODEL_NAME.fullmatch(name):
-        raise VerinferError(
-            f"model name {name!r} must be 1 to 64 characters of a-z, 0-9, '.', '_' and '-', "
-            "starting with a letter or digit"
-        )
+    if problem := model_name_problem(name):
+        raise InvalidModelName(problem)
     if not MIN_OUTPUT_BYTES <= max_output_bytes <= MAX_OUTPUT_BYTES:
         raise VerinferError(
             f"max output bytes must be between {MIN_OUTPUT_BYTES} (an error output) and {MAX_OUTPUT_BYTES}, "

@@ -31,6 +31,7 @@ TOKEN = 10**18
 MINT = 10_000 * TOKEN  # fee tokens for the model owner, the dapp and each operator
 STAKE = 1_000 * TOKEN
 SAMPLE_FEE = TOKEN // 10
+RECORD_OWNER = "devnet_home"  # key in the deployment record: which devnet wrote it
 RPC_PROBE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
 
 Progress = Callable[[str], None]
@@ -76,6 +77,12 @@ def up(options: UpOptions, progress: Progress = lambda _: None) -> DevnetState:
     """Brings the whole devnet up; on any failure stops what it started and re-raises."""
     if running(options.home) is not None:
         raise DevnetError(f"a devnet is already running from {options.home} (`verinfer devnet down` first)")
+    holder = record_owner(options.deployment)
+    if holder is not None and holder != options.home.resolve() and running(holder) is not None:
+        raise DevnetError(
+            f"{options.deployment} belongs to the devnet running from {holder}: stop it first "
+            f"(`verinfer devnet down --home {holder}`) or give this devnet its own --deployment PATH"
+        )
     root = project_root()
     env = tool_env(root)
     options.home.mkdir(parents=True, exist_ok=True)
@@ -181,14 +188,25 @@ def ape_run(script: str, args: list[str], rpc_url: str, log: Path) -> None:
         raise DevnetError(f"ape run {script} failed ({tail[0]}); see {log}")
 
 
+def record_owner(deployment: Path) -> Path | None:
+    """The home of the devnet that wrote the record `deployment`; None: no record, or not a devnet's."""
+    try:
+        home = json.loads(deployment.read_text()).get(RECORD_OWNER)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(home) if isinstance(home, str) else None
+
+
 def _deploy(state: DevnetState) -> None:
     ape_run("deploy", ["--out", str(state.deployment)], state.rpc_url, state.home / "logs" / "deploy.log")
     record = json.loads(state.deployment.read_text())
     record["rpc_url"] = state.rpc_url
+    record[RECORD_OWNER] = str(state.home.resolve())  # so another devnet neither clobbers nor deletes it
     state.deployment.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _serve_store(state: DevnetState, env: dict[str, str], root: Path) -> None:
+    state.store_dir.mkdir(parents=True, exist_ok=True)  # `store serve` refuses a missing directory
     port = free_port()
     argv = [sys.executable, "-m", "verinfer", "store", "serve", "--dir", str(state.store_dir)]
     argv += ["--listen", f"127.0.0.1:{port}"]
@@ -256,8 +274,8 @@ def down(home: Path, state: DevnetState | None = None) -> list[tuple[str, bool]]
     if leftover:
         raise DevnetError(f"could not stop {leftover}; their pids are in {state.path}")
     state.path.unlink(missing_ok=True)
-    if state.embedded:
-        state.deployment.unlink(missing_ok=True)  # it points at a chain that no longer exists
+    if state.embedded and record_owner(state.deployment) == state.home.resolve():
+        state.deployment.unlink(missing_ok=True)  # ours, and it points at a chain that no longer exists
     return stopped
 
 

@@ -107,6 +107,22 @@ def to_input_array(spec: IOSpec, tensor: Tensor) -> npt.NDArray[Any]:
     return np.asarray(values, dtype=dtype).reshape(tensor.shape)
 
 
+def check_output(spec: IOSpec, array: npt.NDArray[Any]) -> None:
+    """OUTPUT_SPEC unless the model's output has the declared dtype and shape (0 is a dynamic dimension).
+
+    ONNX Runtime does not hold a model to its declared output shapes, so a graph can produce more (or
+    other) than its version promises consumers; that is an error output, never a result."""
+    dtype = NUMPY_DTYPES.get(spec.dtype)
+    if dtype is None or array.dtype != dtype:
+        raise InputRejected(
+            ErrorCode.OUTPUT_SPEC, f"output {spec.name!r}: dtype {array.dtype} vs declared {spec.dtype}"
+        )
+    if not shape_matches(spec.shape, array.shape):
+        raise InputRejected(
+            ErrorCode.OUTPUT_SPEC, f"output {spec.name!r}: shape {array.shape} vs declared {spec.shape}"
+        )
+
+
 def prepare_inputs(specs: tuple[IOSpec, ...], encoded: bytes) -> dict[str, npt.NDArray[Any]]:
     """Decodes and checks an input against the spec; raises InputRejected with the canonical code."""
     try:
@@ -214,6 +230,11 @@ class ModelRuntime:
 
     def _execute(self, session: ort.InferenceSession, version: ModelVersion, feed: dict[str, Any]) -> bytes:
         names = [o.name for o in version.spec.outputs]
+        graph_names = {o.name for o in session.get_outputs()}
+        if len(set(names)) != len(names) or set(names) != graph_names:
+            raise InputRejected(
+                ErrorCode.OUTPUT_SPEC, f"spec outputs {names} differ from the model's {sorted(graph_names)}"
+            )
         options = ort.RunOptions()
         token = self._watchdog.watch(options, self.timeout)
         try:
@@ -227,6 +248,7 @@ class ModelRuntime:
         tensors = []
         for spec, value in zip(version.spec.outputs, results, strict=True):
             array = np.asarray(value)
+            check_output(spec, array)
             if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
                 raise InputRejected(ErrorCode.NON_FINITE, f"output {spec.name!r} has NaN or Inf")
             if array.dtype.kind not in "fiub":
