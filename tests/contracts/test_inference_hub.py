@@ -127,9 +127,7 @@ def test_request__deprecated_or_mode_not_allowed__reverts(
 def test_request__no_allowance__reverts(hub, token, model, challenger, deployer):
     token.mint(challenger, 10**20, sender=deployer)
     with ape.reverts(token.ERC20InsufficientAllowance):
-        hub.requestInference(
-            (*model, 1, 1, 0, False, 10**20, sample_input()), sender=challenger
-        )
+        hub.requestInference((*model, 1, 1, 0, False, 10**20, sample_input()), sender=challenger)
 
 
 def test_commit__records_and_emits(hub, rid, committee, act):
