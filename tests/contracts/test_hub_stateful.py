@@ -1,24 +1,45 @@
-"""Stateful property test: random honest, lying and silent operators, stakes, unbondings and
-requests. After every step tokens are conserved and nothing is paid twice; once time advances,
-every request reaches a terminal status."""
+"""Stateful property test: random honest, lying, silent and withholding operators; requests from an
+EOA and through recording, reverting and gas-burning consumer contracts, with callbacks and
+digest-only storage; stakes, unbondings, jail; and an attacker calling consumers directly. After
+every step tokens are conserved, every escrowed token is paid or refunded exactly once, and no
+callback reaches a contract for a request it did not make; once time advances, every request
+reaches a terminal status."""
 
 import ape
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from verinfer.chain.contracts import Status
+from verinfer.chain.contracts import Fault, Status
 
 from tests.conftest import E18, TEST_PARAMS, sample_input, sample_output
 
-BEHAVIORS = ("honest", "liar", "silent")
+BEHAVIORS = ("honest", "liar", "silent", "withhold")
 HONEST = sample_output(0.25)
+# What each behaviour may be penalized for: a member that reveals late counts as withholding.
+ALLOWED_FAULTS = {
+    "honest": {Fault.WITHHELD},
+    "liar": {Fault.DISSENT, Fault.WITHHELD},
+    "silent": {Fault.SILENT},
+    "withhold": {Fault.WITHHELD},
+}
+REQUESTERS = ("dapp", "recording", "reverting", "burner")
 
 
 @pytest.fixture
-def machine(chain, accounts, token, staking, hub, model, operators, dapp, act, deployer):
+def machine(
+    chain, accounts, token, registry, staking, hub, model, operators, dapp, act, deployer, challenger, project
+):
     model_id, version = model
+    model_owner = registry.ownerOf(model_id)
+    attacker = challenger
     holders = [accounts[i] for i in range(10)]
+    consumers = {
+        "recording": deployer.deploy(project.RecordingConsumer, hub),
+        "reverting": deployer.deploy(project.RevertingConsumer, hub),
+        "burner": deployer.deploy(project.GasBurnerConsumer, hub),
+    }
+    actors = [*holders, *consumers.values()]
     token.approve(hub, 2**256 - 1, sender=dapp)
     for op in operators:
         token.approve(staking, 2**256 - 1, sender=op)
@@ -27,45 +48,124 @@ def machine(chain, accounts, token, staking, hub, model, operators, dapp, act, d
         def __init__(self):
             super().__init__()
             self.snapshot = chain.snapshot()
-            self.plans: dict[int, dict[str, str]] = {}
+            self.supply = token.totalSupply()
+            # Tokens held by accounts this machine never touches (other modules' operators).
+            self.untracked = self.supply - self.held()
+            self.staked_elsewhere = token.balanceOf(staking) - self.staked()
+            self.plans: dict[int, dict] = {}
             self.committed: set[int] = set()
             self.revealed: set[int] = set()
-            self.settled: set[int] = set()
+            self.settled: dict[int, int] = {}
+            self.credits = {a.address: hub.claimable(a) for a in actors}
+            self.callbacks: list[tuple[int, str, bool]] = []
 
         # ---------------------------------------------------------------- helpers
 
+        def held(self):
+            return sum(token.balanceOf(a) for a in actors) + token.balanceOf(hub) + token.balanceOf(staking)
+
+        def staked(self):
+            return sum(
+                staking.operatorInfo(op).stake + staking.operatorInfo(op).unbonding for op in operators
+            )
+
+        def mint(self, account, amount):
+            token.mint(account, amount, sender=deployer)
+            self.supply += amount
+
         def record(self, receipt):
+            """Books what a settling transaction did: status, fee split, penalties, callbacks."""
             for event in receipt.decode_logs(hub.RequestSettled):
-                assert event.requestId not in self.settled, "settled twice"
-                self.settled.add(event.requestId)
+                rid = event.requestId
+                assert rid not in self.settled, "settled twice"
+                assert Status(event.status).terminal
+                self.settled[rid] = event.status
+            for event in receipt.decode_logs(hub.FeesDistributed):
+                rid = event.requestId
+                plan = self.plans[rid]
+                paid = event.perOperator * event.agreeing + event.modelOwner + event.treasury + event.refund
+                assert paid == plan["fee"], "escrow not fully paid or refunded"
+                agreeing = hub.getResult(rid).agreeing if event.agreeing else []
+                assert len(agreeing) == event.agreeing
+                for member in agreeing:
+                    self.credit(member, event.perOperator)
+                self.credit(model_owner, event.modelOwner)
+                self.credit(hub.treasury(), event.treasury)
+                self.credit(plan["requester"], event.refund)
+            for event in receipt.decode_logs(hub.MemberPenalized):
+                behavior = self.plans[event.requestId]["behaviors"][event.operator]
+                assert Fault(event.fault) in ALLOWED_FAULTS[behavior], (behavior, event.fault)
+            for event in receipt.decode_logs(hub.CallbackExecuted):
+                self.callbacks.append((event.requestId, event.requester, event.success))
+
+        def credit(self, account, amount):
+            if amount:
+                self.credits[account] = self.credits.get(account, 0) + amount
 
         def pending(self):
             return [rid for rid in self.plans if rid not in self.settled]
 
-        def lie(self, op):
-            return sample_output(0.5 + operators.index(op) / 100)
+        def lie(self, address):
+            return sample_output(0.5 + operators.index(ape.accounts[address]) / 100)
 
         def output_of(self, rid, address):
-            return HONEST if self.plans[rid][address] == "honest" else self.lie(ape.accounts[address])
+            return HONEST if self.plans[rid]["behaviors"][address] == "honest" else self.lie(address)
+
+        def accepted_output(self, rid):
+            """The output a strict majority of revealed members gave, if any (computed off-chain)."""
+            r = hub.getRequest(rid)
+            outputs = [
+                self.output_of(rid, a) for i, a in enumerate(hub.getCommittee(rid)) if r.revealedMask >> i & 1
+            ]
+            for output in outputs:
+                if outputs.count(output) >= r.k // 2 + 1:
+                    return output
+            return None
 
         # ---------------------------------------------------------------- rules
 
-        @rule(k=st.integers(1, 3), behaviors=st.lists(st.sampled_from(BEHAVIORS), min_size=3, max_size=3))
-        def request(self, k, behaviors):
+        @rule(
+            k=st.integers(1, 3),
+            behaviors=st.lists(st.sampled_from(BEHAVIORS), min_size=3, max_size=3),
+            via=st.sampled_from(REQUESTERS),
+            callback_gas=st.sampled_from([0, 60_000, 400_000]),
+            digest_only=st.booleans(),
+        )
+        def request(self, k, behaviors, via, callback_gas, digest_only):
             fee = hub.quote(model_id, version, k)
-            token.mint(dapp, fee, sender=deployer)
-            req = (model_id, version, 1, k, ape.utils.ZERO_ADDRESS, 0, fee, sample_input())
-            eligible = staking.poolInfo(model_id)[1]
-            if eligible < k:
-                with ape.reverts(hub.InsufficientOperators):
-                    hub.requestInference(req, sender=dapp)
+            req = (model_id, version, 1, k, callback_gas, digest_only, fee, sample_input())
+            requester = dapp if via == "dapp" else consumers[via]
+            self.mint(requester, fee)
+            seed_block = chain.blocks.height + 2  # the block after the request's
+            if staking.eligibleAt(model_id, seed_block) < k:
+                if via == "dapp":
+                    with ape.reverts(hub.InsufficientOperators):
+                        hub.requestInference(req, sender=dapp)
+                else:
+                    with ape.reverts():  # the hub's error, bubbled up through the consumer
+                        requester.request(token, req, sender=dapp)
                 return
-            rid = hub.requestInference(req, sender=dapp).return_value
-            self.plans[rid] = dict(zip(hub.getCommittee(rid), behaviors, strict=False))
-            # Members that are not silent commit at once, as their relayers would.
-            for address, behavior in self.plans[rid].items():
+            if via == "dapp":
+                receipt = hub.requestInference(req, sender=dapp)
+            else:
+                receipt = requester.request(token, req, sender=dapp)
+            rid = receipt.decode_logs(hub.RequestCreated)[0].requestId
+            assert hub.getRequest(rid).seedBlock == seed_block
+            # One block makes the seed block; views run on the latest block, so the preview needs one more.
+            chain.mine(2)
+            committee = hub.previewCommittee(rid)
+            self.plans[rid] = {
+                "requester": requester.address,
+                "fee": fee,
+                "callback": callback_gas != 0,
+                "behaviors": dict(zip(committee, behaviors, strict=False)),
+            }
+            # Members that are not silent commit at once, as their relayers would; the first draws.
+            for address, behavior in self.plans[rid]["behaviors"].items():
                 if behavior != "silent":
                     act.commit(ape.accounts[address], rid, self.output_of(rid, address))
+            if any(b != "silent" for b in self.plans[rid]["behaviors"].values()):
+                assert list(hub.getCommittee(rid)) == list(committee)
             self.committed.add(rid)
 
         @rule()
@@ -78,27 +178,39 @@ def machine(chain, accounts, token, staking, hub, model, operators, dapp, act, d
                 full = r.committedMask == (1 << r.k) - 1
                 if not (full or next_block > r.commitDeadline) or next_block > r.revealDeadline:
                     continue
-                for address, behavior in self.plans[rid].items():
+                for address, behavior in self.plans[rid]["behaviors"].items():
                     # Each reveal is a block of its own: a late member can find the window closed.
-                    if behavior != "silent" and chain.blocks.head.number + 1 <= r.revealDeadline:
+                    if behavior in ("honest", "liar") and chain.blocks.head.number + 1 <= r.revealDeadline:
                         self.record(act.reveal(ape.accounts[address], rid, self.output_of(rid, address)))
                 self.revealed.add(rid)
 
         @rule(blocks=st.integers(1, 12))
         def advance(self, blocks):
             chain.mine(blocks)
-            # Members that are not silent reveal as soon as they can, as their relayers would.
+            # Members that reveal at all reveal as soon as they can, as their relayers would.
             self.reveal_all()
 
         @rule()
         def finalize_ready(self):
             for rid in self.pending():
-                if hub.canFinalize(rid):
+                if not hub.canFinalize(rid):
+                    continue
+                r = hub.getRequest(rid)
+                output = self.accepted_output(rid) if r.digestOnly and r.drawn else None
+                if output is None:
                     self.record(hub.finalize(rid, sender=deployer))
+                    continue
+                # A digest-only request with a quorum needs the accepted bytes, and only those.
+                with ape.reverts(hub.OutputRequired, requestId=rid):
+                    hub.finalize(rid, sender=deployer)
+                with ape.reverts(hub.OutputMismatch, requestId=rid):
+                    hub.finalizeWithOutput(rid, output + b"\x00", sender=attacker)
+                self.record(hub.finalizeWithOutput(rid, output, sender=attacker))
+                assert hub.verifyOutput(rid, output)
 
         @rule(i=st.integers(0, 4), amount=st.integers(1, 300))
         def stake_more(self, i, amount):
-            token.mint(operators[i], amount * E18, sender=deployer)
+            self.mint(operators[i], amount * E18)
             staking.stake(amount * E18, sender=operators[i])
 
         @rule(i=st.integers(0, 4), amount=st.integers(1, 400))
@@ -107,69 +219,126 @@ def machine(chain, accounts, token, staking, hub, model, operators, dapp, act, d
             if amount * E18 > staking.operatorInfo(op).stake:
                 with ape.reverts(staking.InsufficientStake):
                     staking.requestUnbond(amount * E18, sender=op)
-            elif len(staking.unbondingsOf(op)) < 16:
+            elif len(staking.unbondingsOf(op)) < staking.MAX_UNBONDINGS():
                 staking.requestUnbond(amount * E18, sender=op)
 
-        @rule(i=st.integers(0, 4))
-        def withdraw_matured(self, i):
-            chain.pending_timestamp += TEST_PARAMS["unbonding_period"]
+        @rule(i=st.integers(0, 4), wait=st.booleans())
+        def withdraw_matured(self, i, wait):
+            if wait:
+                chain.mine(TEST_PARAMS["unbonding_period"])
             op = operators[i]
-            if any(u.releaseAt <= chain.pending_timestamp for u in staking.unbondingsOf(op)):
+            if any(u.releaseAt <= chain.blocks.height + 1 for u in staking.unbondingsOf(op)):
                 staking.withdraw(sender=op)
+            else:
+                with ape.reverts(staking.NothingToWithdraw):
+                    staking.withdraw(sender=op)
 
         @rule(i=st.integers(0, 4))
         def unjail(self, i):
             op = operators[i]
             info = staking.operatorInfo(op)
             if info.jailed and info.stake >= TEST_PARAMS["min_stake"]:
+                if chain.blocks.height + 1 < info.jailedUntil:
+                    with ape.reverts(staking.JailPeriodNotOver):
+                        staking.unjail(sender=op)
+                    chain.mine(info.jailedUntil - chain.blocks.height - 1)
                 staking.unjail(sender=op)
 
         @rule(i=st.integers(0, 9))
         def claim(self, i):
-            if hub.claimable(holders[i]) > 0:
-                hub.claim(sender=holders[i])
-                assert hub.claimable(holders[i]) == 0
+            holder = holders[i]
+            if hub.claimable(holder) > 0:
+                receipt = hub.claim(sender=holder)
+                assert receipt.events.filter(hub.Claimed)[0].amount == self.credits[holder.address]
+                self.credits[holder.address] = 0
+            else:
+                with ape.reverts(hub.NothingToClaim):
+                    hub.claim(sender=holder)
+
+        @rule(name=st.sampled_from(sorted(consumers)))
+        def claim_consumer_refunds(self, name):
+            consumer = consumers[name]
+            before = token.balanceOf(consumer)
+            owed = hub.claimable(consumer)
+            consumer.claimRefunds(sender=attacker)  # anyone may push; the tokens go only to the consumer
+            assert token.balanceOf(consumer) - before == owed
+            self.credits[consumer.address] = 0
+
+        @rule(name=st.sampled_from(sorted(consumers)), pick=st.integers(0, 50), status=st.integers(2, 5))
+        def attacker_calls_consumer(self, name, pick, status):
+            consumer = consumers[name]
+            rids = sorted(self.plans) or [1]
+            rid = rids[pick % len(rids)]
+            with ape.reverts(consumer.OnlyHub, caller=attacker.address):
+                consumer.onInferenceResult(rid, status, HONEST, sender=attacker)
 
         # ---------------------------------------------------------------- invariants
 
         @invariant()
         def tokens_conserved(self):
-            balances = sum(token.balanceOf(a) for a in holders)
-            assert balances + token.balanceOf(hub) + token.balanceOf(staking) == token.totalSupply()
+            assert token.totalSupply() == self.supply
+            assert self.held() + self.untracked == self.supply
 
         @invariant()
         def hub_holds_exactly_escrow_plus_credits(self):
-            escrow = 0
-            for rid in self.pending():
-                r = hub.getRequest(rid)
-                escrow += r.modelFee + r.k * r.operatorFee + r.protocolFee
-            credits = sum(hub.claimable(a) for a in holders)
+            escrow = sum(self.plans[rid]["fee"] for rid in self.pending())
+            credits = sum(hub.claimable(a) for a in actors)
             assert token.balanceOf(hub) == escrow + credits
 
         @invariant()
+        def claimable_matches_the_fee_splits(self):
+            for account in actors:
+                assert hub.claimable(account) == self.credits.get(account.address, 0), account
+
+        @invariant()
+        def each_request_settled_once_in_its_status(self):
+            for rid in self.plans:
+                status = Status(hub.getRequest(rid).status)
+                if rid in self.settled:
+                    assert status == self.settled[rid]
+                else:
+                    assert status == Status.PENDING
+
+        @invariant()
+        def callbacks_only_to_the_requester(self):
+            seen = set()
+            for rid, target, success in self.callbacks:
+                plan = self.plans[rid]
+                assert target == plan["requester"] and plan["callback"], (rid, target)
+                assert rid not in seen, "called back twice"
+                seen.add(rid)
+                if target == consumers["reverting"].address or target == consumers["burner"].address:
+                    assert not success
+            recording = consumers["recording"]
+            delivered = [rid for rid, target, ok in self.callbacks if ok and target == recording.address]
+            assert recording.calls() == len(delivered)
+            if delivered:
+                assert recording.lastRequestId() == delivered[-1]
+
+        @invariant()
         def staking_holds_exactly_stakes(self):
-            held = sum(
-                staking.operatorInfo(op).stake + staking.operatorInfo(op).unbonding for op in operators
-            )
-            assert token.balanceOf(staking) == held
+            assert token.balanceOf(staking) == self.staked() + self.staked_elsewhere
 
         def teardown(self):
             try:
-                # Time runs on; members that are not silent keep revealing when they can.
+                # Time runs on; members that reveal at all keep revealing when they can.
                 for _ in range((TEST_PARAMS["commit_window"] + TEST_PARAMS["reveal_window"]) // 5 + 1):
                     self.advance(5)
                 self.finalize_ready()
                 for rid in self.plans:
                     assert Status(hub.getRequest(rid).status).terminal, rid
+                    assert rid in self.settled, rid
                 self.tokens_conserved()
                 self.hub_holds_exactly_escrow_plus_credits()
+                self.claimable_matches_the_fee_splits()
+                self.callbacks_only_to_the_requester()
             finally:
                 chain.restore(self.snapshot)
 
     return HubMachine
 
 
-def test_hub__random_operators_and_requests__invariants_hold(machine):
+def test_hub__random_operators_requesters_and_consumers__invariants_hold(machine):
     run_state_machine_as_test(
-        machine, settings=settings(max_examples=6, stateful_step_count=20, deadline=None)
+        machine, settings=settings(max_examples=5, stateful_step_count=15, deadline=None)
     )
