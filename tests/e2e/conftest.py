@@ -192,6 +192,14 @@ def keeper(rpc_url: str) -> Iterator[BlockKeeper]:
         yield running
 
 
+def hub_events(hub: Any, name: str, request_id: int) -> list[Any]:
+    """The hub's `name` events of one request, in chain order."""
+    start = int(hub.getRequest(request_id).seedBlock) - 1  # the request's own block
+    stop = ape.chain.blocks.head.number + 1
+    event = getattr(hub, name)
+    return list(event.range(start, stop, search_topics={"requestId": request_id}))
+
+
 def seeded(hub: Any, request_id: int) -> bool:
     """The request's seed block is mined (its committee can be known)."""
     return ape.chain.blocks.head.number >= int(hub.getRequest(request_id).seedBlock)

@@ -87,8 +87,8 @@ def test_models_publish__stores_serves_and_registers(devnet: Devnet, tmp_path: P
     assert "not an ONNX model" in fails(
         devnet, 2, "models", "publish", str(junk), "--name", "junk", "--decimals", "2"
     )
-    assert "model name 'Iris CLI' must be" in fails(
-        devnet, 1, "models", "publish", str(artifact), "--name", "Iris CLI", "--decimals", "5"
+    assert "model name 'Iris CLI' is not valid" in fails(
+        devnet, 2, "models", "publish", str(artifact), "--name", "Iris CLI", "--decimals", "5"
     )
     small = ok_json(
         devnet,

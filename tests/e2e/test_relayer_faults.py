@@ -13,6 +13,7 @@ from tests.e2e.conftest import (
     direct_output,
     exact_features,
     features_input,
+    hub_events,
     journal_txs,
     metric,
     quiet,
@@ -194,7 +195,7 @@ def test_lying_relayer__is_slashed__honest_result_settles(
     wait_for(
         lambda: metric(procs[liar_index].metrics, "verinfer_slashed") == 1, 10, "the liar counts its penalty"
     )
-    (penalty,) = hub.MemberPenalized.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    (penalty,) = hub_events(hub, "MemberPenalized", request_id)
     assert penalty.operator == liar.account.address and Fault(penalty.fault) == Fault.DISSENT
 
 
@@ -218,6 +219,6 @@ def test_digest_only__liar_reveals_last__honest_relayers_finalize_with_their_out
     expected = direct_output(sample.onnx, sample.decimals, exact_features(x))
     assert int(result.status) == Status.FINALIZED and bytes(result.outputDigest) == keccak(expected)
     assert sorted(result.agreeing) == sorted([b.account.address, c.account.address])
-    (event,) = hub.RequestSettled.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    (event,) = hub_events(hub, "RequestSettled", request_id)
     assert bytes(event.output) == expected
     assert stake_of(staking, liar) < STAKE and stake_of(staking, b) == stake_of(staking, c) == STAKE

@@ -14,6 +14,7 @@ from tests.e2e.conftest import (
     direct_output,
     exact_features,
     features_input,
+    hub_events,
     journal_row,
     metric,
     quiet,
@@ -69,8 +70,16 @@ def test_malformed_input__every_relayer_commits_the_error_output__request_fails_
 
 
 def test_slow_model__does_not_hold_up_a_fast_one(
-    hub: Any, staking: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+    hub: Any,
+    staking: Any,
+    sample: Any,
+    publish: Any,
+    crew: Any,
+    relayers: Any,
+    request_inference: Any,
+    keeper: Any,
 ) -> None:
+    keeper.idle_interval = None  # idle blocks would close the windows while the slow model runs
     slow = SampleModel(
         "slow", "seconds of matmuls", slow_model(layers=200, width=1024), 6, "x", np.zeros((1, 1))
     )
@@ -118,7 +127,7 @@ def test_committee_drawn_from_the_seed_block__only_its_members_act__others_journ
     wait_for(lambda: settled(hub, request_id), 30, "settlement")
     committee = list(hub.getCommittee(request_id))
     assert len(committee) == 3 and sorted(hub.getResult(request_id).agreeing) == sorted(committee)
-    (drawn,) = hub.CommitteeDrawn.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    (drawn,) = hub_events(hub, "CommitteeDrawn", request_id)
     assert list(drawn.committee) == committee
     for op, proc in zip(operators, procs, strict=True):
         row = journal_row(proc.journal, request_id)
@@ -143,7 +152,7 @@ def test_digest_only__output_kept_off_chain__settlement_event_carries_it(
     expected = direct_output(sample.onnx, sample.decimals, exact_features(x))
     assert int(result.status) == Status.FINALIZED and len(result.agreeing) == 3
     assert bytes(result.output) == b"" and bytes(result.outputDigest) == keccak(expected)
-    (event,) = hub.RequestSettled.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    (event,) = hub_events(hub, "RequestSettled", request_id)
     assert bytes(event.output) == expected
     assert hub.verifyOutput(request_id, expected) and not hub.verifyOutput(request_id, expected + b"\0")
 
@@ -186,6 +195,6 @@ def test_silent_member__windows_close_on_idle_blocks__settles_without_blocks_min
     silent = operators[2].account.address
     assert int(result.status) == Status.FINALIZED and silent not in result.agreeing
     assert len(result.agreeing) == 2
-    penalties = hub.MemberPenalized.query("*", start_block=int(hub.getRequest(request_id).seedBlock))
+    penalties = hub_events(hub, "MemberPenalized", request_id)
     assert [(p.operator, Fault(p.fault)) for p in penalties] == [(silent, Fault.SILENT)]
     assert ape.chain.blocks.head.number > int(hub.getRequest(request_id).commitDeadline)

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxParams
 
 from verinfer.chain.rpc import Rpc, RpcUnavailable
 
@@ -181,12 +182,12 @@ class TxManager:
     # ------------------------------------------------------------ sending
 
     def estimate(self, to: str, data: bytes) -> int:
-        """Gas estimate; TxRejected if the call would revert."""
+        """Gas estimate against the pending block, where the transaction lands (web3 would ask about the
+        latest one: a call that needs the head's hash, like a committee draw, fails there); TxRejected
+        if the call would revert."""
+        tx: TxParams = {"from": self.account.address, "to": to, "data": data}
         try:
-            return self.rpc.call(
-                lambda w3: int(w3.eth.estimate_gas({"from": self.account.address, "to": to, "data": data})),
-                "eth_estimateGas",
-            )
+            return self.rpc.call(lambda w3: int(w3.eth.estimate_gas(tx, "pending")), "eth_estimateGas")
         except ContractLogicError as exc:
             revert = exc.data if isinstance(exc.data, str) and exc.data.startswith("0x") else "0x"
             raise TxRejected(f"would revert: {exc.message or exc}", bytes.fromhex(revert[2:])) from None

@@ -8,7 +8,7 @@ from verinfer.client.client import (
     ZERO_ADDRESS,
     Client,
 )
-from verinfer.client.errors import InvalidModelName, VerinferError
+from verinfer.client.errors import InvalidArgument, InvalidModelName, VerinferError
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.names import model_name_problem
 from verinfer.models.spec import spec_from_onnx
@@ -38,7 +38,7 @@ def publish_model(
     if problem := model_name_problem(name):
         raise InvalidModelName(problem)
     if not MIN_OUTPUT_BYTES <= max_output_bytes <= MAX_OUTPUT_BYTES:
-        raise VerinferError(
+        raise InvalidArgument(
             f"max output bytes must be between {MIN_OUTPUT_BYTES} (an error output) and {MAX_OUTPUT_BYTES}, "
             f"not {max_output_bytes}"
         )

@@ -333,12 +333,10 @@ class Relayer:
             error = self.decoder.name(bytes.fromhex(data[2:]))
             if error == "SeedNotReady":
                 return  # the node's pending block is not past the seed yet: next round
-            if error == "SeedUnavailable":
-                self._miss(row, "committee never drawn: its seed block is more than 256 blocks old")
-                return
-            if error == "InsufficientOperators":
-                # The pool shrank below k before the draw: the request can only expire.
-                self.journal.update(row.request_id, State.NOT_MEMBER, detail="no committee can be drawn")
+            if error in ("SeedUnavailable", "InsufficientOperators"):
+                # Nobody drew while the seed was readable, or the pool shrank below k: no committee
+                # will ever exist, the request can only expire (refunded, nobody penalized).
+                self.journal.update(row.request_id, State.NOT_MEMBER, detail=f"no committee ({error})")
                 return
             log.warning("committee unknown", extra={"request_id": row.request_id, "error": error or str(exc)})
             self._reconcile(row)
