@@ -81,6 +81,8 @@ def test_encode_inputs__non_numeric__input_mismatch(value: object, says: str) ->
         ["models", "list", "--rpc-url", "notaurl"],
         ["operators", "list", "--rpc-url", "localhost:8545"],
         ["requests", "show", "1", "--rpc-url", "notaurl"],
+        ["requests", "wait", "1", "--rpc-url", "notaurl"],
+        ["requests", "finalize", "1", "--rpc-url", "notaurl"],
         ["infer", "--model", "iris-mlp", "--input", "[[1,2,3,4]]", "--rpc-url", "notaurl"],
         ["operator", "stake", "1", "--rpc-url", "notaurl"],
         ["devnet", "up", "--rpc-url", "notaurl"],
@@ -99,6 +101,11 @@ def test_rpc_url__from_the_environment__checked_too(monkeypatch: pytest.MonkeyPa
 def test_infer__timeout_not_positive__refused_before_paying(timeout: str) -> None:
     line = one_error_line(["infer", "--model", "m", "--input", "[[1]]", "--timeout", timeout])
     assert "'--timeout'" in line
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0"])
+def test_requests_wait__timeout_not_positive__refused(timeout: str) -> None:
+    assert "'--timeout'" in one_error_line(["requests", "wait", "1", "--timeout", timeout])
 
 
 def test_infer__unknown_mode__refused() -> None:

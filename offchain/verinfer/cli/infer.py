@@ -1,4 +1,4 @@
-"""`verinfer infer` and `verinfer requests show`: a dapp's inference from the shell."""
+"""`verinfer infer` and `verinfer requests show|wait|finalize`: a dapp's inference from the shell."""
 
 import json
 from pathlib import Path
@@ -7,9 +7,10 @@ from typing import Any
 import click
 
 from verinfer.chain.contracts import MODES, OnchainRequest, Status
+from verinfer.chain.sender import TransactionFailed
 from verinfer.cli.common import JSON, Connection, connection, emit, hexs
 from verinfer.client.client import Client
-from verinfer.client.errors import RequestNotFinalized
+from verinfer.client.errors import RequestNotFinalized, VerinferError
 from verinfer.client.records import InferenceResult, PendingRequest, Settlement
 
 
@@ -109,7 +110,7 @@ def infer(
 
 @click.group()
 def requests() -> None:
-    """Look up inference requests."""
+    """Look up, wait for and finalize inference requests."""
 
 
 @requests.command(name="show")
@@ -125,6 +126,83 @@ def show_request(conn: Connection, request_id: int, as_json: bool) -> None:
         emit(as_json, result.to_json(), _result_lines(result))
     else:
         emit(as_json, {"outputs": None, "settlement": settlement.to_json()}, _settlement_lines(settlement))
+
+
+@requests.command(name="wait")
+@click.argument("request_id", type=click.IntRange(min=1))
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for settlement (more than 0).",
+)
+@connection(role="dapp")
+@JSON
+def wait_request(conn: Connection, request_id: int, timeout: float, as_json: bool) -> None:
+    """Wait until REQUEST_ID settles, finalizing it once its windows have passed; print the result."""
+    client = conn.client()
+    if not as_json:
+        click.echo(f"waiting for request {request_id} (finalizing it once its windows pass)", err=True)
+    try:
+        result = client.wait(request_id, timeout=timeout)
+    except RequestNotFinalized as exc:
+        emit(
+            as_json,
+            {"outputs": None, "settlement": exc.settlement.to_json()},
+            _settlement_lines(exc.settlement),
+        )
+        raise
+    emit(as_json, result.to_json(), _result_lines(result))
+
+
+@requests.command(name="finalize")
+@click.argument("request_id", type=click.IntRange(min=1))
+@connection(role="dapp")
+@JSON
+def finalize_request(conn: Connection, request_id: int, as_json: bool) -> None:
+    """Settle REQUEST_ID once its windows have run out (anyone may); print how it settled.
+
+    A digest-only request is settled with its accepted output, read back from the agreeing
+    members' reveal transactions.
+    """
+    client = conn.client()
+    _finalizable(client, request_id)
+    try:
+        receipt = client.finalize(request_id)
+    except TransactionFailed:
+        _finalizable(client, request_id)  # settled by someone else meanwhile: say so
+        raise
+    settlement = client.settlement(request_id)
+    data: dict[str, Any] = {"finalize_tx": hexs(receipt.tx_hash), "outputs": None}
+    lines = _settlement_lines(settlement)
+    if settlement.status == Status.FINALIZED:
+        result = client.result(request_id)
+        data["outputs"] = result.to_json()["outputs"]
+        lines = _result_lines(result)
+    data["settlement"] = settlement.to_json()
+    emit(as_json, data, [*lines, f"  finalized  {hexs(receipt.tx_hash)} in block {receipt.block}"])
+
+
+def _finalizable(client: Client, request_id: int) -> OnchainRequest:
+    """The request if `finalize` may settle it now; VerinferError (exit 1) saying why not otherwise."""
+    onchain = client.contracts.request(request_id)
+    if onchain is None:
+        raise VerinferError(f"request {request_id} does not exist on this hub")
+    if onchain.status.terminal:
+        settled = client.contracts.result(request_id).settled_block
+        raise VerinferError(
+            f"request {request_id} is already {onchain.status.name} (settled in block {settled}); "
+            "nothing to finalize"
+        )
+    if not bool(client.contracts.view("hub", "canFinalize", request_id)):
+        # Earliest block by the windows alone; the last outstanding reveal settles it sooner.
+        start = (onchain.commit_deadline if onchain.committed_mask == 0 else onchain.reveal_deadline) + 1
+        raise VerinferError(
+            f"request {request_id} is still in its windows: finalizable from block {start} "
+            f"(head {client.rpc.block_number()})"
+        )
+    return onchain
 
 
 def _pending_json(p: PendingRequest) -> dict[str, Any]:
