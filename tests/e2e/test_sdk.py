@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from eth_account import Account
 from verinfer.chain.contracts import MODES, Status
@@ -175,8 +176,10 @@ def test_wait__nobody_can_fetch_the_model__windows_close_while_idle__client_fina
     owner = devnet.client("owner")
     store = ArtifactStore(tmp_path)  # served by nobody: the relayers cannot fetch it
     sample = iris_mlp()
+    model = onnx.load_from_string(sample.onnx)
+    model.doc_string = "unfetchable"  # other bytes than the devnet's iris-mlp, which relayers have cached
     name = "unfetchable-iris"
-    publish_model(owner, store, sample.onnx, name=name, decimals=6, fee=0)
+    publish_model(owner, store, model.SerializeToString(), name=name, decimals=6, fee=0)
     for n in (1, 2, 3):
         devnet.client(f"operator-{n}").transact("staking", "register", owner.contracts.model_id_of(name))
     epoch = int(owner.contracts.view("staking", "epochBlocks"))
