@@ -303,7 +303,8 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
                 "start_block": start_block,
             },
             "operator": {"keystore": "operator.json", "password_env": "RELAYER_PASSWORD"},
-            "runtime": {"cache_dir": "cache", "timeout": 10.0, "workers": 2},
+            # The slow test model takes seconds of matmuls, several times more on a busy machine.
+            "runtime": {"cache_dir": "cache", "timeout": 60.0, "workers": 2},
             "tx": tx_section,
             "journal": {"path": "journal.db"},
             "metrics": {"listen": "127.0.0.1:0"},

@@ -44,6 +44,7 @@ def published(store: ArtifactStore, onnx_bytes: bytes) -> ModelVersion:
         decimals=4,
         modes=1,
         deprecated=False,
+        max_output_bytes=65_536,
         verifier="0x" + "00" * 20,
         uris=(store.path(digest).as_uri(),),
         spec=spec_from_onnx(onnx_bytes),
