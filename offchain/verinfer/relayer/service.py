@@ -696,7 +696,7 @@ class Relayer:
                 continue
             if not outcome.mined or not outcome.success:
                 log.warning(
-                    "transaction " + ("reverted" if outcome.mined else "dropped"),
+                    f"transaction {'reverted' if outcome.mined else outcome.state.value}",
                     extra={
                         "tx": outcome.hash.hex(),
                         "kind": outcome.kind,
