@@ -128,7 +128,7 @@ def lending_gate(state: DevnetState, client: Client) -> list[str]:
         (event,) = gate.events.LoanRequested().get_logs(from_block=receipt.block, to_block=receipt.block)
         request_id = int(event.args.requestId)
         client.wait(request_id, timeout=60)
-        _, decision, score = gate.functions.applications(request_id).call()
+        _, decision, _, score = gate.functions.applications(request_id).call()
         lent = client.token_balance() - before + fee
         decisions.append(DECISIONS[decision])
         say(
