@@ -13,6 +13,15 @@ from verinfer.client.client import Client
 from verinfer.client.errors import RequestNotFinalized, VerinferError
 from verinfer.client.records import InferenceResult, PendingRequest, Settlement
 
+# How long `infer` and `requests wait` wait for settlement.
+TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for settlement (more than 0).",
+)
+
 
 def parse_input(text: str) -> Any:
     """--input: inline JSON, or @FILE holding JSON; {name: array} or one array."""
@@ -52,13 +61,7 @@ def parse_input(text: str) -> Any:
     help="Keep only the output's digest on-chain (cheaper); the output is read from the settlement event.",
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for settlement.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=120.0,
-    show_default=True,
-    help="Seconds to wait for settlement (more than 0).",
-)
+@TIMEOUT
 @connection(role="dapp")
 @JSON
 def infer(
@@ -130,13 +133,7 @@ def show_request(conn: Connection, request_id: int, as_json: bool) -> None:
 
 @requests.command(name="wait")
 @click.argument("request_id", type=click.IntRange(min=1))
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=120.0,
-    show_default=True,
-    help="Seconds to wait for settlement (more than 0).",
-)
+@TIMEOUT
 @connection(role="dapp")
 @JSON
 def wait_request(conn: Connection, request_id: int, timeout: float, as_json: bool) -> None:
