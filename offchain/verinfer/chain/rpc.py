@@ -69,6 +69,11 @@ class Rpc:
     ) -> None:
         self.url = url
         self.w3 = Web3(make_provider(url, timeout))
+        # web3's validation middleware asks the node for its chain id before every call, estimate
+        # and send (half of a relayer's round trips); transactions here are signed locally with
+        # `chain_id()`, asked once. Addresses are checksummed by the callers, never ENS names.
+        for name in ("validation", "ens_name_to_address"):
+            self.w3.middleware_onion.remove(name)
         self._attempts = attempts
         self._backoff = backoff
         self._max_backoff = max_backoff

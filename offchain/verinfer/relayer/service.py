@@ -15,7 +15,7 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
 from web3.types import EventData, LogReceipt
 
-from verinfer.chain.contracts import Contracts, Fault, ModelVersion, Status
+from verinfer.chain.contracts import Contracts, Fault, ModelVersion, OnchainRequest, Status
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.follower import LogFollower, Reorg
 from verinfer.chain.keys import DEV_CHAIN_IDS
@@ -374,7 +374,7 @@ class Relayer:
         )
         self.metrics.requests_seen.inc()
         log.info("request seen", extra={"request_id": request_id, "member": member, "k": row.k})
-        self._reconcile(self.journal.get(request_id) or row)
+        self._reconcile(self.journal.get(request_id) or row, onchain, committee)
 
     def _on_committed(self, request_id: int, operator: str) -> None:
         row = self.journal.get(request_id)
@@ -708,11 +708,19 @@ class Relayer:
                 )
             self._reconcile_idle(filter(None, map(self.journal.get, outcome.request_ids)))
 
-    def _reconcile(self, row: RequestRow) -> None:
-        """Re-derives the request's state from the chain (after a restart, a failed tx or a reorg)."""
+    def _reconcile(
+        self,
+        row: RequestRow,
+        onchain: OnchainRequest | None = None,
+        committee: tuple[str, ...] | None = None,
+    ) -> None:
+        """Re-derives the request's state from the chain (after a restart, a failed tx or a reorg).
+        A caller that has just read the request, or learnt its committee, passes them in: each read
+        is a round trip per request, and under load those round trips are what a relayer spends."""
         if row.state in (State.REORGED, State.NOT_MEMBER):
             return
-        onchain = self.contracts.request(row.request_id)
+        if onchain is None:
+            onchain = self.contracts.request(row.request_id)
         if onchain is None or onchain.model_id != row.model_id:
             return
         if onchain.status.terminal:
@@ -722,7 +730,8 @@ class Relayer:
         if row.state == State.AWAITING_DRAW:
             return  # `_act` learns the committee once the seed block is there
         if onchain.drawn and row.member >= 0:
-            committee = self.contracts.committee(row.request_id)
+            if committee is None:
+                committee = self.contracts.committee(row.request_id)
             if committee != row.committee:  # drawn from another seed than previewed (a reorg)
                 self._on_committee(row, committee, "drawn differently")
                 return
