@@ -129,6 +129,15 @@ def test_committee_drawn_from_the_seed_block__only_its_members_act__others_journ
     assert len(committee) == 3 and sorted(hub.getResult(request_id).agreeing) == sorted(committee)
     (drawn,) = hub_events(hub, "CommitteeDrawn", request_id)
     assert list(drawn.committee) == committee
+    # Each relayer journals the settlement once it has followed the block that holds it.
+    wait_for(
+        lambda: all(
+            (journal_row(proc.journal, request_id) or {}).get("state") in ("settled", "not_member")
+            for proc in procs
+        ),
+        10,
+        "every relayer to journal the settlement",
+    )
     for op, proc in zip(operators, procs, strict=True):
         row = journal_row(proc.journal, request_id)
         assert row is not None and row["seed_block"] == int(hub.getRequest(request_id).seedBlock)
