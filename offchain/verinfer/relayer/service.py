@@ -1,10 +1,11 @@
-"""The relayer service: follow requests, execute, commit, reveal and finalize, journaling every step."""
+"""The relayer service: the pipeline every mode shares (follow the chain, learn committees, execute,
+journal every step, track transactions); what a mode sends is its strategy's (`verinfer.relayer.modes`)."""
 
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +22,12 @@ from verinfer.chain.follower import LogFollower, Reorg
 from verinfer.chain.keys import DEV_CHAIN_IDS
 from verinfer.chain.reverts import RevertDecoder
 from verinfer.chain.rpc import Rpc, RpcUnavailable
-from verinfer.chain.txmanager import TxManager, TxOutcome, TxRejected
+from verinfer.chain.txmanager import TxManager, TxOutcome
 from verinfer.models.artifacts import ArtifactMismatch, ArtifactStore, ArtifactUnavailable
 from verinfer.models.codec import (
     CodecError,
     ErrorCode,
     Tensor,
-    commitment,
     decode_tensors,
     encode_tensors,
     error_code_of,
@@ -37,17 +37,11 @@ from verinfer.models.runtime import Execution, ModelRuntime
 from verinfer.relayer.config import RelayerConfig, split_listen
 from verinfer.relayer.journal import Journal, RequestRow, State
 from verinfer.relayer.metrics import Heartbeat, Metrics, MetricsServer
+from verinfer.relayer.modes import ModeStrategy, StrategyContext
+from verinfer.relayer.modes.consensus import ConsensusStrategy
 
 log = logging.getLogger("verinfer.relayer")
 
-# Extra gas a reveal or finalize may need when it turns out to settle the request (on top of
-# tx.settle_reserve): the hub's reserve after a callback, a fee credit per member (a fresh storage slot
-# at worst) and a slash per penalized member (silent, withheld or dissenting). A slash also writes the
-# operator's epoch-history cells in every pool it is in: `make bench` measured 284k for an operator in
-# two pools (150k before epochs).
-CALLBACK_RESERVE = 15_000
-CREDIT_RESERVE = 25_000
-SLASH_RESERVE = 300_000
 RETRY_FETCH_AFTER = 2.0
 # Seconds between reads of the pools this operator is in (a request for a model not among them
 # triggers a read at most once a second: a pool joined moments ago is drawn from the next epoch).
@@ -122,17 +116,26 @@ class Relayer:
         self._models: set[bytes] = set()
         self._models_read = -MODELS_REFRESH
         self._left: dict[bytes, int] = {}  # pools left -> head block when noticed
-        self._settle_checked: dict[int, int] = {}  # digest-only request -> head at its last canFinalize
-        hub = self.contracts.hub
-        self._events = {
-            bytes(HexBytes(e.topic)): e
-            for e in (
-                hub.events.RequestCreated,
-                hub.events.CommitteeDrawn,
-                hub.events.Committed,
-                hub.events.RequestSettled,
-                hub.events.MemberPenalized,
+        self.mode: ModeStrategy = ConsensusStrategy(
+            StrategyContext(
+                address=self.address,
+                config=config,
+                contracts=self.contracts,
+                journal=self.journal,
+                txm=self.txm,
+                metrics=self.metrics,
+                decoder=self.decoder,
+                log=log,
+                miss=self._miss,
+                reconcile=self._reconcile,
+                observe=self._observe,
             )
+        )
+        hub = self.contracts.hub
+        names = ("RequestCreated", "CommitteeDrawn", "RequestSettled", "MemberPenalized")
+        self._events = {
+            bytes(HexBytes(event.topic)): event
+            for event in (hub.events[name] for name in (*names, *self.mode.event_names()))
         }
         rpc.on_error = self._rpc_error
 
@@ -233,8 +236,8 @@ class Relayer:
                 self._on_request(args, int(entry["blockNumber"]))
             elif name == "CommitteeDrawn":
                 self._on_drawn(int(args["requestId"]), tuple(str(a) for a in args["committee"]))
-            elif name == "Committed":
-                self._on_committed(int(args["requestId"]), str(args["operator"]))
+            elif name in self.mode.event_names():
+                self.mode.on_event(name, args)
             elif name == "RequestSettled":
                 self._on_settled(int(args["requestId"]), Status(args["status"]), int(args["errorCode"]))
             elif name == "MemberPenalized" and str(args["operator"]) == self.address:
@@ -376,20 +379,12 @@ class Relayer:
         log.info("request seen", extra={"request_id": request_id, "member": member, "k": row.k})
         self._reconcile(self.journal.get(request_id) or row, onchain, committee)
 
-    def _on_committed(self, request_id: int, operator: str) -> None:
-        row = self.journal.get(request_id)
-        if row is None or operator not in row.committee:
-            return
-        mask = row.committed_mask | (1 << row.committee.index(operator))
-        if mask != row.committed_mask:
-            self.journal.update(request_id, committed_mask=mask)
-
     def _on_settled(self, request_id: int, status: Status, error_code: int) -> None:
         row = self.journal.get(request_id)
         if row is None or row.status is not None or row.state == State.NOT_MEMBER:
             return
         self._jobs.pop(request_id, None)
-        self._settle_checked.pop(request_id, None)
+        self.mode.forget(request_id)
         if row.state == State.AWAITING_DRAW:
             # Settled before this relayer knew the committee: was it ours?
             if self.address not in self.contracts.committee(request_id):
@@ -524,11 +519,9 @@ class Relayer:
     # ------------------------------------------------------------ acting on the chain
 
     def _act(self, head: int) -> None:
-        commits: list[RequestRow] = []
-        reveals: list[RequestRow] = []
         pending = self._pending_ids()
+        due: list[RequestRow] = []
         for row in self.journal.active():
-            nxt = head + 1  # the block a transaction sent now lands in, at the earliest
             if row.request_id in pending:
                 continue
             if row.state == State.AWAITING_DRAW:
@@ -537,52 +530,15 @@ class Relayer:
                     self._learn_committee(row)
                 continue
             if row.state == State.SEEN:
-                if nxt > row.commit_deadline:
+                if head + 1 > self.mode.execution_deadline(row):
                     self._miss(row, "commit window closed before execution finished")
                 elif row.request_id not in self._jobs and time.monotonic() >= self._retry_at.get(
                     row.request_id, 0
                 ):
                     self._retry_at.pop(row.request_id, None)
                     self._schedule(row)
-            elif row.state == State.EXECUTED:
-                if nxt <= row.commit_deadline:
-                    commits.append(row)
-                else:
-                    self._miss(row, "commit window closed")
-            elif row.state == State.COMMITTED:
-                full = row.committed_mask == (1 << row.k) - 1
-                if (full or nxt > row.commit_deadline) and nxt <= row.reveal_deadline:
-                    reveals.append(row)
-                elif nxt > row.reveal_deadline:
-                    self._miss(row, "reveal window closed")
-            elif row.state == State.REORGED and nxt > row.reveal_deadline:
-                self._miss(row, "not seen again after a reorg")
-            if (
-                row.status is None
-                and row.member >= 0
-                and (self._finalizable(row, nxt) or self._awaits_output(row, head))
-            ):
-                self._finalize(row)
-        self._send_batches("commit", commits)
-        self._send_batches("reveal", reveals)
-
-    def _finalizable(self, row: RequestRow, nxt: int) -> bool:
-        # Members take turns a block apart so they do not all pay for the same finalize.
-        stagger = row.member
-        if nxt > row.reveal_deadline + stagger:
-            return True
-        return row.committed_mask == 0 and row.state != State.EXECUTED and nxt > row.commit_deadline + stagger
-
-    def _awaits_output(self, row: RequestRow, head: int) -> bool:
-        """A digest-only request this operator revealed that every committed member has revealed but
-        that did not settle: the last reveal did not carry the accepted output, so the hub waits for
-        its bytes (`finalizeWithOutput`). Asked once per block."""
-        if not row.digest_only or row.state != State.REVEALED or row.output is None:
-            return False
-        if self._settle_checked.get(row.request_id) == head:
-            return False
-        self._settle_checked[row.request_id] = head
-        return bool(self.contracts.view("hub", "canFinalize", row.request_id))
+            due.append(row)
+        self.mode.act(due, head)
 
     def _miss(self, row: RequestRow, reason: str) -> None:
         self._jobs.pop(row.request_id, None)
@@ -590,112 +546,11 @@ class Relayer:
         self.metrics.missed.inc()
         log.warning("request missed", extra={"request_id": row.request_id, "reason": reason})
 
-    def _send_batches(self, kind: str, rows: Sequence[RequestRow]) -> None:
-        size = self.config.tx.max_batch
-        for start in range(0, len(rows), size):
-            self._send_or_split(kind, list(rows[start : start + size]))
-
-    def _send_or_split(self, kind: str, rows: list[RequestRow]) -> None:
-        """Sends `rows` in one transaction; a rejected batch is retried item by item (batches are
-        all-or-nothing, so one bad item must not hold up the rest)."""
-        try:
-            self._send(kind, rows)
-        except TxRejected as exc:
-            if len(rows) > 1:
-                for row in rows:
-                    self._send_or_split(kind, [row])
-                return
-            log.warning(f"{kind} rejected", extra={"request_id": rows[0].request_id, "error": str(exc)})
-            self._reconcile(rows[0])
-
-    def _send(self, kind: str, rows: list[RequestRow]) -> None:
-        hub = self.contracts.hub
-        ids = [r.request_id for r in rows]
-        if kind == "commit":
-            columns: list[list[Any]] = [
-                ids,
-                [commitment(r.request_id, self.address, r.digest or b"", r.salt or b"") for r in rows],
-            ]
-            extra, state = 0, State.COMMIT_SENT
-        else:
-            columns = [ids, [r.output or b"" for r in rows], [r.salt or b"" for r in rows]]
-            extra, state = sum(self._settle_gas(r, "reveal") for r in rows), State.REVEAL_SENT
-        # One item uses commit/reveal, several the batch variant with the same arguments as arrays.
-        single = len(rows) == 1
-        data = self.contracts.calldata(
-            "hub", kind if single else f"{kind}Many", *([c[0] for c in columns] if single else columns)
-        )
-        tx_hash = self.txm.send(hub.address, data, kind=kind, request_ids=ids, extra_gas=extra)
-        with self.journal.transaction():
-            for row in rows:
-                self.journal.update(row.request_id, state, detail=tx_hash.hex())
-        log.info(f"{kind} sent", extra={"request_ids": ids, "tx": tx_hash.hex()})
-
-    def _settle_gas(self, row: RequestRow, kind: str = "reveal") -> int:
-        """Gas to add to a reveal's or finalize's estimate in case it turns out to settle: a base, a fee
-        credit per member, a slash per member that may be penalized, and the callback's limit.
-
-        A settling reveal is the last outstanding one: it slashes the members that never committed.
-        A dissenter that revealed before the estimate is in the estimate already; one that reveals
-        between the estimate and inclusion can make this reveal run out of gas, which is reconciled
-        and sent again (reserving a slash for every possible dissenter made every reveal reserve 300k
-        more and cut sustained throughput by two thirds in `make bench`). A finalize may also find
-        committed members that withheld their reveals, so every member but this one may be penalized.
-
-        Reserving no more than settling can use matters under load: a transaction only enters a block
-        while its gas limit fits in the gas the block has left, so a batch with an oversized limit
-        waits behind smaller transactions."""
-        committed = bin(row.committed_mask).count("1")
-        if kind == "reveal":
-            penalized = row.k - committed
-        else:
-            penalized = row.k - 1 if row.state == State.REVEALED else row.k
-        return (
-            self.config.tx.settle_reserve
-            + row.k * CREDIT_RESERVE
-            + penalized * SLASH_RESERVE
-            + row.callback_gas * 64 // 63
-            + CALLBACK_RESERVE
-        )
-
-    def _finalize(self, row: RequestRow) -> None:
-        """Settles the request. A digest-only request is finalized with this operator's output, which
-        the hub needs when the accepted output's bytes are not at hand; if that reverts (this output is
-        not the accepted one) someone else supplies it."""
-        if row.digest_only and row.output is not None:
-            data = self.contracts.calldata("hub", "finalizeWithOutput", row.request_id, row.output)
-        else:
-            data = self.contracts.calldata("hub", "finalize", row.request_id)
-        try:
-            self.txm.send(
-                self.contracts.hub.address,
-                data,
-                kind="finalize",
-                request_ids=[row.request_id],
-                extra_gas=self._settle_gas(row, "finalize"),
-            )
-        except TxRejected as exc:
-            error = self.decoder.name(exc.revert_data) if exc.revert_data else None
-            log.debug(
-                "finalize not possible", extra={"request_id": row.request_id, "error": error or str(exc)}
-            )
-            self._reconcile(row)
-
     # ------------------------------------------------------------ outcomes and reconciliation
 
     def _handle_outcomes(self, outcomes: Iterable[TxOutcome]) -> None:
         for outcome in outcomes:
-            if outcome.mined and outcome.success and outcome.kind in ("commit", "reveal"):
-                state = State.COMMITTED if outcome.kind == "commit" else State.REVEALED
-                counter = self.metrics.committed if outcome.kind == "commit" else self.metrics.revealed
-                for request_id in outcome.request_ids:
-                    counter.inc()
-                    row = self.journal.get(request_id)
-                    if row is None or row.state.terminal:
-                        continue  # settled already: the settlement event came first
-                    mask = row.committed_mask | (1 << row.member)
-                    self.journal.update(request_id, state, detail=outcome.hash.hex(), committed_mask=mask)
-                    self._observe(row, outcome.kind)
+            if self.mode.on_outcome(outcome):
                 continue
             if not outcome.mined or not outcome.success:
                 log.warning(
@@ -735,29 +590,8 @@ class Relayer:
             if committee != row.committee:  # drawn from another seed than previewed (a reorg)
                 self._on_committee(row, committee, "drawn differently")
                 return
-        bit = 1 << row.member
-        mask = onchain.committed_mask
-        if row.member < 0:
-            state = row.state
-        elif onchain.revealed_mask & bit:
-            state = State.REVEALED
-        elif mask & bit:
-            state = State.COMMITTED
-        elif row.output is not None:
-            state = State.EXECUTED
-        else:
-            state = State.SEEN
-        if row.state.terminal:  # refused or missed: keep it, only watch for settlement
-            self.journal.update(row.request_id, committed_mask=mask)
-            return
-        if state != row.state or mask != row.committed_mask:
-            self.journal.update(
-                row.request_id,
-                state if state != row.state else None,
-                detail="reconciled",
-                committed_mask=mask,
-            )
-        if state == State.SEEN:
+        self.mode.reconcile(row, onchain)
+        if (self.journal.get(row.request_id) or row).state == State.SEEN:
             self._schedule(row)
 
     def _pending_ids(self) -> set[int]:
