@@ -10,7 +10,7 @@ import {IInferenceHub} from "./interfaces/IInferenceHub.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IOperatorStaking} from "./interfaces/IOperatorStaking.sol";
 import {TensorCodec} from "./libraries/TensorCodec.sol";
-import {WordPack} from "./libraries/WordPack.sol";
+import {OutputStore} from "./libraries/OutputStore.sol";
 
 /// @title InferenceHub
 /// @notice Consensus-mode settlement of inference requests: committees drawn from a future block's
@@ -39,9 +39,6 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     uint256 private constant SEED_HORIZON = 256;
     /// @dev Gas for the call itself (cold account access) and what the hub does after it returns.
     uint256 private constant CALLBACK_RESERVE = 15_000;
-    /// @dev EIP-170 caps contract code at 24,576 bytes; a data contract spends one on a leading STOP
-    ///      and 20 on the address of the next chunk.
-    uint256 private constant CHUNK_BYTES = 24_555;
     uint8 private constant CALLBACK_OK = 1;
     uint8 private constant CALLBACK_FAILED = 2;
 
@@ -73,10 +70,8 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
     /// @dev Per member: the commitment until it reveals, then the revealed digest.
     mapping(uint256 requestId => mapping(uint256 member => bytes32)) private _memberHashes;
     mapping(uint256 requestId => Settlement) private _settlements;
-    /// @dev Revealed outputs by digest, stored once however many requests share them, packed word by
-    ///      word (WordPack) into the code of data contracts (200 gas a byte instead of 20,000 a 32-byte
-    ///      word). An output too large for one contract (EIP-170) is a chain of them: each starts with
-    ///      the address of the next.
+    /// @dev Revealed outputs by digest, stored once however many requests share them (`OutputStore`:
+    ///      in the code of data contracts, about 200 gas a byte); the first data contract's address.
     mapping(bytes32 digest => address) private _outputPointers;
 
     /// @param token_ fee token (the staking token)
@@ -606,58 +601,13 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
 
     function _storeOutput(bytes32 digest, bytes calldata output) private {
         if (_outputPointers[digest] != address(0)) return;
-        bytes memory packed = WordPack.pack(output);
-        uint256 chunks = packed.length == 0 ? 1 : (packed.length + CHUNK_BYTES - 1) / CHUNK_BYTES;
-        address next;
-        // Last chunk first, so each chunk can name the one after it.
-        for (uint256 i = chunks; i > 0; --i) {
-            uint256 start = (i - 1) * CHUNK_BYTES;
-            uint256 end = start + CHUNK_BYTES < packed.length ? start + CHUNK_BYTES : packed.length;
-            next = _deployChunk(next, packed, start, end - start);
-            if (next == address(0)) revert OutputNotStored(digest);
-        }
-        _outputPointers[digest] = next;
-    }
-
-    /// @dev Deploys a data contract whose code is a STOP (so the data can never run), `next` and
-    ///      `length` bytes of `packed` from `start`. The 10-byte init code returns everything after it.
-    function _deployChunk(address next, bytes memory packed, uint256 start, uint256 length)
-        private
-        returns (address pointer)
-    {
-        bytes memory init = abi.encodePacked(hex"61", uint16(length + 21), hex"80600a3d393df300", next);
-        assembly ("memory-safe") {
-            // Append the chunk after the 31 bytes of header and address, then create.
-            let size := add(mload(init), length)
-            let body := add(add(init, 0x20), mload(init))
-            mcopy(body, add(add(packed, 0x20), start), length)
-            mstore(0x40, add(body, length))
-            pointer := create(0, add(init, 0x20), size)
-        }
+        address first = OutputStore.write(output);
+        if (first == address(0)) revert OutputNotStored(digest);
+        _outputPointers[digest] = first;
     }
 
     function _loadOutput(bytes32 digest) private view returns (bytes memory) {
-        address first = _outputPointers[digest];
-        uint256 total;
-        for (address p = first; p != address(0); p = _nextChunk(p)) total += p.code.length - 21;
-        bytes memory packed = new bytes(total);
-        uint256 offset;
-        for (address p = first; p != address(0); p = _nextChunk(p)) {
-            uint256 size = p.code.length - 21;
-            assembly ("memory-safe") {
-                extcodecopy(p, add(add(packed, 0x20), offset), 21, size)
-            }
-            offset += size;
-        }
-        return WordPack.unpack(packed);
-    }
-
-    function _nextChunk(address pointer) private view returns (address next) {
-        assembly ("memory-safe") {
-            mstore(0, 0)
-            extcodecopy(pointer, 12, 1, 20)
-            next := mload(0)
-        }
+        return OutputStore.read(_outputPointers[digest]);
     }
 
     /// @dev Results go to the requester and nobody else: a contract can only ever be called back for
