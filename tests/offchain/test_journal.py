@@ -3,6 +3,12 @@
 import sqlite3
 from pathlib import Path
 
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from verinfer.chain.attestations import Domain, sign
+from verinfer.relayer.attest import Equivocation, sign_once
 from verinfer.relayer.journal import SCHEMA_VERSION, Journal, RequestRow, State
 
 # The requests table as schema version 1 wrote it (committees were drawn in the request itself).
@@ -54,7 +60,7 @@ def test_version_1_journal__gains_the_new_columns__rows_load(tmp_path: Path) -> 
     old = journal.get(7)
     assert old is not None and old.state == State.COMMITTED and old.committee == ("0xabc",)
     assert (old.seed_block, old.digest_only, old.max_output_bytes) == (0, False, 0)
-    assert journal.get_meta("schema_version") == str(SCHEMA_VERSION) == "2"
+    assert journal.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
     assert [r.request_id for r in journal.active()] == [7]
 
 
@@ -78,3 +84,90 @@ def test_reorg_reach__created_after_the_fork__or_seeded_at_or_after_it(tmp_path:
 
     assert [r.request_id for r in journal.since_block(10)] == [4]
     assert [r.request_id for r in journal.seeded_since(10)] == [2, 3]
+
+
+# ------------------------------------------------------------------ attestations (schema version 3)
+
+HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+DOMAIN = Domain(chain_id=31337, verifying_contract=HUB)
+OPERATOR: LocalAccount = Account.from_key(b"\x01" * 32)
+PEER: LocalAccount = Account.from_key(b"\x02" * 32)
+
+
+def test_version_2_journal__gains_the_attestations_table__rows_kept(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    journal.bind({"operator": "0xabc"})
+    journal.add_request(row(1, State.SEEN, 10, 11))
+    journal.close()
+    with sqlite3.connect(path) as db:  # what a version-2 relayer left behind
+        db.executescript("DROP TABLE attestations; UPDATE meta SET value = '2' WHERE key = 'schema_version';")
+
+    journal = Journal(path)
+    journal.bind({"operator": "0xabc"})
+
+    assert journal.get_meta("schema_version") == "3" and journal.get(1) is not None
+    attestation = sign(OPERATOR, DOMAIN, 1, keccak(b"out"))
+    assert journal.add_attestation(attestation, own=True) and journal.attestations(1) == [attestation]
+
+
+def test_add_attestation__false_when_already_there__per_request_and_digest(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db")
+    mine, theirs = sign(OPERATOR, DOMAIN, 1, keccak(b"out")), sign(PEER, DOMAIN, 1, keccak(b"out"))
+    dissent = sign(PEER, DOMAIN, 1, keccak(b"other"))
+
+    assert journal.add_attestation(mine, own=True)
+    assert journal.add_attestation(theirs, own=False)
+    assert not journal.add_attestation(theirs, own=False)
+    assert journal.add_attestation(dissent, own=False)  # a peer's equivocation is evidence, kept
+
+    assert journal.attestations(1) == [mine, theirs, dissent] and journal.attestations(2) == []
+    assert journal.own_attestation(1) == mine and journal.own_attestation(2) is None
+
+
+def test_add_attestation__a_second_own_digest__refused_by_the_journal_itself(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db")
+    journal.add_attestation(sign(OPERATOR, DOMAIN, 1, keccak(b"out")), own=True)
+
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.add_attestation(sign(OPERATOR, DOMAIN, 1, keccak(b"other")), own=True)
+
+
+def test_sign_once__same_digest__the_journaled_attestation__across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    first = sign_once(journal, OPERATOR, DOMAIN, 1, keccak(b"out"))
+    assert journal.own_attestation(1) == first
+    journal.close()
+
+    journal = Journal(path)
+    assert sign_once(journal, OPERATOR, DOMAIN, 1, keccak(b"out")) == first
+    assert journal.attestations(1) == [first]
+
+
+def test_sign_once__another_digest__equivocation__across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    first = sign_once(journal, OPERATOR, DOMAIN, 1, keccak(b"out"))
+    with pytest.raises(Equivocation, match="already signed"):
+        sign_once(journal, OPERATOR, DOMAIN, 1, keccak(b"other"))
+    journal.close()
+
+    journal = Journal(path)
+    with pytest.raises(Equivocation, match="already signed"):
+        sign_once(journal, OPERATOR, DOMAIN, 1, keccak(b"other"))
+    assert journal.attestations(1) == [first]
+    assert (
+        sign_once(journal, OPERATOR, DOMAIN, 2, keccak(b"other")).request_id == 2
+    )  # other requests are free
+
+
+def test_sign_once__own_signature_only_received_from_a_peer__still_binds(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db")
+    mine = sign(OPERATOR, DOMAIN, 1, keccak(b"out"))
+    journal.add_attestation(mine, own=False)  # e.g. pulled back from a peer after the own row was lost
+
+    with pytest.raises(Equivocation):
+        sign_once(journal, OPERATOR, DOMAIN, 1, keccak(b"other"))
+    assert sign_once(journal, OPERATOR, DOMAIN, 1, keccak(b"out")) == mine
+    assert journal.own_attestation(1) == mine

@@ -11,9 +11,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from verinfer.chain.attestations import Attestation
 from verinfer.chain.txmanager import TxRow, TxState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,6 +71,19 @@ CREATE TABLE IF NOT EXISTS txs (
     gas_used INTEGER
 );
 CREATE INDEX IF NOT EXISTS txs_state ON txs (state);
+-- Attested mode (schema version 3): signatures on output digests; sent = 1 marks this operator's own,
+-- the one it signed and sends to its peers, 0 one received from a peer.
+CREATE TABLE IF NOT EXISTS attestations (
+    request_id INTEGER NOT NULL,
+    signer TEXT NOT NULL,
+    output_digest BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    sent INTEGER NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (request_id, signer, output_digest)
+);
+-- Two own signatures on different digests for one request are slashable: refused here as well.
+CREATE UNIQUE INDEX IF NOT EXISTS attestations_own_once ON attestations (request_id) WHERE sent = 1;
 """
 
 # Columns added since schema version 1, with the values version-1 rows get (their committees were
@@ -160,7 +174,8 @@ class Journal:
         self._depth = 0
 
     def _migrate(self) -> None:
-        """Brings a journal written by an older relayer up to SCHEMA_VERSION (adds missing columns)."""
+        """Brings a journal written by an older relayer up to SCHEMA_VERSION (adds missing columns; tables
+        added since, like attestations in version 3, are created by SCHEMA)."""
         with self._lock:
             have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(requests)").fetchall()}
             for column, declaration in MIGRATIONS.items():
@@ -388,6 +403,53 @@ class Journal:
             rows = self._db.execute("SELECT state, COUNT(*) FROM txs GROUP BY state").fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
+    # ------------------------------------------------------------ attestations
+
+    def add_attestation(self, att: Attestation, own: bool) -> bool:
+        """Stores a verified attestation; False if it is already journaled (a received copy of an own
+        attestation becomes own). An own attestation on a second digest raises sqlite3.IntegrityError."""
+        values = {
+            "request_id": att.request_id,
+            "signer": att.signer,
+            "output_digest": att.output_digest,
+            "signature": att.signature,
+            "sent": int(own),
+            "received_at": time.time(),
+        }
+        with self.transaction() as db:
+            # Not INSERT OR IGNORE: that would also silence attestations_own_once.
+            inserted = db.execute(
+                "INSERT INTO attestations (request_id, signer, output_digest, signature, sent, received_at)"
+                " VALUES (:request_id, :signer, :output_digest, :signature, :sent, :received_at)"
+                " ON CONFLICT (request_id, signer, output_digest) DO NOTHING",
+                values,
+            ).rowcount
+            if inserted:
+                return True
+            if own:
+                db.execute(
+                    "UPDATE attestations SET sent = 1"
+                    " WHERE request_id = ? AND signer = ? AND output_digest = ?",
+                    (att.request_id, att.signer, att.output_digest),
+                )
+            return False
+
+    def attestations(self, request_id: int) -> list[Attestation]:
+        """The attestations journaled for a request, in the order they arrived."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM attestations WHERE request_id = ? ORDER BY received_at, signer", (request_id,)
+            ).fetchall()
+        return [_attestation(r) for r in rows]
+
+    def own_attestation(self, request_id: int) -> Attestation | None:
+        """What this operator signed for a request, if it did."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM attestations WHERE request_id = ? AND sent = 1", (request_id,)
+            ).fetchone()
+        return None if row is None else _attestation(row)
+
 
 def _request(row: sqlite3.Row) -> RequestRow:
     values = dict(row)
@@ -407,3 +469,9 @@ def _tx(row: sqlite3.Row) -> TxRow:
     for key in ("hash", "raw", "data"):
         values[key] = bytes(values[key])
     return TxRow(**values)
+
+
+def _attestation(row: sqlite3.Row) -> Attestation:
+    return Attestation(
+        int(row["request_id"]), bytes(row["output_digest"]), str(row["signer"]), bytes(row["signature"])
+    )
