@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
 import {IInferenceHub} from "./interfaces/IInferenceHub.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
@@ -17,7 +17,7 @@ import {OutputStore} from "./libraries/OutputStore.sol";
 ///         hash over stake fixed before that hash existed, commit/reveal, strict-majority quorum, fee
 ///         split, slashing and callbacks to the requester. Payouts and refunds are credited and
 ///         pulled with `claim` (or pushed to their owner by anyone with `claimFor`).
-contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuard {
+contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice k-of-n commit/reveal agreement (implemented).

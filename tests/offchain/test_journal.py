@@ -8,8 +8,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from verinfer.chain.attestations import Domain, sign
-from verinfer.relayer.attest import Equivocation, sign_once
 from verinfer.relayer.journal import SCHEMA_VERSION, Journal, RequestRow, State
+from verinfer.relayer.modes.attested import Equivocation, sign_once
 
 # The requests table as schema version 1 wrote it (committees were drawn in the request itself).
 V1_REQUESTS = """

@@ -95,7 +95,7 @@ def typed_digest(domain: Domain, request_id: int, output_digest: bytes) -> bytes
 
 def sign(account: LocalAccount, domain: Domain, request_id: int, output_digest: bytes) -> Attestation:
     """Signs the attestation as `account`. Signing twice for one request with different digests is
-    slashable; the relayer signs through `verinfer.relayer.attest.sign_once`, which prevents it."""
+    slashable; the relayer signs through `verinfer.relayer.modes.attested.sign_once`, which prevents it."""
     signed = account.unsafe_sign_hash(Hash32(typed_digest(domain, request_id, output_digest)))
     return Attestation(request_id, output_digest, account.address, bytes(signed.signature))
 

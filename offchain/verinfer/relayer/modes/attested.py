@@ -1,4 +1,5 @@
-"""Attested mode's one signing rule: this operator never signs two output digests for one request."""
+"""Attested mode (its on-chain strategy comes with the AttestedMode contract). Its one signing rule: this
+operator never signs two output digests for one request."""
 
 from eth_account.signers.local import LocalAccount
 
