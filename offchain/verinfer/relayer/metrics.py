@@ -1,10 +1,9 @@
 """Prometheus metrics and the /metrics + /healthz HTTP endpoint of one relayer."""
 
 import json
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import (
@@ -15,6 +14,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from verinfer.relayer.http import BackgroundServer
 
 
 class Metrics:
@@ -66,7 +67,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class MetricsServer:
+class MetricsServer(BackgroundServer):
     """Serves /metrics and /healthz on a background thread."""
 
     def __init__(
@@ -74,22 +75,7 @@ class MetricsServer:
     ) -> None:
         self._metrics = metrics
         self._health = health
-        handler = self._handler()
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-
-    @property
-    def address(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(host, port, self._handler(), "metrics")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         metrics, health = self._metrics, self._health

@@ -8,12 +8,11 @@ signature; nobody can make one up. Deliveries are idempotent (the store dedupes)
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, TypeVar
 
 import requests
@@ -21,6 +20,7 @@ from eth_utils.address import is_address, to_checksum_address
 
 from verinfer.chain import attestations
 from verinfer.chain.attestations import Attestation, BadSignature, Domain
+from verinfer.relayer.http import BackgroundServer
 
 log = logging.getLogger("verinfer.relayer.peers")
 
@@ -108,7 +108,7 @@ def parse_post(body: bytes) -> list[Attestation]:
     return [decode(item) for item in items]
 
 
-class PeerServer:
+class PeerServer(BackgroundServer):
     """Serves POST /v1/attestations and GET /v1/attestations/{request_id} on a background thread.
 
     `committee_of(request_id)` gives the committee (None: unknown request), `on_attestation` receives
@@ -126,26 +126,12 @@ class PeerServer:
         held: Callable[[int], list[Attestation]],
         read_timeout: float = 5.0,
     ) -> None:
-        self._server = ThreadingHTTPServer(
-            (host, port), _handler(domain, committee_of, on_attestation, held, read_timeout)
-        )
-        self._server.daemon_threads = True
-        # A short poll so that stop() returns promptly.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="peers", daemon=True
-        )
+        handler = _handler(domain, committee_of, on_attestation, held, read_timeout)
+        super().__init__(host, port, handler, "peers")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"http://{self.address}"
 
 
 def _handler(
