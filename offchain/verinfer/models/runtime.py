@@ -23,6 +23,7 @@ from verinfer.models.codec import (
     encode_tensors,
     error_output,
 )
+from verinfer.models.execution import PINNED
 
 NUMPY_DTYPES: dict[int, Any] = {
     DType.FLOAT: np.float32,
@@ -53,14 +54,9 @@ class InputRejected(Exception):
 
 
 def session_options() -> ort.SessionOptions:
-    """One thread, sequential execution, only semantics-preserving rewrites: the same bits everywhere."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.log_severity_level = 3
-    return options
+    """The pinned settings (one thread, sequential, only semantics-preserving rewrites): same bits within
+    an execution class; see verinfer.models.execution."""
+    return PINNED.options()
 
 
 def shape_matches(spec: tuple[int, ...], shape: tuple[int, ...]) -> bool:
