@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,11 +374,12 @@ def verinfer_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subpr
     )
 
 
-@pytest.fixture(scope="session")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+@contextmanager
+def devnet_at(root: Path) -> Iterator[Devnet]:
+    """`verinfer devnet up` with its home and deployments under `root`; `devnet down` afterwards, which
+    must stop every process and remove the devnet's record."""
     from verinfer.devnet.state import DevnetState
 
-    root = tmp_path_factory.mktemp("devnet")
     env = {
         **os.environ,
         "VERINFER_DEVNET_HOME": str(root / "home"),
@@ -388,17 +389,25 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     assert up.returncode == 0, up.stderr
     state = DevnetState.load(root / "home")
     assert state is not None
-    saved = {key: os.environ.get(key) for key in ("VERINFER_DEVNET_HOME", "VERINFER_DEPLOYMENTS")}
-    os.environ.update({key: env[key] for key in saved})  # the SDK finds deployments/devnet.json
     try:
         yield Devnet(root / "home", env, state)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         down = verinfer_cli("devnet", "down", env=env)
         assert down.returncode == 0, down.stderr
         assert [p.name for p in state.processes if p.alive] == []
         assert DevnetState.load(root / "home") is None
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    with devnet_at(tmp_path_factory.mktemp("devnet")) as net:
+        saved = {key: os.environ.get(key) for key in ("VERINFER_DEVNET_HOME", "VERINFER_DEPLOYMENTS")}
+        os.environ.update({key: net.env[key] for key in saved})  # the SDK finds deployments/devnet.json
+        try:
+            yield net
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

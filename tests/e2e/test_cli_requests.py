@@ -21,7 +21,7 @@ from verinfer.client import Client
 from verinfer.devnet.processes import stop
 
 from tests.conftest import committee_of, request_id_of, sample_input, sample_output, wait_for
-from tests.e2e.conftest import Devnet, verinfer_cli
+from tests.e2e.conftest import Devnet, devnet_at, verinfer_cli
 
 IRIS = "[[5.1, 3.5, 1.4, 0.2]]"
 
@@ -29,26 +29,10 @@ IRIS = "[[5.1, 3.5, 1.4, 0.2]]"
 @pytest.fixture(scope="module")
 def quiet_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     """A devnet of this module's own whose third relayer is stopped: operator-3 never answers."""
-    from verinfer.devnet.state import DevnetState
-
-    root = tmp_path_factory.mktemp("quiet-devnet")
-    env = {
-        **os.environ,
-        "VERINFER_DEVNET_HOME": str(root / "home"),
-        "VERINFER_DEPLOYMENTS": str(root / "deployments"),
-    }
-    up = verinfer_cli("devnet", "up", "--port", "0", env=env)
-    assert up.returncode == 0, up.stderr
-    state = DevnetState.load(root / "home")
-    assert state is not None
-    try:
-        (third,) = [p for p in state.processes if p.name == "relayer-3"]
+    with devnet_at(tmp_path_factory.mktemp("quiet-devnet")) as net:
+        (third,) = [p for p in net.state.processes if p.name == "relayer-3"]
         stop(third)
-        yield Devnet(root / "home", env, state)
-    finally:
-        down = verinfer_cli("devnet", "down", env=env)
-        assert down.returncode == 0, down.stderr
-        assert [p.name for p in state.processes if p.alive] == []
+        yield net
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
