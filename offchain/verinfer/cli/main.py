@@ -27,6 +27,8 @@ from verinfer.client.errors import (
 )
 from verinfer.devnet.processes import DevnetError
 from verinfer.models.artifacts import ArtifactError
+from verinfer.models.calibrate import CalibrationError
+from verinfer.models.execution import ExecutionClassError, UnsupportedCpu
 from verinfer.models.spec import SpecError
 from verinfer.relayer.config import ConfigError
 from verinfer.relayer.journal import JournalError
@@ -41,7 +43,7 @@ EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
         (ConfigError, DeploymentError, KeyLoadError, JournalError, SetupError, UnknownModel, UnknownVersion),
         2,
     ),
-    ((InputMismatch, InvalidArgument, SpecError), 2),
+    ((InputMismatch, InvalidArgument, SpecError, CalibrationError, ExecutionClassError, UnsupportedCpu), 2),
     ((VerinferError, TransactionFailed, DevnetError, ArtifactError), 1),
 )
 EXPECTED = tuple(kind for kinds, _ in EXIT_CODES for kind in kinds)

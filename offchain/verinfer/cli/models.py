@@ -1,4 +1,4 @@
-"""`verinfer models publish|list|show`: the model registry from a model owner's and a dapp's side."""
+"""`verinfer models publish|list|show|calibrate`: the model registry from an owner's and a dapp's side."""
 
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,8 @@ from verinfer.client.owner import publish_model
 from verinfer.client.records import version_json
 from verinfer.devnet.state import DevnetState, default_home
 from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.calibrate import DEFAULT_DECIMALS, qemu_on_path
+from verinfer.models.calibrate import calibrate as run_calibration
 from verinfer.models.names import NAME_RULE, model_name_problem
 
 
@@ -122,6 +124,55 @@ def show(conn: Connection, model: str, as_json: bool) -> None:
     version = client.model(model)
     name = model.partition("@")[0]
     emit(as_json, {"name": name, **_version(version)}, _show_lines(client, name, version))
+
+
+@models.command()
+@click.argument("onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--inputs",
+    "inputs_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rows to run: an .npy array, or JSON (a list of rows, or {input name: rows}).",
+)
+@click.option(
+    "--decimals",
+    type=click.IntRange(0, 18),
+    help=f"Fixed-point digits to check [default: each of {DEFAULT_DECIMALS[0]}..{DEFAULT_DECIMALS[-1]}].",
+)
+@click.option(
+    "--input-decimals",
+    type=click.IntRange(0, 18),
+    default=6,
+    show_default=True,
+    help="Fixed-point digits inputs are sent with (as `verinfer infer`).",
+)
+@JSON
+def calibrate(
+    onnx_file: Path, inputs_file: Path, decimals: int | None, input_decimals: int, as_json: bool
+) -> None:
+    """How far ONNX_FILE's encoded outputs move between the ways operators may run it, and how many
+    decimals agree exactly (or what tolerance covers the differences measured).
+
+    Every row runs under the pinned settings and under other thread counts, parallel execution, other
+    graph optimization levels, prepacking disabled and batched rows; with qemu-x86_64 on PATH also on an
+    emulated x86-64-fma3 CPU. Nothing is written.
+    """
+    stderr = click.get_text_stream("stderr")
+
+    def progress(name: str) -> None:
+        if not as_json:
+            click.echo(f"running {name}", file=stderr)
+
+    report = run_calibration(
+        onnx_file,
+        inputs_file,
+        DEFAULT_DECIMALS if decimals is None else (decimals,),
+        input_decimals=input_decimals,
+        qemu=qemu_on_path(),
+        progress=progress,
+    )
+    emit(as_json, report.to_json(), report.lines())
 
 
 def _version(version: ModelVersion) -> dict[str, Any]:
