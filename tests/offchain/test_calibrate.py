@@ -25,12 +25,13 @@ from verinfer.models.calibrate import (
     recommend,
     round_up,
     run_rows,
+    run_under_qemu,
     split_rows,
     write_rows,
 )
 from verinfer.models.calibrate_worker import main as worker_main
 from verinfer.models.codec import to_fixed
-from verinfer.models.execution import PINNED
+from verinfer.models.execution import PINNED, CpuClass, ExecutionClass
 from verinfer.models.samples import SampleModel, iris_mlp
 from verinfer.models.spec import spec_from_onnx
 
@@ -209,12 +210,59 @@ def test_worker__in_process__result_parses_to_the_pinned_outputs(
     assert raw == 0.0 and by_decimals[6].differing == 0
 
 
+def test_run_under_qemu__stand_in_that_runs_the_command_natively__outputs_compared(
+    tmp_path: Path, iris: SampleModel
+) -> None:
+    # not qemu: a script that drops `-cpu max` and runs the rest, so the subprocess path runs for real
+    fake = tmp_path / "qemu-x86_64"
+    fake.write_text('#!/bin/sh\n[ "$1" = -cpu ] && [ "$2" = max ] || exit 9\nshift 2\nexec "$@"\n')
+    fake.chmod(0o755)
+    rows = split_rows(spec_from_onnx(iris.onnx), iris.examples[:2].tolist(), 6)
+    version, outputs = run_under_qemu(str(fake), iris.onnx, rows)
+    import onnxruntime as ort
+
+    assert version == ort.__version__
+    assert compare(run_rows(iris.onnx, rows, PINNED), outputs, (6,))[0] == 0.0
+
+
+def test_calibrate__with_an_emulator__cpu_class_variation_reported(
+    tmp_path: Path, iris: SampleModel, iris_files: tuple[Path, Path]
+) -> None:
+    fake = tmp_path / "qemu-x86_64"
+    fake.write_text('#!/bin/sh\nshift 2\nexec "$@"\n')  # stands in for qemu: runs natively
+    fake.chmod(0o755)
+    report = calibrate(*iris_files, (iris.decimals,), qemu=str(fake))
+    emulated = [c for c in report.comparisons if c.name == "cpu-x86-64-fma3"]
+    if ExecutionClass.current().cpu == CpuClass.X86_64_AVX512:
+        assert len(emulated) == 1 and emulated[0].skipped is None
+        assert emulated[0].execution_class.endswith("/x86-64-fma3/t1-seq-opt_basic-prepack")
+        assert report.cpu_classes.startswith("x86-64-avx512 (this machine) vs x86-64-fma3")
+    else:
+        assert emulated == [] and report.cpu_classes.startswith("not compared")
+    report_is_consistent(report)
+
+
+def test_run_under_qemu__failing_emulator__one_line_error(tmp_path: Path, iris: SampleModel) -> None:
+    fake = tmp_path / "qemu-x86_64"
+    fake.write_text("#!/bin/sh\necho 'qemu: unknown cpu' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    rows = split_rows(spec_from_onnx(iris.onnx), iris.examples[:1].tolist(), 6)
+    with pytest.raises(CalibrationError, match="exited 1: qemu: unknown cpu"):
+        run_under_qemu(str(fake), iris.onnx, rows)
+
+
 def test_read_worker_result__no_json_line__calibration_error(tmp_path: Path) -> None:
     with pytest.raises(CalibrationError, match="printed no result"):
         read_worker_result("Illegal instruction\n", tmp_path / "missing.npz", 1)
 
 
 # ------------------------------------------------------------ CLI
+
+
+@pytest.fixture(autouse=True)
+def no_qemu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI tests stay seconds long even on a machine with qemu installed."""
+    monkeypatch.setattr("verinfer.cli.models.qemu_on_path", lambda: None)
 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:
@@ -231,7 +279,7 @@ def test_cli__iris__json_report(iris_files: tuple[Path, Path]) -> None:
     data = json.loads(out)
     assert data["recommendation"]["kind"] == "exact" and data["recommendation"]["decimals"] == 6
     assert data["execution_class"].startswith("onnxruntime==")
-    assert "qemu" in data["cpu_classes"]
+    assert data["cpu_classes"].startswith("not compared") and "qemu-user" in data["cpu_classes"]
 
 
 def assert_one_error_line(tmp_path: Path, args: list[str]) -> str:

@@ -499,6 +499,8 @@ def _cpu_classes(
         )
     if here.cpu == QEMU_CPU_CLASS:
         return f"not compared: this machine is {QEMU_CPU_CLASS} itself; run calibrate on {others}", None
+    if here.cpu == CpuClass.ARM64:  # qemu-x86_64 would need an x86-64 interpreter and onnxruntime
+        return f"not compared: {qemu} cannot run this arm64 interpreter; run calibrate on {others}", None
     name = f"cpu-{QEMU_CPU_CLASS}"
     cls = str(ExecutionClass(here.runtime, here.version, QEMU_CPU_CLASS, PINNED))
     progress(name)
