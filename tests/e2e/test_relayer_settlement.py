@@ -7,6 +7,7 @@ import numpy as np
 from eth_utils.crypto import keccak
 from verinfer.chain.contracts import Fault, Status
 from verinfer.models.codec import ErrorCode, Tensor, decode_tensors, encode_tensors, error_output
+from verinfer.models.execution import ExecutionClass
 from verinfer.models.samples import SampleModel
 
 from tests.conftest import next_epoch
@@ -45,8 +46,10 @@ def test_three_relayers__settle_requests__outputs_equal_direct_onnxruntime(
         assert label.shape == (len(x),) and probabilities.shape == (len(x), 2)
         np.testing.assert_allclose(probabilities.to_array().sum(axis=1), 1.0, atol=1e-5)
     wait_for(lambda: all(quiet(p) for p in procs), 30, "relayers record their receipts")
+    here = str(ExecutionClass.current())  # what every relayer on this machine says it computes
     for proc in procs:
         assert metric(proc.metrics, "verinfer_revealed") == len(ids)
+        assert f'"execution_class": "{here}"' in proc.log_text()
         assert proc.stop() == 0  # SIGTERM: a clean exit
 
 

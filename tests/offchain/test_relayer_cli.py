@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from pytest import MonkeyPatch
 from verinfer.cli.main import cli
 from verinfer.relayer.journal import Journal, RequestRow, State
 
@@ -89,3 +90,18 @@ def _row(request_id: int) -> RequestRow:
         seen_at=0.0,
         updated_at=0.0,
     )
+
+
+def test_run__x86_cpu_without_fma3__refuses_before_any_rpc(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    from verinfer.models import execution
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx\n")
+    monkeypatch.setattr(execution, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(execution.platform, "machine", lambda: "x86_64")
+    (tmp_path / "local.json").write_text(json.dumps(_record()))
+    # The RPC URL is unreachable: reaching it would exit 3, so exit 2 shows the CPU was checked first.
+    result = CliRunner().invoke(cli, ["relayer", "run", "--config", str(config(tmp_path))])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and "FMA3" in line

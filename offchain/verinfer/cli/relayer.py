@@ -12,6 +12,7 @@ from verinfer.chain.deployment import Deployment
 from verinfer.chain.keys import load_account, load_dev_key
 from verinfer.chain.rpc import Rpc
 from verinfer.chain.txmanager import TxState
+from verinfer.models.execution import ExecutionClass
 from verinfer.relayer import logs
 from verinfer.relayer.config import RelayerConfig
 from verinfer.relayer.journal import Journal
@@ -49,6 +50,8 @@ def run(config_path: Path, dev_key_from_env: bool) -> None:
     """Follow the chain, execute requests, commit, reveal and finalize until SIGTERM."""
     config = RelayerConfig.load(config_path, require_keystore=not dev_key_from_env)
     logs.configure(config.log.level, config.log.format)
+    # A machine outside every execution class would be outvoted by honest peers: refuse it first.
+    execution = ExecutionClass.current()
     deployment = Deployment.load(config.chain.deployment)
     rpc = Rpc(config.chain.rpc_url, timeout=config.chain.rpc_timeout)
     chain_id = rpc.chain_id()
@@ -57,7 +60,7 @@ def run(config_path: Path, dev_key_from_env: bool) -> None:
     else:
         op = config.operator
         account = load_account(op.keystore, op.ape_account, op.password_env, op.password_file)
-    service = Relayer(config, account, deployment, rpc)
+    service = Relayer(config, account, deployment, rpc, execution)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     service.run()

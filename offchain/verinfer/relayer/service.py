@@ -33,6 +33,7 @@ from verinfer.models.codec import (
     error_code_of,
     error_output,
 )
+from verinfer.models.execution import ExecutionClass
 from verinfer.models.runtime import Execution, ModelRuntime
 from verinfer.relayer.config import RelayerConfig, split_listen
 from verinfer.relayer.journal import Journal, RequestRow, State
@@ -63,9 +64,15 @@ class Relayer:
     """One operator's relayer. `run()` blocks until `stop()`; `tick()` does one round of work."""
 
     def __init__(
-        self, config: RelayerConfig, account: LocalAccount, deployment: Deployment, rpc: Rpc
+        self,
+        config: RelayerConfig,
+        account: LocalAccount,
+        deployment: Deployment,
+        rpc: Rpc,
+        execution: ExecutionClass,
     ) -> None:
         self.config = config
+        self.execution = execution  # what this machine computes: runtime, version, CPU class, settings
         self.account = account
         self.address = str(account.address)
         self.metrics = Metrics()
@@ -157,6 +164,7 @@ class Relayer:
                 "chain_id": self.chain_id,
                 "rpc": self.rpc.endpoint,
                 "hub": self.contracts.hub.address,
+                "execution_class": str(self.execution),
                 "checkpoint": self.follower.position(),
                 "metrics": self._server.address if self._server else None,
                 "resumed": len(self.journal.active()),
@@ -620,5 +628,10 @@ class Relayer:
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         return self.heartbeat.health(
-            {"head": self._head, "checkpoint": self.follower.position(), "operator": self.address}
+            {
+                "head": self._head,
+                "checkpoint": self.follower.position(),
+                "operator": self.address,
+                "execution_class": str(self.execution),
+            }
         )
