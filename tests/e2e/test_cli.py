@@ -64,6 +64,41 @@ def test_models_list_and_show(devnet: Devnet) -> None:
     assert "no model named 'nope'" in fails(devnet, 2, "models", "show", "nope")
 
 
+def test_models_publish__calibrate_inputs__recommends__warns_only_past_exact_agreement(
+    devnet: Devnet, tmp_path: Path
+) -> None:
+    sample = iris_mlp()
+    artifact, rows = tmp_path / "iris.onnx", tmp_path / "rows.json"
+    artifact.write_bytes(sample.onnx)
+    rows.write_text(json.dumps([[float(v) for v in row] for row in sample.examples[:8]]))
+    calibrate = ("--calibrate-inputs", str(rows))
+
+    safe = run(
+        devnet, "models", "publish", str(artifact), "--name", "iris-cal", "--decimals", "4", *calibrate
+    )
+    assert safe.returncode == 0, safe.stderr
+    assert "calibration: exact is safe at 4 decimals" in safe.stderr and "warning:" not in safe.stderr
+
+    # Prepacking off moves the MLP's outputs in the 7th decimal (measured by `models calibrate`).
+    risky = run(
+        devnet,
+        "models",
+        "publish",
+        str(artifact),
+        "--name",
+        "iris-cal-8",
+        "--decimals",
+        "8",
+        *calibrate,
+        "--json",
+    )
+    assert risky.returncode == 0, risky.stderr
+    (warning,) = [line for line in risky.stderr.splitlines() if line.startswith("warning: ")]
+    assert "at 8 decimals honest operators may disagree" in warning
+    published = json.loads(risky.stdout)
+    assert published["decimals"] == 8 and published["calibration"].startswith("exact is safe at ")
+
+
 def test_models_publish__stores_serves_and_registers(devnet: Devnet, tmp_path: Path) -> None:
     artifact = tmp_path / "iris.onnx"
     artifact.write_bytes(iris_mlp().onnx)

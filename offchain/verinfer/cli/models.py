@@ -57,6 +57,12 @@ def models() -> None:
 )
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Model store directory.")
 @click.option("--store-url", help="Base URL the store is served at (registered as the artifact's http URI).")
+@click.option(
+    "--calibrate-inputs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rows to run `models calibrate` on first: shows its recommendation and warns when --decimals "
+    "exceeds what honest operators agree on exactly.",
+)
 @connection(role="owner")
 @JSON
 def publish(
@@ -69,12 +75,14 @@ def publish(
     max_output_bytes: int,
     store: Path | None,
     store_url: str | None,
+    calibrate_inputs: Path | None,
     as_json: bool,
 ) -> None:
     """Hash ONNX_FILE into the model store, read its tensor spec and register it as a new version.
 
     On a devnet the store and its URL default to the devnet's own.
     """
+    calibration = None if calibrate_inputs is None else _check_decimals(onnx_file, calibrate_inputs, decimals)
     if store is None:
         devnet = DevnetState.load(conn.devnet_home or default_home())
         if devnet is None:
@@ -92,7 +100,24 @@ def publish(
         modes=sum(MODES[m] for m in set(modes)),
         max_output_bytes=max_output_bytes,
     )
-    emit(as_json, {"name": name, **_version(version)}, _show_lines(client, name, version))
+    extra = {} if calibration is None else {"calibration": calibration}
+    emit(as_json, {"name": name, **_version(version), **extra}, _show_lines(client, name, version))
+
+
+def _check_decimals(onnx_file: Path, inputs: Path, decimals: int) -> str:
+    """Calibrates at `decimals` and below; warns on stderr when exact agreement ends below `decimals`."""
+    checked = tuple(sorted({*DEFAULT_DECIMALS, decimals} - {d for d in DEFAULT_DECIMALS if d > decimals}))
+    report = run_calibration(onnx_file, inputs, checked, qemu=qemu_on_path())
+    advice = report.recommendation
+    stderr = click.get_text_stream("stderr")
+    click.echo(f"calibration: {advice.text}", file=stderr)
+    if advice.kind != "exact" or advice.decimals < decimals:
+        click.echo(
+            f"warning: at {decimals} decimals honest operators may disagree on this model's outputs"
+            " (and be slashed for it); consider fewer decimals",
+            file=stderr,
+        )
+    return advice.text
 
 
 @models.command(name="list")
