@@ -30,7 +30,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick__writes_json_markdown_and_png(quick: Path) -> None:
     results = json.loads((quick / "results.json").read_text())
     assert results["meta"]["quick"] is True and results["meta"]["seconds"] > 0
-    assert set(results) >= {"gas", "latency", "throughput", "overhead", "targets"}
+    assert set(results) >= {"gas", "latency", "throughput", "overhead", "determinism", "targets"}
     assert (quick / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (quick / "results.md").read_text()
     for heading in (
@@ -40,6 +40,7 @@ def test_quick__writes_json_markdown_and_png(quick: Path) -> None:
         "## End-to-end latency",
         "## Throughput",
         "## Relayer execution overhead",
+        "## Determinism",
     ):
         assert heading in markdown
 
@@ -74,6 +75,17 @@ def test_quick__latency_throughput_and_overhead_measured(quick: Path) -> None:
     assert results["throughput"]["peak_drain_per_s"] >= results["throughput"]["sustained_per_s"]
     assert results["throughput"]["profile"]["transactions"] > 0
     assert all(m["ratio"] > 0 for m in results["overhead"]["models"])
+    determinism = results["determinism"]["models"]
+    assert sorted(m["model"] for m in determinism) == sorted(
+        m["model"] for m in results["overhead"]["models"]
+    )
+    for m in determinism:  # shares and units agree with each other, and the pinned run is the reference
+        assert all(
+            (v["differing_share"] == 0) == (v["worst_units"] == 0)
+            for v in m["variations"]
+            if not v["skipped"]
+        )
+        assert m["worst_units"] == max(v["worst_units"] or 0 for v in m["variations"])
     assert [t["name"] for t in results["targets"]] == [t.name for t in targets(results)]
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import click
 import onnxruntime
 
-from verinfer.bench import gas, load, overhead, report
+from verinfer.bench import determinism, gas, load, overhead, report
 from verinfer.bench.harness import devnet
 from verinfer.devnet.network import project_root
 from verinfer.devnet.processes import DevnetError
 
-PARTS = ("overhead", "gas", "latency", "throughput")
+PARTS = ("overhead", "determinism", "gas", "latency", "throughput")
 
 
 def _commit(root: Path) -> str:
@@ -53,7 +53,8 @@ def _progress(message: str) -> None:
 )
 @click.option("--only", default=",".join(PARTS), show_default=True, help="Comma-separated parts to run.")
 def main(quick: bool, out: Path, work: Path | None, only: str) -> None:
-    """Measures gas, latency, throughput and relayer overhead; writes the results and marks each target."""
+    """Measures gas, latency, throughput, determinism and relayer overhead; writes the results and marks
+    each target."""
     # A terminated run still takes its devnets down (the `finally` of each devnet context).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parts = [p.strip() for p in only.split(",") if p.strip()]
@@ -79,6 +80,9 @@ def main(quick: bool, out: Path, work: Path | None, only: str) -> None:
         if "overhead" in parts:
             _progress("relayer overhead against bare ONNX Runtime")
             results["overhead"] = overhead.run(quick=quick)
+        if "determinism" in parts:
+            _progress("determinism: sample models under every setting (and CPU class) this machine can run")
+            results["determinism"] = determinism.run(quick=quick)
         if "gas" in parts:
             _progress("gas: devnet without relayers")
             with devnet(work, "gas", relayers=0) as stack:

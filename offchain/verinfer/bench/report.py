@@ -251,6 +251,32 @@ def markdown(results: dict[str, Any]) -> str:
             out += _table(
                 ["relayer stage", "mean ms"], [[s, v] for s, v in profile["relayer_stage_mean_ms"].items()]
             )
+    det = results.get("determinism")
+    if det:
+        out += ["## Determinism (encoded outputs at each model's decimals against the pinned run)", ""]
+        names = [v["name"] for v in det["models"][0]["variations"]] if det["models"] else []
+        out += _table(
+            ["model", "decimals", "inputs", *names, "recommendation"],
+            [
+                [
+                    m["model"],
+                    m["decimals"],
+                    m["inputs"],
+                    *[
+                        "skipped" if v["skipped"] else f"{v['differing_share']:.0%} / {v['worst_units']}"
+                        for v in m["variations"]
+                    ],
+                    m["recommendation"],
+                ]
+                for m in det["models"]
+            ],
+        )
+        classes = det["models"][0]["cpu_classes"] if det["models"] else ""
+        out += [
+            "",
+            f"Cells: share of inputs whose output differs / worst difference in last-digit units. {classes}",
+            "",
+        ]
     over = results.get("overhead")
     if over:
         out += ["## Relayer execution overhead (single thread)", ""]
