@@ -21,6 +21,8 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
     /// @notice Most model pools one operator may join; bounds the cost of a stake change.
     uint256 public constant MAX_MODELS_PER_OPERATOR = 8;
+    /// @notice Longest endpoint URL.
+    uint256 public constant MAX_ENDPOINT_BYTES = 256;
     /// @notice Most pending unbonding entries per operator; bounds withdraw and slash loops.
     uint256 public constant MAX_UNBONDINGS = 16;
     /// @notice Largest committee the draw serves.
@@ -81,6 +83,7 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     mapping(bytes32 modelId => StakeTree.Tree) private _pools;
     mapping(bytes32 modelId => mapping(address operator => uint32 slot)) private _slotOf;
     mapping(bytes32 modelId => mapping(address operator => bool)) private _registered;
+    mapping(address operator => string) private _endpoints;
 
     /// @param token_ staking token
     /// @param registry_ model registry
@@ -186,6 +189,15 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     // ------------------------------------------------------------------ faults
+
+    /// @inheritdoc IOperatorStaking
+    function setEndpoint(string calldata url) external {
+        if (_operators[msg.sender].stake == 0) revert NotStaked(msg.sender);
+        bytes calldata b = bytes(url);
+        if (b.length != 0 && (b.length > MAX_ENDPOINT_BYTES || !_isHttpUrl(b))) revert InvalidEndpoint();
+        _endpoints[msg.sender] = url;
+        emit EndpointSet(msg.sender, url);
+    }
 
     /// @inheritdoc IOperatorStaking
     function unjail() external {
@@ -296,6 +308,11 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     /// @inheritdoc IOperatorStaking
+    function endpointOf(address operator) external view returns (string memory) {
+        return _endpoints[operator];
+    }
+
+    /// @inheritdoc IOperatorStaking
     function modelsOf(address operator) external view returns (bytes32[] memory) {
         return _modelsOf[operator];
     }
@@ -365,5 +382,17 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
             queue[i].amount -= cut;
             taken += cut;
         }
+    }
+
+    /// @dev `http://` or `https://` followed by at least one byte, none of them a space or control byte.
+    function _isHttpUrl(bytes calldata b) private pure returns (bool) {
+        uint256 start;
+        if (b.length > 7 && bytes7(b[0:7]) == "http://") start = 7;
+        else if (b.length > 8 && bytes8(b[0:8]) == "https://") start = 8;
+        else return false;
+        for (uint256 i = start; i < b.length; ++i) {
+            if (uint8(b[i]) <= 0x20 || uint8(b[i]) == 0x7f) return false;
+        }
+        return true;
     }
 }

@@ -76,8 +76,17 @@ interface IOperatorStaking {
     /// @param treasury the new treasury
     event TreasuryUpdated(address indexed treasury);
 
+    /// @notice An operator published (or, with an empty URL, withdrew) the endpoint its peers reach it at.
+    /// @param operator the operator
+    /// @param url an http(s) URL, or empty
+    event EndpointSet(address indexed operator, string url);
+
     /// @notice The amount is zero or too large.
     error InvalidAmount(uint256 amount);
+    /// @notice An endpoint must be empty or an http:// or https:// URL of at most 256 bytes.
+    error InvalidEndpoint();
+    /// @notice Only an operator with stake may publish an endpoint.
+    error NotStaked(address operator);
     /// @notice The operator's active stake is below the amount asked for.
     error InsufficientStake(uint256 requested, uint256 available);
     /// @notice The operator has too many pending unbondings.
@@ -124,6 +133,11 @@ interface IOperatorStaking {
     /// @notice Joins a model's pool so the caller can be drawn for its requests (from the next epoch).
     /// @param modelId the model
     function register(bytes32 modelId) external;
+
+    /// @notice Publishes where the caller's relayer takes messages from its committee peers (attested
+    ///         mode exchanges signatures there); an empty URL withdraws it. Requires stake.
+    /// @param url an http:// or https:// URL of at most 256 bytes, or empty
+    function setEndpoint(string calldata url) external;
 
     /// @notice Leaves a model's pool (drawn no more from the next epoch).
     /// @param modelId the model
@@ -184,6 +198,11 @@ interface IOperatorStaking {
     /// @param operator the operator
     /// @return model ids
     function modelsOf(address operator) external view returns (bytes32[] memory);
+
+    /// @notice The endpoint an operator published (empty if none).
+    /// @param operator the operator
+    /// @return url the URL
+    function endpointOf(address operator) external view returns (string memory url);
 
     /// @notice An operator's pending unbonding entries, oldest first.
     /// @param operator the operator

@@ -396,3 +396,42 @@ def test_stake__fee_on_transfer_token__reverts(fee_token_staking, op):
         staking.stake(1_000 * E18, sender=op)
     assert fot.balanceOf(staking) == 0
     assert staking.operatorInfo(op).stake == 0
+
+
+def test_set_endpoint__published_replaced_and_withdrawn(staked, staking, op):
+    tx = staking.setEndpoint("https://relayer.example:8443/peers", sender=op)
+    assert [(e.operator, e.url) for e in tx.events] == [(op.address, "https://relayer.example:8443/peers")]
+    assert staking.endpointOf(op) == "https://relayer.example:8443/peers"
+    staking.setEndpoint("http://10.0.0.7:9100", sender=op)
+    assert staking.endpointOf(op) == "http://10.0.0.7:9100"
+    staking.setEndpoint("", sender=op)
+    assert staking.endpointOf(op) == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://relayer.example",
+        "https://",
+        "http://",
+        "relayer.example:9100",
+        "https://relayer example",
+        "https://relayer.example/\n",
+        "https://" + "a" * 249,  # 257 bytes
+    ],
+)
+def test_set_endpoint__not_an_http_url_of_at_most_256_bytes__reverts(staked, staking, op, url):
+    with ape.reverts(staking.InvalidEndpoint):
+        staking.setEndpoint(url, sender=op)
+    assert staking.endpointOf(op) == ""
+
+
+def test_set_endpoint__longest_allowed__accepted(staked, staking, op):
+    url = "https://" + "a" * 248  # 256 bytes
+    staking.setEndpoint(url, sender=op)
+    assert staking.endpointOf(op) == url
+
+
+def test_set_endpoint__without_stake__reverts(staking, op):
+    with ape.reverts(staking.NotStaked):
+        staking.setEndpoint("https://relayer.example", sender=op)

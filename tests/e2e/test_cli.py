@@ -193,6 +193,23 @@ def test_operator_stake_unstake_register_unjail(devnet: Devnet) -> None:
     assert "not a number" in fails(devnet, 2, "operator", "stake", "lots", *who)
 
 
+def test_operator_endpoint__published_shown_refused_and_withdrawn(devnet: Devnet) -> None:
+    who = ("--dev-account", "operator-2")
+    address = devnet.state.account("operator-2").address
+    published = ok_json(devnet, "operator", "endpoint", "https://operator-2.example:9100", *who)
+    assert published["endpoint"] == "https://operator-2.example:9100"
+    assert ok_json(devnet, "operators", "show", address)["endpoint"] == "https://operator-2.example:9100"
+    shown = run(devnet, "operators", "show", address)
+    assert "https://operator-2.example:9100" in shown.stdout
+
+    for bad in ("ftp://operator-2.example", "https://", "https://a b"):
+        fails(devnet, 2, "operator", "endpoint", bad, *who)
+    assert "give either URL or --clear" in run(devnet, "operator", "endpoint", *who).stderr
+    assert ok_json(devnet, "operators", "show", address)["endpoint"] == "https://operator-2.example:9100"
+
+    assert ok_json(devnet, "operator", "endpoint", "--clear", *who)["endpoint"] == ""
+
+
 def _artifact(devnet: Devnet) -> Path:
     path = devnet.home / "breast.onnx"
     path.write_bytes(breast_cancer().onnx)

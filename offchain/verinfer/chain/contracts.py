@@ -98,6 +98,7 @@ class OperatorInfo:
     jailed: bool
     jailed_until: int  # first block at which a jailed operator may unjail
     models: tuple[bytes, ...]
+    endpoint: str  # where its relayer takes messages from committee peers ("" if none published)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ class Contracts:
             info["jailed"],
             info["jailedUntil"],
             tuple(bytes(m) for m in models),
+            str(self.view("staking", "endpointOf", address)),
         )
 
     def logs(self, contract: str, event: str, from_block: int | None = None, **topics: Any) -> list[Any]:

@@ -26,6 +26,7 @@ def _json(info: OperatorInfo, names: dict[bytes, str]) -> dict[str, Any]:
         "jailed": info.jailed,
         "jailed_until": info.jailed_until,
         "models": [names.get(m, "0x" + m.hex()) for m in info.models],
+        "endpoint": info.endpoint,
     }
 
 
@@ -40,7 +41,7 @@ def _line(client: Client, info: OperatorInfo, names: dict[bytes, str]) -> str:
     return (
         f"{info.address}  stake {client.tokens(info.stake):>14}  "
         f"unbonding {client.tokens(info.unbonding):>10}  "
-        f"faults {info.faults}  {_state(info):8}  {models}"
+        f"faults {info.faults}  {_state(info):8}  {models}" + (f"  {info.endpoint}" if info.endpoint else "")
     )
 
 
@@ -83,7 +84,7 @@ def show_operator(conn: Connection, address: str, as_json: bool) -> None:
 
 @click.group()
 def operator() -> None:
-    """Act as an operator: stake, unstake, withdraw, register for models, unjail."""
+    """Act as an operator: stake, unstake, withdraw, register for models, unjail, publish an endpoint."""
 
 
 def _act(
@@ -162,3 +163,21 @@ def deregister(conn: Connection, model: str, as_json: bool) -> None:
 def unjail(conn: Connection, as_json: bool) -> None:
     """Leave jail once its period is over (stake must be back at the minimum; faults are kept)."""
     _act(conn, as_json, actions.unjail, "unjailed")
+
+
+@operator.command()
+@click.argument("url", required=False, default="")
+@click.option("--clear", is_flag=True, help="Withdraw the published endpoint.")
+@connection(role="operator-1")
+@JSON
+def endpoint(conn: Connection, url: str, clear: bool, as_json: bool) -> None:
+    """Publish URL (http:// or https://, at most 256 bytes) as where this operator's relayer takes
+    messages from its committee peers (attested mode); --clear withdraws it."""
+    if bool(url) == clear:
+        raise click.UsageError("give either URL or --clear")
+    _act(
+        conn,
+        as_json,
+        lambda c: actions.set_endpoint(c, "" if clear else url),
+        "endpoint withdrawn" if clear else f"endpoint {url}",
+    )

@@ -43,3 +43,17 @@ def deregister(client: Client, model: str) -> OperatorInfo:
 def unjail(client: Client) -> OperatorInfo:
     client.transact("staking", "unjail")
     return client.operator(client.address)
+
+
+def set_endpoint(client: Client, url: str) -> OperatorInfo:
+    """Publishes where this operator's relayer takes messages from committee peers ("" withdraws it)."""
+    if url and (not url.startswith(("http://", "https://")) or len(url.encode()) > 256):
+        raise InvalidArgument(f"endpoint {url!r} must be an http:// or https:// URL of at most 256 bytes")
+    if url and any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidArgument(f"endpoint {url!r} must not contain spaces or control characters")
+    if url.rstrip("/") in ("http:", "https:"):
+        raise InvalidArgument(f"endpoint {url!r} has no host")
+    if client.operator(client.address).stake == 0:
+        raise InvalidArgument("stake first: only an operator with stake may publish an endpoint")
+    client.transact("staking", "setEndpoint", url)
+    return client.operator(client.address)
