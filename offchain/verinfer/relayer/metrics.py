@@ -15,7 +15,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from verinfer.relayer.http import BackgroundServer
+from verinfer.relayer.http import BackgroundServer, QuietHandler
 
 
 class Metrics:
@@ -80,26 +80,16 @@ class MetricsServer(BackgroundServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         metrics, health = self._metrics, self._health
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, metrics.render())
+                    self.reply(200, CONTENT_TYPE_LATEST, metrics.render())
                 elif self.path == "/healthz":
                     ok, detail = health()
                     body = json.dumps({"ok": ok, **detail}).encode()
-                    self._send(200 if ok else 503, "application/json", body)
+                    self.reply(200 if ok else 503, "application/json", body)
                 else:
-                    self._send(404, "text/plain", b"not found\n")
-
-            def _send(self, code: int, content_type: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                    self.reply(404, "text/plain", b"not found\n")
 
         return Handler
 

@@ -20,7 +20,7 @@ from eth_utils.address import is_address, to_checksum_address
 
 from verinfer.chain import attestations
 from verinfer.chain.attestations import Attestation, BadSignature, Domain
-from verinfer.relayer.http import BackgroundServer
+from verinfer.relayer.http import BackgroundServer, QuietHandler
 
 log = logging.getLogger("verinfer.relayer.peers")
 
@@ -141,7 +141,7 @@ def _handler(
     held: Callable[[int], list[Attestation]],
     read_timeout: float,
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         timeout = read_timeout  # a peer that stops sending mid-request does not hold a thread for long
 
         def do_POST(self) -> None:
@@ -201,15 +201,7 @@ def _handler(
                 self._send(200, [encode(a) for a in held(int(tail))])
 
         def _send(self, code: int, payload: object) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+            self.reply(code, "application/json", json.dumps(payload).encode())
 
     return Handler
 
