@@ -118,3 +118,23 @@ contract CommitteeGambler {
         if (mine * 2 <= committee.length) revert Unfavourable(mine);
     }
 }
+
+/// @notice Calls back into the hub from its callback, paying out someone's credit, and records how
+///         the hub answered (test only).
+contract ReentrantConsumer is TestConsumer {
+    address public payee;
+    bool public reentered;
+    bytes public answer;
+
+    constructor(IInferenceHub hub_, address payee_) InferenceConsumer(hub_) {
+        payee = payee_;
+    }
+
+    function _onInferenceResult(uint256, IInferenceHub.Status, bytes calldata) internal override {
+        try hub.claimFor(payee) {
+            reentered = true;
+        } catch (bytes memory reason) {
+            answer = reason;
+        }
+    }
+}

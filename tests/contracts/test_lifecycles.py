@@ -2,6 +2,7 @@
 
 import ape
 import pytest
+from eth_utils.crypto import keccak
 from verinfer.chain.contracts import Status
 from verinfer.models.codec import (
     ErrorCode,
@@ -250,3 +251,19 @@ def test_lending_gate__decides_from_the_settled_score(
     assert (decided.decision, decided.score) == (decision, int(risk * 1e6))
     assert gate.applications(rid).decision == decision
     assert token.balanceOf(dapp) - before == (50 * 10**18 if paid else 0)
+
+
+def test_callback__reentering_the_hub__refused__settlement_stands(
+    project, deployer, hub, make_request, run, treasury
+):
+    """A callback cannot enter the hub again: paying out the treasury's credit (which settlement has
+    just increased) from inside it hits the reentrancy guard, and the request still settles."""
+    consumer = deployer.deploy(project.ReentrantConsumer, hub, treasury)
+    rid = request_id_of(make_request(consumer=consumer, callback_gas=300_000))
+    credit_before = hub.claimable(treasury)
+    _, receipts = run(rid, [OUT, OUT, OUT])
+    assert receipts[-1].decode_logs(hub.CallbackExecuted)[0].success  # the consumer caught the refusal
+    assert not consumer.reentered()
+    assert bytes(consumer.answer())[:4] == keccak(b"ReentrancyGuardReentrantCall()")[:4]
+    assert hub.getResult(rid).status == FINALIZED
+    assert hub.claimable(treasury) > credit_before  # still credited, not paid out from the callback
