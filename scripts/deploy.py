@@ -33,6 +33,9 @@ INT_PARAMS = {
     "max_k": (1, 16),
     "slash_bps_dissent": (0, 10_000),
     "slash_bps_silence": (0, 10_000),
+    "attested_window": (1, 255),
+    "attested_late_window": (8, 2**16 - 1),
+    "equivocation_reward_pct": (0, 50),
     "max_input_bytes": (1, 2**32 - 1),
     "max_output_bytes": (416, 2**32 - 1),
     "max_callback_gas": (0, 2**32 - 1),
@@ -67,16 +70,32 @@ def load_params(path: Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = 
     return params
 
 
+def consensus_params(params: dict[str, Any]) -> tuple[int, ...]:
+    """ConsensusMode's Params struct, in field order."""
+    return tuple(
+        params[name] for name in ("commit_window", "reveal_window", "slash_bps_dissent", "slash_bps_silence")
+    )
+
+
+def attested_params(params: dict[str, Any]) -> tuple[int, ...]:
+    """AttestedMode's Params struct, in field order."""
+    return tuple(
+        params[name]
+        for name in (
+            "attested_window",
+            "attested_late_window",
+            "slash_bps_dissent",
+            "equivocation_reward_pct",
+        )
+    )
+
+
 def hub_params(params: dict[str, Any]) -> tuple[int, ...]:
     """The hub's Params struct, in field order."""
     return tuple(
         params[name]
         for name in (
-            "commit_window",
-            "reveal_window",
             "max_k",
-            "slash_bps_dissent",
-            "slash_bps_silence",
             "max_input_bytes",
             "max_output_bytes",
             "max_callback_gas",
@@ -109,6 +128,8 @@ class Stack:
     registry: Any
     staking: Any
     hub: Any
+    consensus: Any
+    attested: Any
     deploy_block: int
     reused: tuple[str, ...] = ()
 
@@ -158,8 +179,18 @@ def deploy_stack(deployer: Any, params: dict[str, Any], record: dict[str, Any] |
     slasher = staking.SLASHER_ROLE()
     if not staking.hasRole(slasher, hub):
         staking.grantRole(slasher, hub, sender=deployer)
+    consensus = get_or_deploy(
+        "consensus", project.ConsensusMode, hub, staking, consensus_params(params), deployer
+    )
+    attested = get_or_deploy(
+        "attested", project.AttestedMode, hub, staking, attested_params(params), deployer
+    )
+    for mode_contract in (consensus, attested):
+        mode = mode_contract.MODE()
+        if hub.modeContract(mode) != mode_contract.address:
+            hub.registerMode(mode, mode_contract, sender=deployer)
     deploy_block = record["deploy_block"] if record and len(reused) == len(CONTRACTS) else start_block
-    return Stack(token, registry, staking, hub, deploy_block, tuple(reused))
+    return Stack(token, registry, staking, hub, consensus, attested, deploy_block, tuple(reused))
 
 
 def deployment_path(network_name: str, ecosystem: str = "ethereum") -> Path:

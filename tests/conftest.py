@@ -35,6 +35,9 @@ TEST_PARAMS = {
     "fault_decay": 100,
     "slash_bps_dissent": 1_000,
     "slash_bps_silence": 100,
+    "attested_window": 40,
+    "attested_late_window": 30,
+    "equivocation_reward_pct": 50,
     "max_k": 9,
     "operator_fee": E18,
     "protocol_fee": E18 // 10,
@@ -103,6 +106,16 @@ def staking(stack: Any) -> Any:
 @pytest.fixture(scope="session")
 def hub(stack: Any) -> Any:
     return stack.hub
+
+
+@pytest.fixture(scope="session")
+def consensus(stack: Any) -> Any:
+    return stack.consensus
+
+
+@pytest.fixture(scope="session")
+def attested(stack: Any) -> Any:
+    return stack.attested
 
 
 @pytest.fixture(scope="session")
@@ -264,9 +277,11 @@ def committee_of(hub: Any, accounts_by_address: dict[str, Any], request_id: int)
     """The committee the request has or will have once drawn, computed as a relayer does: from the
     seed block's hash, as soon as that block exists (previewCommittee needs one block more)."""
     r = hub.getRequest(request_id)
-    seed_hash = bytes(ape.chain.blocks[r.seedBlock].hash)
+    mode = ape.project.ConsensusMode.at(hub.modeContract(r.mode))
+    seed_block = mode.getRound(request_id).seedBlock
+    seed_hash = bytes(ape.chain.blocks[seed_block].hash)
     staking = ape.project.OperatorStaking.at(hub.staking())
-    drawn = staking.drawCommittee(r.modelId, r.k, seed_of(request_id, seed_hash), r.seedBlock)
+    drawn = staking.drawCommittee(r.modelId, r.k, seed_of(request_id, seed_hash), seed_block)
     return [accounts_by_address[a] for a in drawn]
 
 
@@ -276,7 +291,7 @@ def by_address(accounts: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def act(hub: Any) -> Any:
+def act(consensus: Any) -> Any:
     """Commit/reveal helpers acting as committee members."""
 
     class Act:
@@ -285,9 +300,9 @@ def act(hub: Any) -> Any:
 
         def commit(self, op: Any, request_id: int, output: bytes) -> Any:
             c = commitment(request_id, op.address, output_digest(output), self.salt(op, request_id))
-            return hub.commit(request_id, c, sender=op)
+            return consensus.commit(request_id, c, sender=op)
 
         def reveal(self, op: Any, request_id: int, output: bytes) -> Any:
-            return hub.reveal(request_id, output, self.salt(op, request_id), sender=op)
+            return consensus.reveal(request_id, output, self.salt(op, request_id), sender=op)
 
     return Act()

@@ -2,9 +2,10 @@
 pragma solidity ^0.8.24;
 
 /// @title IInferenceHub
-/// @notice Takes inference requests, draws stake-weighted committees from a seed no party knew
-///         when the request was escrowed, runs commit/reveal, settles on a strict-majority quorum,
-///         pays, slashes and calls the requester back.
+/// @notice The core every dapp talks to: takes inference requests in any verification mode, escrows
+///         their fees, hands each to the mode contract registered for it, and applies the one outcome
+///         that contract reports (fee split, penalties, the requester's callback). How a mode reaches
+///         its answer lives in the mode contract, never here.
 interface IInferenceHub {
     /// @notice Lifecycle of a request. Finalized, Failed, Disputed and Expired are terminal.
     enum Status {
@@ -19,23 +20,20 @@ interface IInferenceHub {
     /// @notice Why a member lost stake.
     enum Fault {
         None,
-        /// never committed: the silence rate
+        /// never acted (consensus: never committed): the silence rate
         Silent,
         /// committed but never revealed: the dissent rate
         Withheld,
-        /// revealed an output other than the accepted one: the dissent rate
-        Dissent
+        /// put forward an output other than the accepted one: the dissent rate
+        Dissent,
+        /// signed two different outputs for one request: the dissent rate, part to the reporter
+        Equivocation
     }
 
-    /// @notice Deployment parameters; windows are in blocks, fractions in basis points. Every value a
-    ///         request depends on (windows, fees, rates, output cap) is copied into it when it is made.
+    /// @notice Core parameters; every value a request depends on is copied into it when it is made.
+    ///         Windows and slash rates are the mode contracts' own parameters.
     struct Params {
-        /// @dev blocks after the seed block to commit; at most 255 so the seed is readable throughout
-        uint32 commitWindow;
-        uint32 revealWindow;
         uint8 maxK;
-        uint16 slashBpsDissent;
-        uint16 slashBpsSilence;
         uint32 maxInputBytes;
         /// @dev cap on every version's own maxOutputBytes
         uint32 maxOutputBytes;
@@ -47,7 +45,7 @@ interface IInferenceHub {
     /// @notice What a requester asks for.
     /// @param modelId the model
     /// @param version the model version
-    /// @param mode verification mode (MODE_CONSENSUS is the one implemented)
+    /// @param mode verification mode bit (MODE_CONSENSUS, MODE_ATTESTED, ...); the version must allow it
     /// @param k committee size (redundancy)
     /// @param callbackGasLimit gas for the requester's `onInferenceResult`; zero for no callback
     /// @param digestOnly keep only the output's digest on-chain (the settlement event and the
@@ -65,30 +63,44 @@ interface IInferenceHub {
         bytes input;
     }
 
-    /// @notice A request as stored (four slots, packed by hand; solhint's estimate counts otherwise).
+    /// @notice A request as the core stores it (three slots); its round lives in the mode contract.
     // solhint-disable-next-line gas-struct-packing
     struct Request {
         address requester;
         Status status;
-        uint8 k;
         uint8 mode;
-        uint16 committedMask;
-        uint16 revealedMask;
-        /// @dev the committee is drawn from this block's hash, once it exists
-        uint40 seedBlock;
-        uint40 commitDeadline;
-        uint40 revealDeadline;
+        uint8 k;
+        bool digestOnly;
         uint32 callbackGasLimit;
         uint24 version;
-        uint32 maxOutputBytes;
-        uint16 slashBpsDissent;
-        uint16 slashBpsSilence;
-        bool digestOnly;
-        bool drawn;
+        /// @dev 0 none yet, 1 ran, 2 reverted or ran out of gas
+        uint8 callbackResult;
         bytes32 modelId;
         uint96 modelFee;
         uint96 operatorFee;
         uint64 protocolFee;
+    }
+
+    /// @notice What a mode contract reports when a request's round ends.
+    /// @param status Finalized, Failed, Disputed or Expired
+    /// @param errorCode canonical error code when Failed, else zero
+    /// @param digest keccak256 of the accepted output (zero when Disputed or Expired)
+    /// @param paid members who earn the operator fee (only when Finalized or Failed)
+    /// @param penalized members who lose stake
+    /// @param faults why, one per penalized member
+    /// @param bps the slash rate, one per penalized member (fixed when the request was made)
+    /// @param held operator fees kept back for members whose agreement may still be shown (attested
+    ///        mode: a submitter left their signatures out); paid with `payHeld`, the rest refunded by
+    ///        `releaseHeld`. Only when Finalized or Failed, at most k minus the paid members.
+    struct Outcome {
+        Status status;
+        uint8 errorCode;
+        bytes32 digest;
+        address[] paid;
+        address[] penalized;
+        Fault[] faults;
+        uint16[] bps;
+        uint8 held;
     }
 
     /// @notice A settled result.
@@ -103,18 +115,18 @@ interface IInferenceHub {
         uint8 callbackResult;
     }
 
-    /// @notice A request was accepted; its committee is drawn once `seedBlock` exists.
+    /// @notice A request was accepted and its round opened in the mode contract.
     /// @param requestId the request
     /// @param modelId the model
     /// @param requester who pays, receives refunds and the callback
     /// @param version the model version
-    /// @param mode verification mode
+    /// @param mode verification mode bit
     /// @param k committee size
     /// @param input the abi-encoded input tensors
     /// @param fee total escrowed
-    /// @param seedBlock the block whose hash seeds the draw
-    /// @param commitDeadline last block to commit
-    /// @param revealDeadline last block to reveal
+    /// @param seedBlock the block whose hash seeds the committee draw
+    /// @param deadline the last block the mode may settle in without anyone's help (after it, the
+    ///        mode's own timeout path, and `expire` once EXPIRY_GRACE more blocks have passed)
     /// @param callbackGasLimit gas for the callback, zero for none
     /// @param digestOnly whether only the output digest is kept
     event RequestCreated(
@@ -127,39 +139,23 @@ interface IInferenceHub {
         bytes input,
         uint256 fee,
         uint40 seedBlock,
-        uint40 commitDeadline,
-        uint40 revealDeadline,
+        uint40 deadline,
         uint32 callbackGasLimit,
         bool digestOnly
     );
-    /// @notice A request's committee was drawn.
-    /// @param requestId the request
-    /// @param committee the drawn operators, in member-index order
-    event CommitteeDrawn(uint256 indexed requestId, address[] committee);
-    /// @notice A committee member committed.
-    /// @param requestId the request
-    /// @param operator the member
-    /// @param commitment keccak256(abi.encode(requestId, operator, digest, salt))
-    event Committed(uint256 indexed requestId, address indexed operator, bytes32 commitment);
-    /// @notice A committee member revealed.
-    /// @param requestId the request
-    /// @param operator the member
-    /// @param digest keccak256 of the revealed output
-    event Revealed(uint256 indexed requestId, address indexed operator, bytes32 digest);
     /// @notice A request reached a terminal status.
     /// @param requestId the request
     /// @param status the terminal status
     /// @param outputDigest the accepted digest (zero if none)
     /// @param errorCode canonical error code when Failed
-    /// @param agreeMask bitmask of agreeing member indices
     /// @param output the accepted output bytes (empty if none)
     event RequestSettled(
-        uint256 indexed requestId, Status status, bytes32 outputDigest, uint8 errorCode, uint16 agreeMask, bytes output
+        uint256 indexed requestId, Status status, bytes32 outputDigest, uint8 errorCode, bytes output
     );
     /// @notice How a request's escrow was split.
     /// @param requestId the request
-    /// @param perOperator paid to each agreeing member
-    /// @param agreeing number of agreeing members
+    /// @param perOperator paid to each paid member
+    /// @param agreeing number of paid members
     /// @param modelOwner paid to the model owner
     /// @param treasury paid to the treasury
     /// @param refund returned to the requester
@@ -169,14 +165,23 @@ interface IInferenceHub {
     /// @notice A member lost stake.
     /// @param requestId the request
     /// @param operator the member
-    /// @param fault silent, withheld or dissent
-    /// @param amount tokens taken (all to the treasury)
+    /// @param fault why
+    /// @param amount tokens taken (to the treasury, less a reporter's reward)
     event MemberPenalized(uint256 indexed requestId, address indexed operator, Fault fault, uint256 amount);
     /// @notice The requester's callback ran.
     /// @param requestId the request
     /// @param requester the contract called
     /// @param success false if it reverted or ran out of gas
     event CallbackExecuted(uint256 indexed requestId, address indexed requester, bool success);
+    /// @notice A held operator fee was paid to a member whose agreement was shown late.
+    /// @param requestId the request
+    /// @param member the member paid
+    /// @param amount the operator fee
+    event HeldFeePaid(uint256 indexed requestId, address indexed member, uint256 amount);
+    /// @notice Held operator fees nobody earned went back to the requester.
+    /// @param requestId the request
+    /// @param amount tokens refunded
+    event HeldFeesRefunded(uint256 indexed requestId, uint256 amount);
     /// @notice Credited tokens were withdrawn.
     /// @param account whose credit was paid
     /// @param amount tokens sent to `account`
@@ -187,8 +192,12 @@ interface IInferenceHub {
     /// @notice The treasury changed.
     /// @param treasury the new treasury
     event TreasuryUpdated(address indexed treasury);
+    /// @notice A mode contract was registered for a mode bit (once, for good).
+    /// @param mode the mode bit
+    /// @param modeContract the contract that runs and settles requests of that mode
+    event ModeRegistered(uint8 indexed mode, address modeContract);
 
-    /// @notice The version does not allow the mode, or the hub does not implement it yet.
+    /// @notice The version does not allow the mode, or no contract is registered for it.
     error ModeNotSupported(uint8 mode);
     /// @notice The version is deprecated.
     error VersionDeprecated(bytes32 modelId, uint32 version);
@@ -204,40 +213,21 @@ interface IInferenceHub {
     error UnknownRequest(uint256 requestId);
     /// @notice The request is settled already.
     error RequestNotPending(uint256 requestId, Status status);
-    /// @notice The seed block has not been mined yet: nobody can know the committee.
-    error SeedNotReady(uint256 requestId, uint256 seedBlock);
-    /// @notice The seed block is older than 256 blocks: the committee can no longer be drawn.
-    error SeedUnavailable(uint256 requestId, uint256 seedBlock);
-    /// @notice The caller is not on the request's committee.
-    error NotCommitteeMember(uint256 requestId, address operator);
-    /// @notice The commit window has closed.
-    error CommitWindowClosed(uint256 requestId, uint256 deadline);
-    /// @notice The member committed already.
-    error AlreadyCommitted(uint256 requestId, address operator);
-    /// @notice Reveals are not open yet: members are still committing.
-    error RevealNotOpen(uint256 requestId);
-    /// @notice The reveal window has closed.
-    error RevealWindowClosed(uint256 requestId, uint256 deadline);
-    /// @notice The member did not commit.
-    error NotCommitted(uint256 requestId, address operator);
-    /// @notice The member revealed already.
-    error AlreadyRevealed(uint256 requestId, address operator);
-    /// @notice Output and salt do not match the commitment.
-    error CommitmentMismatch(uint256 requestId, address operator);
-    /// @notice The output is longer than the request's maxOutputBytes (reveal the OUTPUT_TOO_LARGE error).
-    error OutputTooLarge(uint256 requestId, uint256 size, uint256 max);
-    /// @notice The request keeps only digests: settling it needs the accepted output's bytes.
-    error OutputRequired(uint256 requestId, bytes32 digest);
-    /// @notice The bytes given are not the accepted output.
-    error OutputMismatch(uint256 requestId, bytes32 expected, bytes32 given);
-    /// @notice The request cannot be finalized yet.
-    error TooEarlyToFinalize(uint256 requestId);
-    /// @notice The batch arrays differ in length or are empty.
-    error BatchLengthMismatch();
+    /// @notice Only the mode contract that runs a request may settle it.
+    error NotRequestMode(uint256 requestId, address caller);
+    /// @notice A mode reported an outcome the core cannot apply: a non-terminal status, more paid and
+    ///         held members than k, pay, a digest or output bytes without an accepted output, output
+    ///         bytes that do not hash to the digest, an error code without Failed (or Failed without
+    ///         one), arrays of different lengths.
+    error InvalidOutcome(uint256 requestId);
+    /// @notice The request holds no operator fee back.
+    error NothingHeld(uint256 requestId);
+    /// @notice The mode bit is not a single bit, or a contract is registered for it already.
+    error InvalidMode(uint8 mode);
+    /// @notice The request's mode deadline plus EXPIRY_GRACE has not passed.
+    error TooEarlyToExpire(uint256 requestId, uint256 expiresAfter);
     /// @notice Not enough gas was left to give the callback its limit.
     error InsufficientGasForCallback(uint256 available, uint256 required);
-    /// @notice The data contract holding a revealed output could not be created.
-    error OutputNotStored(bytes32 digest);
     /// @notice Nothing is credited to the account.
     error NothingToClaim(address account);
     /// @notice The request is not settled yet.
@@ -260,42 +250,45 @@ interface IInferenceHub {
     /// @return requestId the new request
     function requestInference(InferenceRequest calldata request) external returns (uint256 requestId);
 
-    /// @notice Draws and stores a request's committee once its seed block exists; anyone may call
-    ///         (the first commit does it too).
+    /// @notice Ends a request with the outcome its mode reached: pays, penalizes, calls back.
+    ///         Only the mode contract registered for the request's mode may call.
     /// @param requestId the request
-    /// @return committee the members in member-index order
-    function draw(uint256 requestId) external returns (address[] memory committee);
+    /// @param outcome status, error code, accepted digest, who is paid and who is penalized
+    /// @param output the accepted output's bytes (empty when none), for the event and the callback
+    function settle(uint256 requestId, Outcome calldata outcome, bytes calldata output) external;
 
-    /// @notice Commits to an output digest without revealing it (drawing the committee if needed).
+    /// @notice Penalizes a member of a pending or settled request outside its settlement (a proof of
+    ///         equivocation); part of the slashed stake goes to `reporter`. Mode contracts only.
     /// @param requestId the request
-    /// @param commitment keccak256(abi.encode(requestId, operator, keccak256(output), salt))
-    function commit(uint256 requestId, bytes32 commitment) external;
+    /// @param operator the member
+    /// @param fault why
+    /// @param bps the slash rate
+    /// @param reporter who proved the fault
+    /// @param rewardBps the reporter's share of what is slashed
+    /// @return amount tokens slashed
+    function penalize(
+        uint256 requestId,
+        address operator,
+        Fault fault,
+        uint16 bps,
+        address reporter,
+        uint16 rewardBps
+    ) external returns (uint256 amount);
 
-    /// @notice Commits on many requests in one transaction; all or nothing.
-    /// @param requestIds the requests
-    /// @param commitments one commitment per request
-    function commitMany(uint256[] calldata requestIds, bytes32[] calldata commitments) external;
-
-    /// @notice Reveals a committed output; the last reveal settles the request.
+    /// @notice Pays one held operator fee to a member whose agreement the mode has just verified.
+    ///         Mode contracts only.
     /// @param requestId the request
-    /// @param output the abi-encoded output tensors
-    /// @param salt the commitment salt
-    function reveal(uint256 requestId, bytes calldata output, bytes32 salt) external;
+    /// @param member the member
+    function payHeld(uint256 requestId, address member) external;
 
-    /// @notice Reveals on many requests in one transaction; all or nothing.
-    /// @param requestIds the requests
-    /// @param outputs one output per request
-    /// @param salts one salt per request
-    function revealMany(uint256[] calldata requestIds, bytes[] calldata outputs, bytes32[] calldata salts) external;
-
-    /// @notice Settles a request whose windows have run out; anyone may call.
+    /// @notice Refunds the held operator fees nobody earned to the requester. Mode contracts only.
     /// @param requestId the request
-    function finalize(uint256 requestId) external;
+    function releaseHeld(uint256 requestId) external;
 
-    /// @notice Settles a digest-only request, supplying the accepted output's bytes.
+    /// @notice The safety net: refunds a request whose mode never settled it, EXPIRY_GRACE blocks
+    ///         after the mode's deadline. Anyone may call; nobody is penalized.
     /// @param requestId the request
-    /// @param output bytes whose keccak256 is the accepted digest
-    function finalizeWithOutput(uint256 requestId, bytes calldata output) external;
+    function expire(uint256 requestId) external;
 
     /// @notice Withdraws the caller's credited fees and refunds.
     /// @return amount tokens sent
@@ -319,21 +312,29 @@ interface IInferenceHub {
     /// @return fee tokens
     function quote(bytes32 modelId, uint32 version, uint8 k) external view returns (uint256 fee);
 
+    /// @notice The contract registered for a mode bit (zero if none).
+    /// @param mode the mode bit
+    /// @return the mode contract
+    function modeContract(uint8 mode) external view returns (address);
+
+    /// @notice Blocks after a mode's deadline before `expire` may refund a request the mode left open.
+    /// @return blocks
+    function EXPIRY_GRACE() external view returns (uint32); // solhint-disable-line func-name-mixedcase
+
+    /// @notice Operator fees a settled request still holds for late-shown agreement.
+    /// @param requestId the request
+    /// @return count fees held
+    function heldFees(uint256 requestId) external view returns (uint256 count);
+
     /// @notice A request as stored.
     /// @param requestId the request
     /// @return the request
     function getRequest(uint256 requestId) external view returns (Request memory);
 
-    /// @notice A request's committee in member-index order; empty until drawn.
+    /// @notice A request's model (what a mode contract needs to draw its committee).
     /// @param requestId the request
-    /// @return committee members
-    function getCommittee(uint256 requestId) external view returns (address[] memory);
-
-    /// @notice The committee a request has or will have: the stored one, or the draw its seed gives
-    ///         now. Reverts SeedNotReady before the seed block exists.
-    /// @param requestId the request
-    /// @return committee members
-    function previewCommittee(uint256 requestId) external view returns (address[] memory);
+    /// @return modelId the model
+    function modelOf(uint256 requestId) external view returns (bytes32 modelId);
 
     /// @notice The settled result; reverts with ResultNotReady while pending.
     /// @param requestId the request
@@ -345,10 +346,4 @@ interface IInferenceHub {
     /// @param output candidate bytes
     /// @return true when keccak256(output) is the accepted digest
     function verifyOutput(uint256 requestId, bytes calldata output) external view returns (bool);
-
-    /// @notice Whether finalize() would be allowed now (a digest-only request may still need
-    ///         finalizeWithOutput).
-    /// @param requestId the request
-    /// @return true when the request can be settled
-    function canFinalize(uint256 requestId) external view returns (bool);
 }

@@ -84,17 +84,24 @@ contract GasProbeConsumer is TestConsumer {
     }
 }
 
+/// @notice The committee view every committee-drawing mode has (test only).
+interface ICommitteePreview {
+    function previewCommittee(uint256 requestId) external view returns (address[] memory);
+}
+
 /// @notice An attacker that requests only when the committee suits it: it asks for the committee in
 ///         the transaction that makes the request and reverts unless its own operators hold the
 ///         majority (test only).
 contract CommitteeGambler {
     IInferenceHub public immutable hub;
+    ICommitteePreview public immutable mode;
 
     error Unfavourable(uint256 colluders);
     error CommitteeUnknown(bytes reason);
 
-    constructor(IInferenceHub hub_) {
+    constructor(IInferenceHub hub_, ICommitteePreview mode_) {
         hub = hub_;
+        mode = mode_;
     }
 
     function gamble(IERC20 feeToken, IInferenceHub.InferenceRequest calldata req, address[] calldata colluders)
@@ -104,7 +111,7 @@ contract CommitteeGambler {
         feeToken.approve(address(hub), req.maxFee);
         requestId = hub.requestInference(req);
         address[] memory committee;
-        try hub.previewCommittee(requestId) returns (address[] memory drawn) {
+        try mode.previewCommittee(requestId) returns (address[] memory drawn) {
             committee = drawn;
         } catch (bytes memory reason) {
             revert CommitteeUnknown(reason);

@@ -4,6 +4,7 @@ import json
 
 import ape
 import pytest
+from verinfer.chain.deployment import CONTRACTS
 
 from scripts.deploy import DEFAULT_PARAMS, ParamsError, deploy_stack, load_params, read_record, write_record
 from tests.conftest import TEST_PARAMS
@@ -18,7 +19,8 @@ def test_default_parameters__load():
 
 def test_default_parameters__unbonding_covers_a_request_life():
     params = load_params()
-    life = 1 + params["commit_window"] + params["reveal_window"] + 256  # + the hub's FINALIZE_GRACE
+    # epoch end + the consensus round + the core's EXPIRY_GRACE before `expire`
+    life = params["epoch_blocks"] + 1 + params["commit_window"] + params["reveal_window"] + 256
     assert params["unbonding_period"] >= life
 
 
@@ -60,10 +62,12 @@ def test_deploy__twice_on_one_chain__reuses_everything(deployer, tmp_path, chain
     assert first.reused == ()
     assert first.staking.hasRole(first.staking.SLASHER_ROLE(), first.hub)
     assert record["chain_id"] == chain.chain_id
-    assert set(record["contracts"]) == {"token", "registry", "staking", "hub"}
+    assert set(record["contracts"]) == set(CONTRACTS) >= {"token", "registry", "staking", "hub", "consensus"}
     assert any(e.get("name") == "requestInference" for e in record["contracts"]["hub"]["abi"])
+    assert any(e.get("name") == "commit" for e in record["contracts"]["consensus"]["abi"])
+    assert record["contracts"]["consensus"]["contract"] == "ConsensusMode"
     assert record["parameters"]["commit_window"] == params["commit_window"]
-    staking, hub = first.staking, first.hub
+    staking, hub, consensus = first.staking, first.hub, first.consensus
     assert staking.epochBlocks() == params["epoch_blocks"]
     assert staking.unbondingPeriod() == params["unbonding_period"]
     assert (staking.jailThreshold(), staking.jailPeriod(), staking.faultDecay()) == (
@@ -73,13 +77,25 @@ def test_deploy__twice_on_one_chain__reuses_everything(deployer, tmp_path, chain
     )
     assert staking.minStake() == params["min_stake"]
     on_chain = hub.params()
-    assert on_chain.commitWindow == params["commit_window"]
+    assert on_chain.maxK == params["max_k"]
     assert on_chain.maxOutputBytes == params["max_output_bytes"]
-    assert on_chain.slashBpsDissent == params["slash_bps_dissent"]
+    assert (on_chain.operatorFee, on_chain.protocolFee) == (params["operator_fee"], params["protocol_fee"])
+    round_params = consensus.params()
+    assert (round_params.commitWindow, round_params.revealWindow) == (
+        params["commit_window"],
+        params["reveal_window"],
+    )
+    assert (round_params.slashBpsDissent, round_params.slashBpsSilence) == (
+        params["slash_bps_dissent"],
+        params["slash_bps_silence"],
+    )
+    assert hub.modeContract(consensus.MODE()) == consensus.address
+    assert consensus.hub() == hub.address and consensus.staking() == staking.address
 
     second = deploy_stack(deployer, params, read_record(path))
-    assert second.reused == ("token", "registry", "staking", "hub")
+    assert second.reused == CONTRACTS
     assert second.hub.address == first.hub.address
+    assert second.consensus.address == first.consensus.address
     assert second.deploy_block == first.deploy_block
     assert json.loads(path.read_text())["contracts"]["hub"]["address"] == first.hub.address
 
@@ -89,6 +105,10 @@ def test_deploy__test_parameters__wired_as_given(stack, treasury):
     assert stack.staking.epochBlocks() == params["epoch_blocks"]
     assert stack.staking.unbondingPeriod() == params["unbonding_period"]
     assert stack.hub.params().maxOutputBytes == params["max_output_bytes"]
+    assert stack.hub.params().maxK == params["max_k"]
+    assert stack.consensus.params().commitWindow == params["commit_window"]
+    assert stack.consensus.params().slashBpsSilence == params["slash_bps_silence"]
+    assert stack.hub.modeContract(1) == stack.consensus.address
     assert stack.staking.hasRole(stack.staking.SLASHER_ROLE(), stack.hub)
 
 

@@ -1,4 +1,6 @@
-"""InferenceHub: each external function's happy path, every revert and access control."""
+"""InferenceHub (the core): requests, escrow, quotes, claims, admin and views; every revert and access
+control. The consensus round itself is tested in test_consensus_mode.py, the core's mode interface
+(registration, settlement by modes only, expiry) in test_core_modes.py."""
 
 import ape
 import pytest
@@ -8,6 +10,13 @@ from tests.conftest import MODEL_FEE, TEST_PARAMS, committee_of, request_id_of, 
 OUT = sample_output()
 OP_FEE = TEST_PARAMS["operator_fee"]
 PROTOCOL_FEE = TEST_PARAMS["protocol_fee"]
+PENDING, FINALIZED = 1, 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _session_state(model, consensus, act, by_address, make_request, make_model, token, challenger, deployer):
+    """The session's model (operators staked) and helpers exist before this module's first test, so
+    ape's per-test chain snapshots never undo them."""
 
 
 @pytest.fixture
@@ -20,13 +29,9 @@ def committee(hub, by_address, rid):
     return committee_of(hub, by_address, rid)
 
 
-@pytest.fixture
-def outsider(hub, rid, operators, by_address):
-    members = {op.address for op in committee_of(hub, by_address, rid)}
-    return next(op for op in operators if op.address not in members)
-
-
-def test_request__escrows_fee_fixes_a_future_seed_and_emits(hub, token, model, make_request, dapp, operators):
+def test_request__escrows_fee_fixes_a_future_seed_and_emits(
+    hub, consensus, token, model, make_request, dapp, operators
+):
     model_id, version = model
     before = token.balanceOf(hub)
     receipt = make_request(k=3, seed=False)
@@ -36,6 +41,7 @@ def test_request__escrows_fee_fixes_a_future_seed_and_emits(hub, token, model, m
     assert token.balanceOf(hub) - before == fee
     event = receipt.decode_logs(hub.RequestCreated)[0]
     assert event.requestId == rid and event.requester == dapp.address and event.fee == fee
+    assert (event.modelId, event.version, event.mode) == (model_id, version, consensus.MODE())
     assert (event.k, event.seedBlock, event.callbackGasLimit, event.digestOnly) == (
         3,
         receipt.block_number + 1,
@@ -43,43 +49,47 @@ def test_request__escrows_fee_fixes_a_future_seed_and_emits(hub, token, model, m
         False,
     )
     assert bytes(event.input) == sample_input()
+    # The deadline the core announces is the one its mode contract set for the round.
+    round_ = consensus.getRound(rid)
+    assert round_.seedBlock == event.seedBlock
+    assert event.deadline == round_.revealDeadline == consensus.deadlineOf(rid)
     r = hub.getRequest(rid)
-    assert (r.status, r.k, r.committedMask, r.revealedMask, r.drawn) == (1, 3, 0, 0, False)
-    assert r.seedBlock == receipt.block_number + 1
-    assert r.commitDeadline == r.seedBlock + TEST_PARAMS["commit_window"]
-    assert r.revealDeadline == r.commitDeadline + TEST_PARAMS["reveal_window"]
-    assert (r.slashBpsDissent, r.slashBpsSilence) == (
-        TEST_PARAMS["slash_bps_dissent"],
-        TEST_PARAMS["slash_bps_silence"],
+    assert (r.requester, r.status, r.mode, r.k, r.digestOnly, r.callbackGasLimit) == (
+        dapp.address,
+        PENDING,
+        1,
+        3,
+        False,
+        0,
     )
-    # Nobody can know the committee before the seed block exists.
-    assert list(hub.getCommittee(rid)) == []
-    with ape.reverts(hub.SeedNotReady):
-        hub.draw(rid, sender=dapp)
+    assert (r.version, r.callbackResult, r.modelId) == (version, 0, model_id)
+    assert (r.modelFee, r.operatorFee, r.protocolFee) == (MODEL_FEE, OP_FEE, PROTOCOL_FEE)
+    assert hub.modelOf(rid) == model_id
+    assert hub.heldFees(rid) == 0
 
 
-def test_draw__after_the_seed_block__stores_the_previewed_committee_once(
-    hub, make_request, dapp, operators, by_address, chain
+def test_request__fees_and_caps_fixed_when_made__later_params_change_nothing(
+    hub, consensus, deployer, make_request, model
 ):
     rid = request_id_of(make_request(k=3))
-    with ape.reverts(hub.SeedNotReady):  # a view sees block.number == seed block: one more block
-        hub.previewCommittee(rid)
-    drawn_as_relayers_do = [op.address for op in committee_of(hub, by_address, rid)]
-    chain.mine(1)
-    preview = list(hub.previewCommittee(rid))
-    assert preview == drawn_as_relayers_do
-    assert len(set(preview)) == 3 and set(preview) <= {op.address for op in operators}
-    receipt = hub.draw(rid, sender=dapp)
-    assert receipt.events.filter(hub.CommitteeDrawn) == [hub.CommitteeDrawn(rid, preview)]
-    assert list(hub.getCommittee(rid)) == preview and hub.getRequest(rid).drawn
-    assert hub.draw(rid, sender=dapp).events.filter(hub.CommitteeDrawn) == []
+    params = hub.params()
+    hub.setParams((params.maxK, params.maxInputBytes, 1_000, params.maxCallbackGas, 7, 8), sender=deployer)
+    assert hub.quote(*model, 3) == MODEL_FEE + 3 * 7 + 8
+    r = hub.getRequest(rid)
+    assert (r.operatorFee, r.protocolFee) == (OP_FEE, PROTOCOL_FEE)
+    assert consensus.getRound(rid).maxOutputBytes == TEST_PARAMS["max_output_bytes"]
+    hub.setParams(tuple(params), sender=deployer)
 
 
-def test_commit__first_one_draws_the_committee(hub, rid, committee, act):
-    receipt = act.commit(committee[0], rid, OUT)
-    assert len(receipt.events.filter(hub.CommitteeDrawn)) == 1
-    assert [a for a in hub.getCommittee(rid)] == [op.address for op in committee]
-    assert act.commit(committee[1], rid, OUT).events.filter(hub.CommitteeDrawn) == []
+def test_request__output_cap__the_smaller_of_the_version_and_the_core(
+    hub, consensus, make_model, make_request, model
+):
+    small = make_model("risk", max_output_bytes=1_000)
+    rid = request_id_of(make_request(model_ref=small))
+    assert consensus.getRound(rid).maxOutputBytes == 1_000
+    large = make_model("risk", max_output_bytes=10**6)
+    rid = request_id_of(make_request(model_ref=large))
+    assert consensus.getRound(rid).maxOutputBytes == TEST_PARAMS["max_output_bytes"]
 
 
 @pytest.mark.parametrize(
@@ -90,7 +100,9 @@ def test_commit__first_one_draws_the_committee(hub, rid, committee, act):
         ({"k": 6}, "InsufficientOperators"),
         ({"input_bytes": b"\x00" * 8_193}, "InvalidInputSize"),
         ({"callback_gas": 1_000_001}, "InvalidCallbackGasLimit"),
-        ({"mode": 2}, "ModeNotSupported"),
+        ({"mode": 2}, "ModeNotSupported"),  # no contract registered for the bit
+        ({"mode": 0}, "ModeNotSupported"),
+        ({"mode": 3}, "ModeNotSupported"),  # two bits: never a registered mode
         ({"max_fee": MODEL_FEE + 3 * OP_FEE + PROTOCOL_FEE - 1}, "FeeExceedsMax"),
     ],
 )
@@ -110,6 +122,8 @@ def test_request__unknown_model_or_version__reverts(hub, model, make_request):
         make_request(model_ref=(b"\x04" * 32, 1), max_fee=10**20)
     with ape.reverts(hub.UnknownVersion):
         make_request(model_ref=(model[0], 99), max_fee=10**20)
+    with ape.reverts(hub.UnknownVersion):  # above the uint24 a request stores
+        make_request(model_ref=(model[0], 2**24), max_fee=10**20)
 
 
 def test_request__deprecated_or_mode_not_allowed__reverts(
@@ -130,96 +144,30 @@ def test_request__no_allowance__reverts(hub, token, model, challenger, deployer)
         hub.requestInference((*model, 1, 1, 0, False, 10**20, sample_input()), sender=challenger)
 
 
-def test_commit__records_and_emits(hub, rid, committee, act):
-    receipt = act.commit(committee[0], rid, OUT)
-    assert receipt.decode_logs(hub.Committed)[0].operator == committee[0].address
-    assert hub.getRequest(rid).committedMask == 1 << 0
-
-
-def test_commit__reverts(hub, rid, committee, outsider, act, chain):
-    with ape.reverts(hub.UnknownRequest):
-        hub.commit(999, b"\x01" * 32, sender=committee[0])
-    with ape.reverts(hub.NotCommitteeMember):
-        hub.commit(rid, b"\x01" * 32, sender=outsider)
-    act.commit(committee[0], rid, OUT)
-    with ape.reverts(hub.AlreadyCommitted):
-        act.commit(committee[0], rid, OUT)
-    chain.mine(TEST_PARAMS["commit_window"])
-    with ape.reverts(hub.CommitWindowClosed):
-        act.commit(committee[1], rid, OUT)
-
-
-def test_reveal__reverts(hub, rid, committee, outsider, act, chain):
-    act.commit(committee[0], rid, OUT)
-    act.commit(committee[1], rid, OUT)
-    with ape.reverts(hub.RevealNotOpen):
-        act.reveal(committee[0], rid, OUT)
-    chain.mine(TEST_PARAMS["commit_window"])
-    with ape.reverts(hub.NotCommitteeMember):
-        act.reveal(outsider, rid, OUT)
-    with ape.reverts(hub.NotCommitted):
-        act.reveal(committee[2], rid, OUT)
-    with ape.reverts(hub.CommitmentMismatch):
-        act.reveal(committee[0], rid, sample_output(0.9))
-    with ape.reverts(hub.CommitmentMismatch):
-        hub.reveal(rid, OUT, b"\x00" * 32, sender=committee[0])
-    act.reveal(committee[0], rid, OUT)
-    with ape.reverts(hub.AlreadyRevealed):
-        act.reveal(committee[0], rid, OUT)
-    chain.mine(TEST_PARAMS["reveal_window"])
-    with ape.reverts(hub.RevealWindowClosed):
-        act.reveal(committee[1], rid, OUT)
-
-
-def test_finalize__too_early__reverts_and_settled__not_pending(hub, rid, committee, act, chain, dapp):
-    assert not hub.canFinalize(rid)
-    with ape.reverts(hub.TooEarlyToFinalize):
-        hub.finalize(rid, sender=dapp)
-    with ape.reverts(hub.UnknownRequest):
-        hub.finalize(12345, sender=dapp)
-    for op in committee:
-        act.commit(op, rid, OUT)
-    for op in committee:
-        act.reveal(op, rid, OUT)
-    with ape.reverts(hub.RequestNotPending):
-        hub.finalize(rid, sender=dapp)
-    with ape.reverts(hub.RequestNotPending):
-        act.commit(committee[0], rid, OUT)
-
-
-def test_commit_many_and_reveal_many__settle_a_batch(hub, make_request, by_address, operators):
-    from verinfer.models.codec import commitment, output_digest
-
-    rids = [request_id_of(make_request(k=5)) for _ in range(4)]
-    salt = b"\x11" * 32
-    for op in operators:
-        commits = [commitment(r, op.address, output_digest(OUT), salt) for r in rids]
-        assert len(hub.commitMany(rids, commits, sender=op).events.filter(hub.Committed)) == 4
-    for op in operators:
-        hub.revealMany(rids, [OUT] * 4, [salt] * 4, sender=op)
-    assert [hub.getResult(r).status for r in rids] == [2, 2, 2, 2]
-
-
-def test_batches__length_mismatch__reverts(hub, operators):
-    with ape.reverts(hub.BatchLengthMismatch):
-        hub.commitMany([1, 2], [b"\x01" * 32], sender=operators[0])
-    with ape.reverts(hub.BatchLengthMismatch):
-        hub.commitMany([], [], sender=operators[0])
-    with ape.reverts(hub.BatchLengthMismatch):
-        hub.revealMany([1], [OUT], [], sender=operators[0])
-
-
 def test_views__unknown_or_pending__revert(hub, rid):
     with ape.reverts(hub.UnknownRequest):
         hub.getRequest(777)
     with ape.reverts(hub.UnknownRequest):
-        hub.getCommittee(777)
-    with ape.reverts(hub.UnknownRequest):
-        hub.previewCommittee(777)
+        hub.modelOf(777)
     with ape.reverts(hub.UnknownRequest):
         hub.getResult(777)
+    with ape.reverts(hub.UnknownRequest):
+        hub.verifyOutput(777, OUT)
     with ape.reverts(hub.ResultNotReady):
         hub.getResult(rid)
+    assert not hub.verifyOutput(rid, OUT)
+
+
+def test_views__settled__result_and_output_check(hub, rid, committee, act):
+    for op in committee:
+        act.commit(op, rid, OUT)
+    for op in committee:
+        act.reveal(op, rid, OUT)
+    result = hub.getResult(rid)
+    assert result.status == FINALIZED and bytes(result.output) == OUT
+    assert sorted(result.agreeing) == sorted(op.address for op in committee)
+    assert hub.verifyOutput(rid, OUT)
+    assert not hub.verifyOutput(rid, sample_output(0.9))
 
 
 def test_claim__pays_out_and_nothing_left__reverts(hub, token, rid, committee, act):
@@ -238,22 +186,34 @@ def test_claim__pays_out_and_nothing_left__reverts(hub, token, rid, committee, a
         hub.claim(sender=op)
 
 
+def test_claim_for__pays_the_account_not_the_caller(hub, token, rid, committee, act, dapp):
+    for op in committee:
+        act.commit(op, rid, OUT)
+    for op in committee:
+        act.reveal(op, rid, OUT)
+    op = committee[1]
+    before_op, before_caller = token.balanceOf(op), token.balanceOf(dapp)
+    receipt = hub.claimFor(op, sender=dapp)
+    assert receipt.events.filter(hub.Claimed) == [hub.Claimed(op, OP_FEE)]
+    assert token.balanceOf(op) - before_op == OP_FEE
+    assert token.balanceOf(dapp) == before_caller
+    with ape.reverts(hub.NothingToClaim):
+        hub.claimFor(op, sender=dapp)
+
+
 def test_admin__set_params_and_treasury(hub, deployer, dapp):
     params = hub.params()
-    new = (5, 6, 3, 500, 50, 1_000, 1_000, 100_000, 7, 8)
+    new = (3, 1_000, 1_000, 100_000, 7, 8)
     with ape.reverts(hub.AccessControlUnauthorizedAccount):
         hub.setParams(new, sender=dapp)
-    hub.setParams(new, sender=deployer)
+    receipt = hub.setParams(new, sender=deployer)
     assert tuple(hub.params()) == new
-    span_too_long = TEST_PARAMS["unbonding_period"] - 256 - 5
+    assert tuple(receipt.decode_logs(hub.ParamsUpdated)[0].params) == new
     for bad in (
-        (0, *new[1:]),  # no commit window
-        (256, *new[1:]),  # the seed would be unreadable before the commit deadline
-        (5, span_too_long, *new[2:]),  # a request would outlive its members' unbonding
-        (*new[:2], 17, *new[3:]),
-        (*new[:3], 10_001, *new[4:]),
-        (*new[:5], 0, *new[6:]),  # no input
-        (*new[:6], 415, *new[7:]),  # an error output would not fit
+        (0, *new[1:]),  # no committee
+        (17, *new[1:]),  # members are kept in 16-bit masks
+        (*new[:1], 0, *new[2:]),  # no input
+        (*new[:2], 415, *new[3:]),  # an error output would not fit
     ):
         with ape.reverts(hub.InvalidParams):
             hub.setParams(bad, sender=deployer)
@@ -263,20 +223,3 @@ def test_admin__set_params_and_treasury(hub, deployer, dapp):
     with ape.reverts(hub.InvalidParams):
         hub.setTreasury(ape.utils.ZERO_ADDRESS, sender=deployer)
     assert hub.setTreasury(dapp, sender=deployer).events == [hub.TreasuryUpdated(dapp)]
-
-
-@pytest.mark.parametrize("size", [0, 1, 20_000, 26_000])
-def test_reveal__output_of_any_size__stored_once_and_returned(hub, make_request, by_address, act, size):
-    """Packed outputs up to the contract-code limit live in a data contract, larger ones in storage."""
-    from verinfer.models.codec import output_digest
-
-    output = (bytes(range(256)) * (size // 256 + 1))[:size]
-    rids = [request_id_of(make_request(k=1)) for _ in range(2)]
-    for rid in rids:
-        (op,) = committee_of(hub, by_address, rid)
-        act.commit(op, rid, output)
-        act.reveal(op, rid, output)
-        result = hub.getResult(rid)
-        assert result.status == 2  # settled: only a canonical error output makes a request Failed
-        assert bytes(result.output) == output
-        assert bytes(result.outputDigest) == output_digest(output)

@@ -17,7 +17,7 @@ import ape
 import numpy as np
 import onnxruntime as ort
 import pytest
-from verinfer.chain.contracts import Status
+from verinfer.chain.contracts import MODE_CONSENSUS, Status
 from verinfer.chain.keys import write_keystore
 from verinfer.client.client import DEFAULT_MAX_OUTPUT_BYTES
 from verinfer.devnet.blocks import BlockKeeper
@@ -192,17 +192,25 @@ def keeper(rpc_url: str) -> Iterator[BlockKeeper]:
         yield running
 
 
-def hub_events(hub: Any, name: str, request_id: int) -> list[Any]:
-    """The hub's `name` events of one request, in chain order."""
-    start = int(hub.getRequest(request_id).seedBlock) - 1  # the request's own block
+def round_of(hub: Any, request_id: int) -> Any:
+    """The request's round in its mode contract (seed block, deadlines, masks)."""
+    mode = int(hub.getRequest(request_id).mode)
+    contract = ape.project.ConsensusMode if mode == MODE_CONSENSUS else ape.project.AttestedMode
+    return contract.at(hub.modeContract(mode)).getRound(request_id)
+
+
+def hub_events(contract: Any, name: str, request_id: int, hub: Any = None) -> list[Any]:
+    """`name` events of one request emitted by `contract` (the hub, or the mode contract given the
+    hub as `hub`), in chain order."""
+    start = int(round_of(hub or contract, request_id).seedBlock) - 1  # the request's own block
     stop = ape.chain.blocks.head.number + 1
-    event = getattr(hub, name)
+    event = getattr(contract, name)
     return list(event.range(start, stop, search_topics={"requestId": request_id}))
 
 
 def seeded(hub: Any, request_id: int) -> bool:
     """The request's seed block is mined (its committee can be known)."""
-    return ape.chain.blocks.head.number >= int(hub.getRequest(request_id).seedBlock)
+    return ape.chain.blocks.head.number >= int(round_of(hub, request_id).seedBlock)
 
 
 @pytest.fixture(scope="session")
@@ -232,6 +240,7 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
         sha: bytes | None = None,
         fee: int = E18,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        modes: int = 1,
     ) -> tuple[bytes, int]:
         name = f"{sample.name}-{os.getpid()}-{next(counter)}"
         digest = model_store.put(sample.onnx)
@@ -244,7 +253,7 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
             [uri],
             spec.encode(),
             sample.decimals,
-            1,
+            modes,
             fee,
             max_output_bytes,
             ape.utils.ZERO_ADDRESS,
@@ -289,6 +298,7 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
         rpc: str | None = None,
         start: bool = True,
         tx: dict[str, Any] | None = None,
+        peers: dict[str, Any] | None = None,
     ) -> RelayerProcess:
         home = tmp_path / operator.account.address
         home.mkdir()
@@ -308,6 +318,7 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
             "tx": tx_section,
             "journal": {"path": "journal.db"},
             "metrics": {"listen": "127.0.0.1:0"},
+            "peers": {"listen": "127.0.0.1:0", "timeout": 1.0, **(peers or {})},
             "log": {"level": "debug", "format": "json"},
             "testing": {"lie": lie},
         }
@@ -328,12 +339,16 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
 
 @pytest.fixture
 def request_inference(make_request: Callable[..., Any]) -> Callable[..., int]:
-    """`request_inference(model, input_bytes, k=3, digest_only=False)`: the dapp's request id. Its seed
-    block is left to the block keeper."""
+    """`request_inference(model, input_bytes, k=3, digest_only=False, mode=1)`: the dapp's request id.
+    Its seed block is left to the block keeper."""
 
-    def _request(model: tuple[bytes, int], input_bytes: bytes, k: int = 3, digest_only: bool = False) -> int:
+    def _request(
+        model: tuple[bytes, int], input_bytes: bytes, k: int = 3, digest_only: bool = False, mode: int = 1
+    ) -> int:
         return request_id_of(
-            make_request(k=k, model_ref=model, input_bytes=input_bytes, digest_only=digest_only, seed=False)
+            make_request(
+                k=k, model_ref=model, input_bytes=input_bytes, digest_only=digest_only, seed=False, mode=mode
+            )
         )
 
     return _request

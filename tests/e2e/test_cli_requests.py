@@ -78,6 +78,7 @@ def silent_k1_request(devnet: Devnet) -> dict[str, Any]:
 
 def test_requests_finalize__digest_only__accepted_bytes_from_the_reveals(
     hub: Any,
+    consensus: Any,
     model: tuple[bytes, int],
     by_address: dict[str, Any],
     act: Any,
@@ -95,7 +96,7 @@ def test_requests_finalize__digest_only__accepted_bytes_from_the_reveals(
         act.commit(member, rid, output)
     for member, output in zip(members, (accepted, accepted, other), strict=True):
         act.reveal(member, rid, output)
-    assert hub.getRequest(rid).status == Status.PENDING and hub.canFinalize(rid)
+    assert hub.getRequest(rid).status == Status.PENDING and consensus.canFinalize(rid)
 
     signer = Account.create()
     write_keystore(tmp_path / "key.json", bytes(signer.key), "pw", iterations=2**10)

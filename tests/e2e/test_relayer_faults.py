@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     journal_txs,
     metric,
     quiet,
+    round_of,
     seeded,
     settled,
     wait_for,
@@ -50,7 +51,7 @@ def test_sigkill_between_commit_and_reveal__restarted_relayer_reveals_in_time__n
     result = hub.getResult(request_id)
     assert int(result.status) == Status.FINALIZED
     assert a.account.address in result.agreeing and len(result.agreeing) == 3
-    assert int(hub.getRequest(request_id).revealDeadline) >= int(result.settledBlock)
+    assert int(round_of(hub, request_id).revealDeadline) >= int(result.settledBlock)
     assert stake_of(staking, a) == STAKE
 
 
@@ -151,7 +152,7 @@ def test_reorg__request_replaced_by_another__relayers_detect_and_settle_the_new_
 
 
 def test_artifact_hash_mismatch__refused_and_logged__nothing_committed(
-    hub: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+    hub: Any, consensus: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
 ) -> None:
     model = publish(sample, sha=hashlib.sha256(b"not the registered model").digest())
     procs = [relayers(op) for op in crew(model[0], 3)]
@@ -160,15 +161,18 @@ def test_artifact_hash_mismatch__refused_and_logged__nothing_committed(
     wait_for(lambda: all(p.state(request_id) == "refused" for p in procs), 30, "every relayer refuses")
     for proc in procs:
         assert "does not match registered" in proc.log_text()
-    assert int(hub.getRequest(request_id).committedMask) == 0
+    assert int(round_of(hub, request_id).committedMask) == 0
 
-    ape.chain.mine(int(hub.params().commitWindow) + 2)  # the commit window passes with nothing committed
+    ape.chain.mine(
+        int(consensus.params().commitWindow) + 2
+    )  # the commit window passes with nothing committed
     wait_for(lambda: settled(hub, request_id), 30, "a relayer finalizes the empty request")
     assert int(hub.getResult(request_id).status) == Status.EXPIRED
 
 
 def test_lying_relayer__is_slashed__honest_result_settles(
     hub: Any,
+    consensus: Any,
     staking: Any,
     sample: Any,
     publish: Any,
@@ -189,7 +193,7 @@ def test_lying_relayer__is_slashed__honest_result_settles(
     assert int(result.status) == Status.FINALIZED
     assert sorted(result.agreeing) == sorted(op.account.address for op in honest)
     assert bytes(result.output) == direct_output(sample.onnx, sample.decimals, exact_features(x))
-    dissent_bps = int(hub.params().slashBpsDissent)
+    dissent_bps = int(consensus.params().slashBpsDissent)
     assert stake_of(staking, liar) == STAKE - STAKE * dissent_bps // 10_000
     assert all(stake_of(staking, op) == STAKE for op in honest)
     wait_for(

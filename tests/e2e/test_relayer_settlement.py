@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     journal_row,
     metric,
     quiet,
+    round_of,
     settled,
     wait_for,
 )
@@ -119,18 +120,18 @@ def test_websocket_endpoint__relayer_follows_and_settles(
 
 
 def test_committee_drawn_from_the_seed_block__only_its_members_act__others_journal_not_member(
-    hub: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+    hub: Any, consensus: Any, sample: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
 ) -> None:
     model = publish(sample)
     operators = crew(model[0], 5)
     procs = [relayers(op) for op in operators]
     request_id = request_inference(model, features_input(sample.examples[:1]))
-    assert list(hub.getCommittee(request_id)) == []  # nobody knows it at request time
+    assert list(consensus.getCommittee(request_id)) == []  # nobody knows it at request time
 
     wait_for(lambda: settled(hub, request_id), 30, "settlement")
-    committee = list(hub.getCommittee(request_id))
+    committee = list(consensus.getCommittee(request_id))
     assert len(committee) == 3 and sorted(hub.getResult(request_id).agreeing) == sorted(committee)
-    (drawn,) = hub_events(hub, "CommitteeDrawn", request_id)
+    (drawn,) = hub_events(consensus, "CommitteeDrawn", request_id, hub)
     assert list(drawn.committee) == committee
     # Each relayer journals the settlement once it has followed the block that holds it.
     wait_for(
@@ -209,4 +210,4 @@ def test_silent_member__windows_close_on_idle_blocks__settles_without_blocks_min
     assert len(result.agreeing) == 2
     penalties = hub_events(hub, "MemberPenalized", request_id)
     assert [(p.operator, Fault(p.fault)) for p in penalties] == [(silent, Fault.SILENT)]
-    assert ape.chain.blocks.head.number > int(hub.getRequest(request_id).commitDeadline)
+    assert ape.chain.blocks.head.number > int(round_of(hub, request_id).commitDeadline)

@@ -39,18 +39,18 @@ class FakeChain:
 
     sent: list[Sent] = field(default_factory=list)
     refuse: set[int] = field(default_factory=set)  # request ids whose transactions would revert
-    hub_address: str = "0x00000000000000000000000000000000000000D4"
+    mode_address: str = "0x00000000000000000000000000000000000000D4"
     can_finalize: bool = False
 
     @property
-    def hub(self) -> Any:
-        return type("Hub", (), {"address": self.hub_address})()
+    def consensus(self) -> Any:
+        return type("ConsensusMode", (), {"address": self.mode_address})()
 
     def calldata(self, contract: str, function: str, *args: Any) -> bytes:
         return f"{contract}.{function}".encode()
 
     def view(self, contract: str, function: str, *args: Any) -> Any:
-        assert (contract, function) == ("hub", "canFinalize")
+        assert (contract, function) == ("consensus", "canFinalize")
         return self.can_finalize
 
     def send(self, to: str, data: bytes, *, kind: str, request_ids: Any, extra_gas: int = 0) -> bytes:

@@ -59,8 +59,8 @@ def test_version_1_journal__gains_the_new_columns__rows_load(tmp_path: Path) -> 
 
     old = journal.get(7)
     assert old is not None and old.state == State.COMMITTED and old.committee == ("0xabc",)
-    assert (old.seed_block, old.digest_only, old.max_output_bytes) == (0, False, 0)
-    assert journal.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
+    assert (old.seed_block, old.digest_only, old.max_output_bytes, old.mode) == (0, False, 0, 1)
+    assert journal.get_meta("schema_version") == str(SCHEMA_VERSION) == "4"
     assert [r.request_id for r in journal.active()] == [7]
 
 
@@ -101,12 +101,16 @@ def test_version_2_journal__gains_the_attestations_table__rows_kept(tmp_path: Pa
     journal.add_request(row(1, State.SEEN, 10, 11))
     journal.close()
     with sqlite3.connect(path) as db:  # what a version-2 relayer left behind
-        db.executescript("DROP TABLE attestations; UPDATE meta SET value = '2' WHERE key = 'schema_version';")
+        db.executescript(
+            "DROP TABLE attestations; ALTER TABLE requests DROP COLUMN mode;"
+            " UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+        )
 
     journal = Journal(path)
     journal.bind({"operator": "0xabc"})
 
-    assert journal.get_meta("schema_version") == "3" and journal.get(1) is not None
+    assert journal.get_meta("schema_version") == "4" and journal.get(1) is not None
+    assert journal.get(1).mode == 1  # type: ignore[union-attr]  # every version-2 request was consensus
     attestation = sign(OPERATOR, DOMAIN, 1, keccak(b"out"))
     assert journal.add_attestation(attestation, own=True) and journal.attestations(1) == [attestation]
 

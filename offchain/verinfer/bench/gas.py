@@ -26,7 +26,9 @@ from eth_utils.crypto import keccak
 from web3.types import TxReceipt
 
 from verinfer.bench.harness import Stack, distinct_inputs, node, sample
-from verinfer.chain.contracts import ModelVersion, Status
+from verinfer.chain import attestations
+from verinfer.chain.attestations import Domain
+from verinfer.chain.contracts import MODE_ATTESTED, MODE_CONSENSUS, ModelVersion, Status
 from verinfer.chain.sender import Receipt
 from verinfer.client import operator
 from verinfer.client.client import Client, request_struct
@@ -99,9 +101,9 @@ class GasBench:
         self.progress("gas: five operators, a consumer contract")
         # A commit window long enough for 50 requests, about one block each, to be committed in one
         # batch (it must stay under the 256 blocks a seed is readable); it changes no operation's gas.
-        params = list(self.stack.contracts.view("hub", "params"))
+        params = list(self.stack.contracts.view("consensus", "params"))
         params[0] = 250
-        self.deployer.transact("hub", "setParams", tuple(params))
+        self.deployer.transact("consensus", "setParams", tuple(params))
         self.deployer.transact("token", "mint", self.dapp.address, 100_000 * TOKEN)
         self.dapp.transact("token", "approve", self.stack.contracts.hub.address, 2**256 - 1)
         # Dev-mnemonic accounts 3-7: funded with ETH by anvil, unused by a devnet without relayers.
@@ -162,7 +164,14 @@ class GasBench:
     # ------------------------------------------------------------ one request, step by step
 
     def request(
-        self, model: str, k: int, row: Any, callback: bool = True, seed: bool = True
+        self,
+        model: str,
+        k: int,
+        row: Any,
+        callback: bool = True,
+        seed: bool = True,
+        mode: int = MODE_CONSENSUS,
+        digest_only: bool = False,
     ) -> tuple[int, int, bytes, str]:
         """(request id, gas, encoded output every honest member computes, tx hash).
 
@@ -173,7 +182,13 @@ class GasBench:
         encoded = encode_inputs(version.spec, row)
         fee = self.dapp.quote(version, k)
         args = request_struct(
-            version, encoded, k=k, max_fee=fee, callback_gas_limit=CALLBACK_GAS if callback else 0
+            version,
+            encoded,
+            k=k,
+            max_fee=fee,
+            mode_bit=mode,
+            callback_gas_limit=CALLBACK_GAS if callback else 0,
+            digest_only=digest_only,
         )
         if callback:
             data = bytes.fromhex(CONSUMER_REQUEST[2:]) + encode(
@@ -199,9 +214,17 @@ class GasBench:
                 node(self.stack.rpc, "evm_mine")
             time.sleep(0.005)
 
-    def committee(self, request_id: int) -> list[Member]:
+    def committee(self, request_id: int, mode: int = MODE_CONSENSUS) -> list[Member]:
         """The committee the first commit will draw (`previewCommittee` against the pending block)."""
-        return [self.members[a] for a in self.stack.contracts.preview_committee(request_id)]
+        return [self.members[a] for a in self.stack.contracts.preview_committee(request_id, mode)]
+
+    def signatures(self, request_id: int, output: bytes) -> tuple[list[Member], list[tuple[bytes, bytes]]]:
+        """Every member of an attested request's committee signs the output's digest."""
+        members = self.committee(request_id, MODE_ATTESTED)
+        domain = Domain(self.stack.contracts.rpc.chain_id(), self.stack.contracts.attested.address)
+        digest = output_digest(output)
+        signed = [attestations.sign(m.client.account, domain, request_id, digest) for m in members]  # type: ignore[arg-type]
+        return members, [(a.output_digest, a.signature) for a in signed]
 
     def commit(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> int:
         return self.commit_receipt(member, ids, outputs).gas_used
@@ -213,15 +236,15 @@ class GasBench:
             for i, o in zip(ids, outputs, strict=True)
         ]
         if len(ids) == 1:
-            return member.client.transact("hub", "commit", ids[0], digests[0])
-        return member.client.transact("hub", "commitMany", list(ids), digests)
+            return member.client.transact("consensus", "commit", ids[0], digests[0])
+        return member.client.transact("consensus", "commitMany", list(ids), digests)
 
     def reveal(self, member: Member, ids: Sequence[int], outputs: Sequence[bytes]) -> tuple[int, str]:
         if len(ids) == 1:
-            receipt = member.client.transact("hub", "reveal", ids[0], outputs[0], member.salt)
+            receipt = member.client.transact("consensus", "reveal", ids[0], outputs[0], member.salt)
         else:
             receipt = member.client.transact(
-                "hub", "revealMany", list(ids), list(outputs), [member.salt] * len(ids)
+                "consensus", "revealMany", list(ids), list(outputs), [member.salt] * len(ids)
             )
         return receipt.gas_used, receipt.tx_hash.hex()
 
@@ -280,6 +303,62 @@ class GasBench:
             out[str(k)] = {name: int(statistics.median(v)) for name, v in samples.items()}
         return out
 
+    def attested(self, ks: Sequence[int], repeats: int) -> dict[str, Any]:
+        """Attested mode: the request, then one `settle` carrying every member's signature (it draws the
+        committee, stores the output unless digest-only, pays and calls back)."""
+        out: dict[str, Any] = {}
+        rows = distinct_inputs(sample(MODEL), repeats * len(ks) * 2, seed=5)
+        for k in ks:
+            for digest_only in (True, False):
+                label = f"{k}{' digest-only' if digest_only else ' stored'}"
+                self.progress(f"gas: attested requests at k={label}")
+                samples: dict[str, list[int]] = {}
+                for _ in range(repeats):
+                    request_id, gas, output, _ = self.request(
+                        MODEL, k, rows.pop(), mode=MODE_ATTESTED, digest_only=digest_only
+                    )
+                    members, signed = self.signatures(request_id, output)
+                    receipt = members[0].client.transact("attested", "settle", request_id, output, signed)
+                    self.expect(request_id, Status.FINALIZED)
+                    tx = receipt.tx_hash.hex()
+                    samples.setdefault("request", []).append(gas)
+                    samples.setdefault("settle", []).append(receipt.gas_used)
+                    samples.setdefault("draw", []).append(
+                        self.subcall_gas(tx, self.stack.contracts.staking.address, DRAW) or 0
+                    )
+                    samples.setdefault("callback", []).append(
+                        self.subcall_gas(tx, self.consumer, CALLBACK) or 0
+                    )
+                    samples.setdefault("total", []).append(gas + receipt.gas_used)
+                out[label] = {name: int(statistics.median(v)) for name, v in samples.items()}
+        return out
+
+    def attested_batched(self, sizes: Sequence[int]) -> dict[str, Any]:
+        """Attested mode, many requests settled by one `settleMany` (k = 3, every signature included)."""
+        out: dict[str, Any] = {}
+        rows = distinct_inputs(sample(BATCH_MODEL), sum(sizes), seed=6)
+        for n in sizes:
+            self.progress(f"gas: attested settleMany of {n}")
+            ids, outputs, request_gas = [], [], 0
+            for i in range(n):
+                request_id, gas, output, _ = self.request(
+                    BATCH_MODEL, 3, rows.pop(), seed=i == n - 1, mode=MODE_ATTESTED, digest_only=True
+                )
+                ids.append(request_id)
+                outputs.append(output)
+                request_gas += gas
+            signed = [self.signatures(i, o)[1] for i, o in zip(ids, outputs, strict=True)]
+            submitter = self.committee(ids[0], MODE_ATTESTED)[0]
+            receipt = submitter.client.transact("attested", "settleMany", ids, outputs, signed)
+            for request_id in ids:
+                self.expect(request_id, Status.FINALIZED)
+            out[str(n)] = {
+                "request": request_gas // n,
+                "settle_per_request": receipt.gas_used // n,
+                "total_per_request": (request_gas + receipt.gas_used) // n,
+            }
+        return out
+
     def finalize_after_silence(self) -> dict[str, int]:
         """k = 3, one member commits but never reveals: `finalize` after the window settles, slashes and
         calls back. The silent member is in two model pools."""
@@ -295,7 +374,7 @@ class GasBench:
         deadline = self.stack.contracts.request(request_id).reveal_deadline  # type: ignore[union-attr]
         head = self.stack.rpc.block_number()
         node(self.stack.rpc, "anvil_mine", hex(deadline - head + 1))
-        receipt = self.dapp.transact("hub", "finalize", request_id)
+        receipt = self.dapp.transact("consensus", "finalize", request_id)
         self.expect(request_id, Status.FINALIZED)
         slash = self.subcall_gas(
             receipt.tx_hash.hex(),
@@ -379,7 +458,7 @@ class GasBench:
             draws, draw_txs, requests = [], [], []
             for _ in range(repeats):
                 request_id, gas, _, _ = self.request(f"bench-draw-{n}", 3, rows.pop(), callback=False)
-                receipt = self.deployer.transact("hub", "draw", request_id)
+                receipt = self.deployer.transact("consensus", "draw", request_id)
                 requests.append(gas)
                 draw_txs.append(receipt.gas_used)
                 draws.append(self.subcall_gas(receipt.tx_hash.hex(), staking, DRAW) or 0)
@@ -397,6 +476,8 @@ def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
     draw_sizes = (5, 20) if quick else (10, 100, 1000)
     results = {
         "per_operation": bench.per_operation((1, 3, 5), 1 if quick else 3),
+        "attested": bench.attested((3,) if quick else (1, 3, 5), 1 if quick else 3),
+        "attested_batched": bench.attested_batched((1, 5) if quick else (1, 10, 50)),
         "finalize_after_silence": bench.finalize_after_silence(),
         "batched": bench.batched((1, 5) if quick else (1, 10, 50)),
         "draw": bench.draw(draw_sizes, 2 if quick else 5),

@@ -48,6 +48,12 @@ def targets(results: dict[str, Any]) -> list[Target]:
     largest = max(batches, key=int) if batches else None
     batch_total = batches[largest]["total_per_request"] if largest else None
     ratio = _get(results, "gas", "draw_growth", "step_ratio")
+    attested_digest = _get(results, "gas", "attested", "3 digest-only", "total")
+    attested_stored = _get(results, "gas", "attested", "3 stored", "total")
+    many = _get(results, "gas", "attested_batched") or {}
+    many_largest = max(many, key=int) if many else None
+    many_settle = many[many_largest]["settle_per_request"] if many_largest else None
+    many_request = many[many_largest]["request"] if many_largest else None
     return [
         Target(
             "gas per settled request, k=3",
@@ -61,6 +67,34 @@ def targets(results: dict[str, Any]) -> list[Target]:
             "<= 60000 (batches of 50)",
             batch_total,
             _at_most(batch_total, 60_000) if largest == "50" else None,
+            "gas",
+        ),
+        Target(
+            "attested: request + settlement, k=3, digest only, callback",
+            "<= 250000",
+            attested_digest,
+            _at_most(attested_digest, 250_000),
+            "gas",
+        ),
+        Target(
+            "attested: request + settlement, k=3, output stored, callback",
+            "<= 300000",
+            attested_stored,
+            _at_most(attested_stored, 300_000),
+            "gas",
+        ),
+        Target(
+            f"attested: settleMany of {many_largest}, settlement per request",
+            "<= 30000 (50 requests)",
+            many_settle,
+            _at_most(many_settle, 30_000) if many_largest == "50" else None,
+            "gas",
+        ),
+        Target(
+            f"attested: request transaction (batches of {many_largest})",
+            "<= 150000",
+            many_request,
+            _at_most(many_request, 150_000),
             "gas",
         ),
         Target(
@@ -172,6 +206,29 @@ def markdown(results: dict[str, Any]) -> str:
             f"{f['finalize']} gas (of which the slash call {f['slash']}).",
             "",
         ]
+        if "attested" in gas:
+            out += [
+                "## Attested mode (the request, then one `settle` with every member's signature)",
+                "",
+                "The settlement draws and stores the committee, checks the signatures, stores the output",
+                "unless the request is digest-only, pays and calls the consumer back.",
+                "",
+            ]
+            out += _table(
+                ["k, output", "request", "settle", "draw", "callback", "total"],
+                [
+                    [label, g["request"], g["settle"], g["draw"], g["callback"], g["total"]]
+                    for label, g in gas["attested"].items()
+                ],
+            )
+            out += ["## Attested `settleMany` (k=3, digest only, every signature included)", ""]
+            out += _table(
+                ["batch", "request", "settlement / req", "total / req"],
+                [
+                    [n, b["request"], b["settle_per_request"], b["total_per_request"]]
+                    for n, b in gas["attested_batched"].items()
+                ],
+            )
         out += ["## Batched commit/reveal (k=3, each operator one commitMany and one revealMany)", ""]
         out += _table(
             [

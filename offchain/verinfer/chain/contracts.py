@@ -13,6 +13,7 @@ from verinfer.chain.rpc import Rpc
 from verinfer.models.codec import TensorSpec
 
 MODE_CONSENSUS = 1
+MODE_ATTESTED = 8
 # Verification modes by name, as the registry's `modes` bitmask and the hub's MODE_* constants spell them.
 MODES = {"consensus": 0x01, "zk": 0x02, "optimistic": 0x04, "attested": 0x08}
 LOG_CHUNK = 10_000  # blocks per eth_getLogs call, under common provider caps
@@ -22,9 +23,10 @@ class Fault(IntEnum):
     """InferenceHub.Fault: why a member lost stake."""
 
     NONE = 0
-    SILENT = 1  # never committed: the silence rate
+    SILENT = 1  # never acted (consensus: never committed): the silence rate
     WITHHELD = 2  # committed but never revealed: the dissent rate
-    DISSENT = 3  # revealed an output other than the accepted one: the dissent rate
+    DISSENT = 3  # put forward an output other than the accepted one: the dissent rate
+    EQUIVOCATION = 4  # signed two outputs for one request: the dissent rate, part to the reporter
 
 
 class Status(IntEnum):
@@ -44,7 +46,7 @@ class Status(IntEnum):
 
 @dataclass(frozen=True)
 class OnchainRequest:
-    """InferenceHub.Request, the fields off-chain code uses."""
+    """A request as the hub stores it, with its round in the mode contract (ConsensusMode.getRound)."""
 
     request_id: int
     requester: str
@@ -62,6 +64,7 @@ class OnchainRequest:
     digest_only: bool  # only the accepted output's digest is kept on-chain
     drawn: bool  # the committee is stored (getCommittee is empty until then)
     model_id: bytes
+    settled_block: int = 0  # the block the mode's round ended in (zero while open)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class Contracts:
         self.deployment = deployment
         w3 = rpc.w3
         self.hub: Contract = self._contract(w3, "hub")
+        self.consensus: Contract = self._contract(w3, "consensus")
+        self.attested: Contract = self._contract(w3, "attested")
         self.registry: Contract = self._contract(w3, "registry")
         self.staking: Contract = self._contract(w3, "staking")
         self.token: Contract = self._contract(w3, "token")
@@ -145,36 +150,53 @@ class Contracts:
         return self.rpc.call(lambda _: bound.call(), function)
 
     def request(self, request_id: int) -> OnchainRequest | None:
-        """The request, or None if the hub does not know it."""
+        """The request and its round, or None if the hub does not know it."""
         if request_id <= 0:
             return None
         try:
             raw = self.view("hub", "getRequest", request_id)
         except ContractLogicError:
             return None
-        f = self._fields("hub", "getRequest", raw)
+        f = self.fields("hub", "getRequest", raw)
+        mode = self.mode_name(f["mode"])
+        g = self.fields(mode, "getRound", self.view(mode, "getRound", request_id))
+        if mode == "consensus":
+            commit_deadline, reveal_deadline = g["commitDeadline"], g["revealDeadline"]
+            committed, revealed = g["committedMask"], g["revealedMask"]
+        else:  # attested: one deadline; the signatures that counted take the place of reveals
+            commit_deadline = reveal_deadline = g["deadline"]
+            committed = revealed = g["agreeMask"]
         return OnchainRequest(
             request_id=request_id,
             requester=f["requester"],
             status=Status(f["status"]),
             k=f["k"],
             mode=f["mode"],
-            committed_mask=f["committedMask"],
-            revealed_mask=f["revealedMask"],
-            seed_block=f["seedBlock"],
-            commit_deadline=f["commitDeadline"],
-            reveal_deadline=f["revealDeadline"],
+            committed_mask=committed,
+            revealed_mask=revealed,
+            seed_block=g["seedBlock"],
+            commit_deadline=commit_deadline,
+            reveal_deadline=reveal_deadline,
             callback_gas_limit=f["callbackGasLimit"],
             version=f["version"],
-            max_output_bytes=f["maxOutputBytes"],
+            max_output_bytes=g["maxOutputBytes"],
             digest_only=f["digestOnly"],
-            drawn=f["drawn"],
+            drawn=g["drawn"],
             model_id=bytes(f["modelId"]),
+            settled_block=g["settledBlock"],
         )
+
+    @staticmethod
+    def mode_name(mode: int) -> str:
+        """The deployment's contract name for a mode bit; ValueError for a mode it has no contract for."""
+        names = {MODE_CONSENSUS: "consensus", MODE_ATTESTED: "attested"}
+        if mode not in names:
+            raise ValueError(f"mode {mode:#x} has no contract in this deployment")
+        return names[mode]
 
     def result(self, request_id: int) -> OnchainResult:
         """The stored result (status None/Pending before settlement)."""
-        f = self._fields("hub", "getResult", self.view("hub", "getResult", request_id))
+        f = self.fields("hub", "getResult", self.view("hub", "getResult", request_id))
         return OnchainResult(
             status=Status(f["status"]),
             output_digest=bytes(f["outputDigest"]),
@@ -185,25 +207,25 @@ class Contracts:
             callback_result=f["callbackResult"],
         )
 
-    def committee(self, request_id: int) -> tuple[str, ...]:
+    def committee(self, request_id: int, mode: int = MODE_CONSENSUS) -> tuple[str, ...]:
         """The stored committee in member-index order; empty until it is drawn."""
-        return tuple(self.view("hub", "getCommittee", request_id))
+        return tuple(self.view(self.mode_name(mode), "getCommittee", request_id))
 
-    def preview_committee(self, request_id: int) -> tuple[str, ...]:
+    def preview_committee(self, request_id: int, mode: int = MODE_CONSENSUS) -> tuple[str, ...]:
         """The committee a request has or will have, as a transaction in the next block would draw it.
 
         Evaluated against the pending block, where `block.number` is the head's plus one, so the
         committee is known as soon as the seed block is the head rather than a block later (a node
         that runs pending calls against the latest block reverts SeedNotReady for one more block).
         ContractLogicError (SeedNotReady, SeedUnavailable, ...) when it cannot be known."""
-        bound = self.hub.functions.previewCommittee(request_id)
+        bound = getattr(self, self.mode_name(mode)).functions.previewCommittee(request_id)
         try:
             found = self.rpc.call(lambda _: bound.call(block_identifier="pending"), "previewCommittee")
         except Web3RPCError:  # a node without pending-block calls
             found = self.rpc.call(lambda _: bound.call(), "previewCommittee")
         return tuple(found)
 
-    def _fields(self, contract: str, function: str, raw: Any) -> dict[str, Any]:
+    def fields(self, contract: str, function: str, raw: Any) -> dict[str, Any]:
         """A returned struct as a dict keyed by the ABI's component names (robust to field order)."""
         abi = getattr(self, contract).get_function_by_name(function).abi
         components = abi["outputs"][0]["components"]
@@ -221,7 +243,7 @@ class Contracts:
         return bytes(self.view("registry", "modelIdOf", name))
 
     def operator(self, address: str) -> OperatorInfo:
-        info = self._fields("staking", "operatorInfo", self.view("staking", "operatorInfo", address))
+        info = self.fields("staking", "operatorInfo", self.view("staking", "operatorInfo", address))
         models = self.view("staking", "modelsOf", address)
         return OperatorInfo(
             address,
@@ -250,7 +272,7 @@ class Contracts:
         return found
 
     def model_version(self, model_id: bytes, version: int) -> ModelVersion:
-        f = self._fields("registry", "getVersion", self.view("registry", "getVersion", model_id, version))
+        f = self.fields("registry", "getVersion", self.view("registry", "getVersion", model_id, version))
         return ModelVersion(
             model_id=model_id,
             version=version,

@@ -93,7 +93,8 @@ def infer(
         )
     stderr = click.get_text_stream("stderr")
     bar: Any
-    with click.progressbar(length=2 * k, label="commit/reveal", file=stderr) as bar:
+    label = "commit/reveal" if mode == "consensus" else "signatures"
+    with click.progressbar(length=2 * k, label=label, file=stderr) as bar:
         seen = [0]
 
         def advance(request: OnchainRequest) -> None:
@@ -192,7 +193,7 @@ def _finalizable(client: Client, request_id: int) -> OnchainRequest:
             f"request {request_id} is already {onchain.status.name} (settled in block {settled}); "
             "nothing to finalize"
         )
-    if not bool(client.contracts.view("hub", "canFinalize", request_id)):
+    if not client.can_finalize(onchain):
         # Earliest block by the windows alone; the last outstanding reveal settles it sooner.
         start = (onchain.commit_deadline if onchain.committed_mask == 0 else onchain.reveal_deadline) + 1
         raise VerinferError(
@@ -215,6 +216,7 @@ def _pending_json(p: PendingRequest) -> dict[str, Any]:
         "commit_deadline": p.commit_deadline,
         "reveal_deadline": p.reveal_deadline,
         "digest_only": p.digest_only,
+        "mode": next(name for name, bit in MODES.items() if bit == p.mode),
     }
 
 
@@ -223,8 +225,12 @@ def _pending_lines(client: Client, p: PendingRequest) -> list[str]:
         f"request {p.request_id}  {p.model} v{p.version}  k={p.k}  "
         f"fee {client.tokens(p.fee)}  block {p.block}",
         f"  tx         {hexs(p.tx_hash)}",
-        f"  committee  drawn from block {p.seed_block}'s hash; commits until block {p.commit_deadline}, "
-        f"reveals until {p.reveal_deadline}",
+        f"  committee  drawn from block {p.seed_block}'s hash; "
+        + (
+            f"commits until block {p.commit_deadline}, reveals until {p.reveal_deadline}"
+            if p.mode == MODES["consensus"]
+            else f"signatures settle it until block {p.reveal_deadline}"
+        ),
         f"  follow it: verinfer requests show {p.request_id}",
     ]
 

@@ -13,6 +13,7 @@ from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError
 
 from verinfer.chain.contracts import (
+    MODE_ATTESTED,
     MODE_CONSENSUS,
     MODES,
     Contracts,
@@ -310,6 +311,8 @@ class Client:
         )
         receipt = self.transact("hub", "requestInference", args)
         (created,) = self.contracts.logs("hub", "RequestCreated", receipt.block, requester=self.address)[-1:]
+        round_ = self.contracts.request(int(created.args.requestId))
+        assert round_ is not None  # the request was just made
         return PendingRequest(
             request_id=int(created.args.requestId),
             model=parse_model_ref(model)[0],
@@ -319,17 +322,22 @@ class Client:
             tx_hash=receipt.tx_hash,
             block=receipt.block,
             seed_block=int(created.args.seedBlock),
-            commit_deadline=int(created.args.commitDeadline),
-            reveal_deadline=int(created.args.revealDeadline),
+            commit_deadline=round_.commit_deadline,
+            reveal_deadline=round_.reveal_deadline,
+            mode=mode_bit,
             digest_only=bool(created.args.digestOnly),
         )
 
     def committee(self, request: int | PendingRequest) -> tuple[str, ...] | None:
         """The request's committee: stored once drawn, else the draw its seed gives; None before the
         seed block exists (or once it is too old to draw from)."""
-        request_id = request.request_id if isinstance(request, PendingRequest) else request
+        if isinstance(request, PendingRequest):
+            request_id, mode = request.request_id, request.mode
+        else:
+            onchain = self.contracts.request(request)
+            request_id, mode = request, onchain.mode if onchain is not None else MODE_CONSENSUS
         try:
-            return self.contracts.preview_committee(request_id)
+            return self.contracts.preview_committee(request_id, mode)
         except ContractLogicError:
             return None
 
@@ -357,7 +365,7 @@ class Client:
                 progress(onchain)
             if onchain.status.terminal:
                 return self.result(request_id, from_block=from_block)
-            if finalize and self.account is not None and self._can_finalize(request_id):
+            if finalize and self.account is not None and self.can_finalize(onchain):
                 try:
                     self.finalize(request_id)
                     continue
@@ -372,35 +380,43 @@ class Client:
                 )
             time.sleep(self.poll_interval)
 
-    def _can_finalize(self, request_id: int) -> bool:
-        return bool(self.contracts.view("hub", "canFinalize", request_id))
+    def can_finalize(self, onchain: OnchainRequest) -> bool:
+        """Whether `finalize` may settle the pending request now: consensus mode asks its contract;
+        an attested round can be expired once its deadline block is behind the head."""
+        if onchain.mode == MODE_ATTESTED:
+            return self.rpc.block_number() >= onchain.reveal_deadline
+        return bool(self.contracts.view("consensus", "canFinalize", onchain.request_id))
 
     def finalize(self, request_id: int) -> Receipt:
         """Settles a request whose windows allow it (drawing its committee first if nobody did, or
         expiring it if its seed is gone). A digest-only request whose accepted output's bytes the hub
-        does not hold is settled with `finalizeWithOutput`, the bytes taken from the agreeing reveal."""
+        does not hold is settled with `finalizeWithOutput`, the bytes taken from the agreeing reveal.
+        An attested request can only be ended this way without a quorum: it expires, refunded."""
+        onchain = self.contracts.request(request_id)
+        if onchain is not None and onchain.mode == MODE_ATTESTED:
+            return self.transact("attested", "expire", request_id)
         try:
-            return self.transact("hub", "finalize", request_id)
+            return self.transact("consensus", "finalize", request_id)
         except TransactionFailed as exc:
             if exc.error != "OutputRequired":
                 raise
         output = self._revealed_output(request_id)
         if output is None:
             raise VerinferError(f"request {request_id} needs its output's bytes and no reveal carries them")
-        return self.transact("hub", "finalizeWithOutput", request_id, output)
+        return self.transact("consensus", "finalizeWithOutput", request_id, output)
 
     def _revealed_output(self, request_id: int) -> bytes | None:
         """The output of the most-revealed digest, read back from the reveal transactions' call data."""
         digests: dict[bytes, list[Any]] = {}
-        for log in self.contracts.logs("hub", "Revealed", requestId=request_id):
+        for log in self.contracts.logs("consensus", "Revealed", requestId=request_id):
             digests.setdefault(bytes(log.args.digest), []).append(log)
-        hub = self.contracts.hub
+        mode = self.contracts.consensus
 
         def calldata(tx_hash: Any) -> Any:
             return self.rpc.call(lambda w3: w3.eth.get_transaction(tx_hash), "getTransaction")["input"]
 
         for digest, logs in sorted(digests.items(), key=lambda item: -len(item[1])):
-            function, args = hub.decode_function_input(calldata(logs[0].transactionHash))
+            function, args = mode.decode_function_input(calldata(logs[0].transactionHash))
             if function.fn_name == "reveal":
                 candidates = [bytes(args["output"])]
             elif function.fn_name == "revealMany":
@@ -488,26 +504,29 @@ class Client:
             raise VerinferError(f"request {request_id} does not exist on this hub")
         result = self.contracts.result(request_id)
 
-        def txs(event: str) -> tuple[bytes, ...]:
-            logs = self.contracts.logs("hub", event, from_block, requestId=request_id)
+        def txs(event: str, contract: str = "consensus") -> tuple[bytes, ...]:
+            logs = self.contracts.logs(contract, event, from_block, requestId=request_id)
             return tuple(bytes(log.transactionHash) for log in logs)
 
-        created, drawn, settled = txs("RequestCreated"), txs("CommitteeDrawn"), txs("RequestSettled")
+        mode = self.contracts.mode_name(onchain.mode)
+        created, settled = txs("RequestCreated", "hub"), txs("RequestSettled", "hub")
+        drawn = txs("CommitteeDrawn", mode)
+        consensus = onchain.mode == MODE_CONSENSUS
         return Settlement(
             request_id=request_id,
             status=onchain.status,
             model_id=onchain.model_id,
             version=onchain.version,
             k=onchain.k,
-            committee=self.contracts.committee(request_id),
+            committee=self.contracts.committee(request_id, onchain.mode),
             agreeing=result.agreeing,
             output_digest=result.output_digest,
             error_code=result.error_code,
             settled_block=result.settled_block,
             request_tx=created[0] if created else None,
             draw_tx=drawn[0] if drawn else None,
-            commit_txs=txs("Committed"),
-            reveal_txs=txs("Revealed"),
+            commit_txs=txs("Committed") if consensus else (),
+            reveal_txs=txs("Revealed") if consensus else (),
             settle_tx=settled[0] if settled else None,
         )
 

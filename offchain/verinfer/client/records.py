@@ -21,9 +21,10 @@ class PendingRequest:
     tx_hash: bytes
     block: int
     seed_block: int  # the committee is drawn from this block's hash (`Client.committee` once it exists)
-    commit_deadline: int
+    commit_deadline: int  # attested mode: the round's deadline, like reveal_deadline
     reveal_deadline: int
     digest_only: bool
+    mode: int = 1  # the verification mode bit
 
 
 @dataclass(frozen=True)

@@ -48,16 +48,18 @@ def direct_run(
 
 
 def show_inferences(client: Client, rows: int) -> int:
-    """Inferences on held-out rows of every sample; returns how many matched the direct run bit for bit."""
+    """Inferences on held-out rows of every sample, alternating consensus and attested mode; returns
+    how many matched the direct run bit for bit."""
     matched = 0
     for name, build in SAMPLES.items():
         sample = build()
         version = client.model(name)
         say(f"\n== {name} v{version.version}: {sample.description}")
-        for row in sample.examples[:rows]:
+        for i, row in enumerate(sample.examples[:rows]):
             features = row.reshape(1, -1)
+            mode = MODES_SHOWN[i % len(MODES_SHOWN)]
             started = time.monotonic()
-            result = client.infer(name, {"features": features}, k=3)
+            result = client.infer(name, {"features": features}, k=3, mode=mode)
             elapsed = time.monotonic() - started
             direct, direct_bytes = direct_run(
                 sample, version, encode_inputs(version.spec, {"features": features})
@@ -66,7 +68,8 @@ def show_inferences(client: Client, rows: int) -> int:
             matched += same
             s = result.settlement
             say(
-                f"  request {s.request_id}: {s.status.name} in block {s.settled_block} ({elapsed:.2f}s), "
+                f"  request {s.request_id} ({mode}): {s.status.name} in block {s.settled_block} "
+                f"({elapsed:.2f}s), "
                 f"{len(s.agreeing)}/{s.k} operators agree, digest {s.output_digest.hex()[:16]}…"
             )
             for output, settled in result.outputs.items():
@@ -76,10 +79,18 @@ def show_inferences(client: Client, rows: int) -> int:
             say(
                 f"    byte-identical to direct ONNX Runtime: {'yes' if same else 'NO'}; "
                 f"txs: request {short(s.request_tx)}, "
-                f"{len(s.commit_txs)} commits, {len(s.reveal_txs)} reveals, "
-                f"settled by {short(s.settle_tx)}"
+                + (
+                    f"{len(s.commit_txs)} commits, {len(s.reveal_txs)} reveals, "
+                    if mode == "consensus"
+                    else "signatures exchanged off-chain, "
+                )
+                + f"settled by {short(s.settle_tx)}"
             )
     return matched
+
+
+# Each sample's rows go through both modes in turn: commit/reveal, then one transaction of signatures.
+MODES_SHOWN = ("consensus", "attested")
 
 
 def short(value: bytes | None) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 import verinfer
+from verinfer.chain.contracts import MODES
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.keys import DEV_CHAIN_IDS, DEV_KEY_ENV
 from verinfer.chain.rpc import Rpc, RpcUnavailable
@@ -128,6 +129,7 @@ def up(options: UpOptions, progress: Progress = lambda _: None) -> DevnetState:
                 decimals=sample.decimals,
                 fee=SAMPLE_FEE,
                 base_url=state.store_url,
+                modes=MODES["consensus"] | MODES["attested"],
             )
             state.models[name] = published.version
         for n in range(1, options.relayers + 1):
@@ -238,6 +240,7 @@ def _start_relayer(
     home = state.home / name
     home.mkdir(parents=True, exist_ok=True)
     metrics = f"127.0.0.1:{free_port()}"
+    peers = f"127.0.0.1:{free_port()}"
     config: dict[str, dict[str, Any]] = {
         "chain": {
             "rpc_url": state.rpc_url,
@@ -250,6 +253,8 @@ def _start_relayer(
         "tx": {"priority_fee_gwei": 1.0},
         "journal": {"path": str(home / "journal.db")},
         "metrics": {"listen": metrics},
+        # Attested mode: the relayer serves its signatures here and publishes the URL on-chain.
+        "peers": {"listen": peers, "url": f"http://{peers}"},
         "log": {"level": "info", "format": "json"},
     }
     (home / "relayer.toml").write_text(to_toml(config))

@@ -77,6 +77,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class PeersConfig:
+    """Attested mode's signature exchange with committee peers. `listen` serves this operator's
+    attestations (empty: serve nothing; the relayer still pulls from peers and settles); `url` is
+    where peers reach it (empty: http://<listen address>), published on-chain at start with `publish`."""
+
+    listen: str = ""
+    url: str = ""
+    publish: bool = True
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """Structured logs on stderr."""
 
@@ -101,6 +113,7 @@ class RelayerConfig:
     tx: TxConfig = field(default_factory=TxConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    peers: PeersConfig = field(default_factory=PeersConfig)
     log: LogConfig = field(default_factory=LogConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
 
@@ -172,6 +185,12 @@ class RelayerConfig:
             out.append(f"log.format {self.log.format!r} must be json or text")
         if self.metrics.listen and _split_listen(self.metrics.listen) is None:
             out.append(f"metrics.listen {self.metrics.listen!r} must be HOST:PORT")
+        if self.peers.listen and _split_listen(self.peers.listen) is None:
+            out.append(f"peers.listen {self.peers.listen!r} must be HOST:PORT")
+        if self.peers.url and not self.peers.url.startswith(("http://", "https://")):
+            out.append(f"peers.url {self.peers.url!r} must be an http(s):// URL")
+        if self.peers.timeout <= 0:
+            out.append("peers.timeout must be > 0")
         return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from verinfer.chain.attestations import Attestation
 from verinfer.chain.txmanager import TxRow, TxState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS requests (
     callback_gas INTEGER NOT NULL DEFAULT 0,
     digest_only INTEGER NOT NULL DEFAULT 0,
     max_output_bytes INTEGER NOT NULL DEFAULT 0,
+    mode INTEGER NOT NULL DEFAULT 1,
     committed_mask INTEGER NOT NULL DEFAULT 0,
     output BLOB,
     digest BLOB,
@@ -92,6 +93,7 @@ MIGRATIONS = {
     "seed_block": "INTEGER NOT NULL DEFAULT 0",
     "digest_only": "INTEGER NOT NULL DEFAULT 0",
     "max_output_bytes": "INTEGER NOT NULL DEFAULT 0",
+    "mode": "INTEGER NOT NULL DEFAULT 1",  # version 4: requests of every mode; before, consensus only
 }
 
 
@@ -101,6 +103,7 @@ class State(StrEnum):
     AWAITING_DRAW = "awaiting_draw"  # for a model this operator serves; the committee is not known yet
     SEEN = "seen"  # member of the committee, not executed yet
     EXECUTED = "executed"  # output, digest and salt journaled; nothing sent
+    SIGNED = "signed"  # attested mode: own attestation journaled, exchanged with peers until settled
     COMMIT_SENT = "commit_sent"
     COMMITTED = "committed"
     REVEAL_SENT = "reveal_sent"
@@ -145,6 +148,7 @@ class RequestRow:
     seed_block: int = 0
     digest_only: bool = False
     max_output_bytes: int = 0  # 0: not known (no check)
+    mode: int = 1  # the verification mode bit (1 consensus, 8 attested)
     committed_mask: int = 0
     output: bytes | None = None
     digest: bytes | None = None

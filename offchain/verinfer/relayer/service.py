@@ -11,12 +11,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
 from web3.types import EventData, LogReceipt
 
-from verinfer.chain.contracts import Contracts, Fault, ModelVersion, OnchainRequest, Status
+from verinfer.chain.attestations import Attestation, Domain
+from verinfer.chain.contracts import (
+    MODE_ATTESTED,
+    MODE_CONSENSUS,
+    Contracts,
+    Fault,
+    ModelVersion,
+    OnchainRequest,
+    Status,
+)
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.follower import LogFollower, Reorg
 from verinfer.chain.keys import DEV_CHAIN_IDS
@@ -39,7 +49,9 @@ from verinfer.relayer.config import RelayerConfig, split_listen
 from verinfer.relayer.journal import Journal, RequestRow, State
 from verinfer.relayer.metrics import Heartbeat, Metrics, MetricsServer
 from verinfer.relayer.modes import ModeStrategy, StrategyContext
+from verinfer.relayer.modes.attested import AttestedStrategy
 from verinfer.relayer.modes.consensus import ConsensusStrategy
+from verinfer.relayer.peers import PeerConfig, PeerServer
 
 log = logging.getLogger("verinfer.relayer")
 
@@ -123,27 +135,44 @@ class Relayer:
         self._models: set[bytes] = set()
         self._models_read = -MODELS_REFRESH
         self._left: dict[bytes, int] = {}  # pools left -> head block when noticed
-        self.mode: ModeStrategy = ConsensusStrategy(
-            StrategyContext(
-                address=self.address,
-                config=config,
-                contracts=self.contracts,
-                journal=self.journal,
-                txm=self.txm,
-                metrics=self.metrics,
-                decoder=self.decoder,
-                log=log,
-                miss=self._miss,
-                reconcile=self._reconcile,
-                observe=self._observe,
-            )
+        context = StrategyContext(
+            address=self.address,
+            config=config,
+            contracts=self.contracts,
+            journal=self.journal,
+            txm=self.txm,
+            metrics=self.metrics,
+            decoder=self.decoder,
+            log=log,
+            miss=self._miss,
+            reconcile=self._reconcile,
+            observe=self._observe,
         )
-        hub = self.contracts.hub
-        names = ("RequestCreated", "CommitteeDrawn", "RequestSettled", "MemberPenalized")
-        self._events = {
-            bytes(HexBytes(event.topic)): event
-            for event in (hub.events[name] for name in (*names, *self.mode.event_names()))
+        # The modes this relayer runs, by mode bit; requests in any other mode are not journaled.
+        self.domain = Domain(self.chain_id, self.contracts.attested.address)
+        self.attested = AttestedStrategy(
+            context,
+            account,
+            self.domain,
+            PeerConfig(timeout=config.peers.timeout),
+            lambda member: str(self.contracts.view("staking", "endpointOf", member)),
+        )
+        self.modes: dict[int, ModeStrategy] = {
+            MODE_CONSENSUS: ConsensusStrategy(context),
+            MODE_ATTESTED: self.attested,
         }
+        self._peer_server: PeerServer | None = None
+        hub = self.contracts.hub
+        self._events: dict[tuple[str, bytes], tuple[Any, ModeStrategy | None]] = {
+            (hub.address, bytes(HexBytes(hub.events[name].topic))): (hub.events[name], None)
+            for name in ("RequestCreated", "RequestSettled", "MemberPenalized")
+        }
+        for strategy in self.modes.values():
+            contract = strategy.contract
+            self.follower.addresses.append(contract.address)
+            for name in ("CommitteeDrawn", *strategy.event_names()):
+                event = contract.events[name]
+                self._events[(contract.address, bytes(HexBytes(event.topic)))] = (event, strategy)
         rpc.on_error = self._rpc_error
 
     # ------------------------------------------------------------ lifecycle
@@ -155,6 +184,8 @@ class Relayer:
             self._server = MetricsServer(self.metrics, host, port, self._health)
             self._server.start()
             self.journal.set_meta("metrics", self._server.address)
+        if self.config.peers.listen:
+            self._serve_peers()
         self._handle_outcomes(self.txm.start())
         self._reconcile_idle(self.journal.active())
         log.info(
@@ -167,6 +198,7 @@ class Relayer:
                 "execution_class": str(self.execution),
                 "checkpoint": self.follower.position(),
                 "metrics": self._server.address if self._server else None,
+                "peers": self._peer_server.url if self._peer_server else None,
                 "resumed": len(self.journal.active()),
             },
         )
@@ -207,8 +239,44 @@ class Relayer:
             log.exception("could not journal in-flight work at shutdown")
         if self._server is not None:
             self._server.stop()
+        if self._peer_server is not None:
+            self._peer_server.stop()
+        self.attested.close()
         log.info("relayer stopped", extra={"in_flight": len(self.journal.active())})
         self.journal.close()
+
+    def _serve_peers(self) -> None:
+        """Serves this operator's attestations to its committee peers and takes theirs; publishes where
+        (once, when what the chain says differs)."""
+        host, port = split_listen(self.config.peers.listen)
+
+        def committee_of(request_id: int) -> tuple[str, ...] | None:
+            row = self.journal.get(request_id)
+            if row is None or row.mode != MODE_ATTESTED or not row.committee:
+                return None
+            return row.committee
+
+        self._peer_server = PeerServer(
+            self.domain,
+            host,
+            port,
+            committee_of,
+            self._take_attestation,
+            self.journal.attestations,
+        )
+        self._peer_server.start()
+        url = self.config.peers.url or self._peer_server.url
+        self.journal.set_meta("peers", url)
+        published = str(self.contracts.view("staking", "endpointOf", self.address))
+        if self.config.peers.publish and published != url:
+            data = self.contracts.calldata("staking", "setEndpoint", url)
+            self.txm.send(self.contracts.staking.address, data, kind="endpoint", request_ids=[])
+            log.info("publishing peer endpoint", extra={"url": url, "was": published or None})
+
+    def _take_attestation(self, attestation: Attestation) -> None:
+        """A peer's attestation that passed `admit` (committee member, its own signature)."""
+        self.journal.add_attestation(attestation, own=False)
+        self._wake.set()  # a quorum may be complete now: act without waiting for the next poll
 
     # ------------------------------------------------------------ one round
 
@@ -235,17 +303,19 @@ class Relayer:
 
     def _handle_logs(self, logs: Iterable[LogReceipt]) -> None:
         for entry in logs:
-            event = self._events.get(bytes(entry["topics"][0])) if entry["topics"] else None
-            if event is None:
+            topic = bytes(entry["topics"][0]) if entry["topics"] else b""
+            found = self._events.get((to_checksum_address(entry["address"]), topic))
+            if found is None:
                 continue
+            event, strategy = found
             data: EventData = event().process_log(entry)
             name, args = data["event"], data["args"]
             if name == "RequestCreated":
                 self._on_request(args, int(entry["blockNumber"]))
             elif name == "CommitteeDrawn":
                 self._on_drawn(int(args["requestId"]), tuple(str(a) for a in args["committee"]))
-            elif name in self.mode.event_names():
-                self.mode.on_event(name, args)
+            elif strategy is not None:
+                strategy.on_event(name, args)
             elif name == "RequestSettled":
                 self._on_settled(int(args["requestId"]), Status(args["status"]), int(args["errorCode"]))
             elif name == "MemberPenalized" and str(args["operator"]) == self.address:
@@ -267,6 +337,14 @@ class Relayer:
         if not self._serves(model_id):
             return
         request_id = int(args["requestId"])
+        mode = int(args["mode"])
+        strategy = self.modes.get(mode)
+        if strategy is None:
+            log.debug(
+                "request in a mode this relayer does not run", extra={"request_id": request_id, "mode": mode}
+            )
+            return
+        commit_deadline, reveal_deadline = strategy.round_deadlines(request_id, int(args["deadline"]))
         now = time.time()
         row = RequestRow(
             request_id=request_id,
@@ -280,10 +358,11 @@ class Relayer:
             member=-1,
             created_block=block,
             seed_block=int(args["seedBlock"]),
-            commit_deadline=int(args["commitDeadline"]),
-            reveal_deadline=int(args["revealDeadline"]),
+            commit_deadline=commit_deadline,
+            reveal_deadline=reveal_deadline,
             callback_gas=int(args["callbackGasLimit"]),
             digest_only=bool(args["digestOnly"]),
+            mode=mode,
             seen_at=now,
             updated_at=now,
         )
@@ -339,7 +418,7 @@ class Relayer:
         """Asks the hub for the committee once the seed block is confirmed; a member goes on to execute,
         anyone else marks the request as not its own."""
         try:
-            committee = self.contracts.preview_committee(row.request_id)
+            committee = self.contracts.preview_committee(row.request_id, row.mode)
         except ContractLogicError as exc:
             data = exc.data if isinstance(exc.data, str) and exc.data.startswith("0x") else "0x"
             error = self.decoder.name(bytes.fromhex(data[2:]))
@@ -392,10 +471,10 @@ class Relayer:
         if row is None or row.status is not None or row.state == State.NOT_MEMBER:
             return
         self._jobs.pop(request_id, None)
-        self.mode.forget(request_id)
+        self.modes[row.mode].forget(request_id)
         if row.state == State.AWAITING_DRAW:
             # Settled before this relayer knew the committee: was it ours?
-            if self.address not in self.contracts.committee(request_id):
+            if self.address not in self.contracts.committee(request_id, row.mode):
                 self.journal.update(request_id, State.NOT_MEMBER, detail=f"settled {status.name.lower()}")
                 return
             row.state = State.MISSED
@@ -528,7 +607,7 @@ class Relayer:
 
     def _act(self, head: int) -> None:
         pending = self._pending_ids()
-        due: list[RequestRow] = []
+        due: dict[int, list[RequestRow]] = {mode: [] for mode in self.modes}
         for row in self.journal.active():
             if row.request_id in pending:
                 continue
@@ -537,16 +616,21 @@ class Relayer:
                 if head - self.config.chain.confirmations >= row.seed_block:
                     self._learn_committee(row)
                 continue
+            strategy = self.modes[row.mode]
             if row.state == State.SEEN:
-                if head + 1 > self.mode.execution_deadline(row):
-                    self._miss(row, "commit window closed before execution finished")
+                deadline = strategy.execution_deadline(row)
+                if head + 1 > deadline:
+                    self._miss(
+                        row, f"its round stopped taking outputs at block {deadline} before execution finished"
+                    )
                 elif row.request_id not in self._jobs and time.monotonic() >= self._retry_at.get(
                     row.request_id, 0
                 ):
                     self._retry_at.pop(row.request_id, None)
                     self._schedule(row)
-            due.append(row)
-        self.mode.act(due, head)
+            due[row.mode].append(row)
+        for mode, rows in due.items():
+            self.modes[mode].act(rows, head)
 
     def _miss(self, row: RequestRow, reason: str) -> None:
         self._jobs.pop(row.request_id, None)
@@ -558,7 +642,7 @@ class Relayer:
 
     def _handle_outcomes(self, outcomes: Iterable[TxOutcome]) -> None:
         for outcome in outcomes:
-            if self.mode.on_outcome(outcome):
+            if any(strategy.on_outcome(outcome) for strategy in self.modes.values()):
                 continue
             if not outcome.mined or not outcome.success:
                 log.warning(
@@ -594,11 +678,11 @@ class Relayer:
             return  # `_act` learns the committee once the seed block is there
         if onchain.drawn and row.member >= 0:
             if committee is None:
-                committee = self.contracts.committee(row.request_id)
+                committee = self.contracts.committee(row.request_id, row.mode)
             if committee != row.committee:  # drawn from another seed than previewed (a reorg)
                 self._on_committee(row, committee, "drawn differently")
                 return
-        self.mode.reconcile(row, onchain)
+        self.modes[row.mode].reconcile(row, onchain)
         if (self.journal.get(row.request_id) or row).state == State.SEEN:
             self._schedule(row)
 

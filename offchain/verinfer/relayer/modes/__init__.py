@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from web3.contract import Contract
+
 from verinfer.chain.contracts import Contracts, OnchainRequest
 from verinfer.chain.reverts import RevertDecoder
 from verinfer.chain.txmanager import TxManager, TxOutcome
@@ -43,8 +45,18 @@ class StrategyContext:
 class ModeStrategy(Protocol):
     """One verification mode's part of the relayer."""
 
+    @property
+    def contract(self) -> Contract:
+        """The mode contract: operators send to it, the pipeline follows its CommitteeDrawn."""
+        ...
+
     def event_names(self) -> tuple[str, ...]:
-        """Hub events this mode follows beyond the pipeline's own."""
+        """Events of the mode contract this mode follows beyond CommitteeDrawn."""
+        ...
+
+    def round_deadlines(self, request_id: int, deadline: int) -> tuple[int, int]:
+        """(last block to start acting, last block of the round) for a request the hub just took;
+        `deadline` is the one RequestCreated carries."""
         ...
 
     def on_event(self, name: str, args: Any) -> None:

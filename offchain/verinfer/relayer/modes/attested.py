@@ -1,11 +1,36 @@
-"""Attested mode (its on-chain strategy comes with the AttestedMode contract). Its one signing rule: this
-operator never signs two output digests for one request."""
+"""Attested mode: sign the output digest once, exchange signatures with the committee over HTTP, and
+settle in one transaction as soon as a strict majority signed this operator's digest.
+
+Its one signing rule: this operator never signs two output digests for one request (`sign_once`).
+Peers' signatures arrive by push (the peer server) or pull (`PeerClient.pull`, at most once a block
+per request); both check the signer is on the committee and the signature is theirs before anything
+is journaled. Whoever first holds a quorum settles (members take turns a block apart), including
+every signature it holds: signatures on another digest are slashed as dissent, members left out get
+their fee with `attestLate`, which this relayer sends for itself when a settlement left it out.
+"""
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
 
 from verinfer.chain import attestations
 from verinfer.chain.attestations import Attestation, Domain
-from verinfer.relayer.journal import Journal
+from verinfer.chain.contracts import OnchainRequest
+from verinfer.chain.txmanager import TxOutcome, TxRejected
+from verinfer.relayer.journal import Journal, RequestRow, State
+from verinfer.relayer.modes import StrategyContext
+from verinfer.relayer.peers import PeerClient, PeerConfig
+
+# Extra gas on top of a settle's estimate: nothing in it depends on other transactions landing first,
+# so only what a callback may leave unused matters; a slash writes epoch-history cells in every pool
+# of the slashed operator (see consensus mode).
+SETTLE_RESERVE = 20_000
+KINDS = ("settle", "attest_late", "expire_round", "equivocation", "dissent")
 
 
 class Equivocation(RuntimeError):
@@ -36,3 +61,242 @@ def sign_once(
         attestation = attestations.sign(account, domain, request_id, output_digest)
         journal.add_attestation(attestation, own=True)
         return attestation
+
+
+def tally(
+    held: Sequence[Attestation], committee: Sequence[str]
+) -> tuple[dict[bytes, list[Attestation]], set[str]]:
+    """Committee members' attestations grouped by digest, one per signer, and the signers seen on two
+    digests (equivocators: their word counts for nothing, and they can be reported)."""
+    members = set(committee)
+    by_signer: dict[str, list[Attestation]] = defaultdict(list)
+    for attestation in held:
+        if attestation.signer in members:
+            by_signer[attestation.signer].append(attestation)
+    groups: dict[bytes, list[Attestation]] = defaultdict(list)
+    equivocators = set()
+    for signer, signed in by_signer.items():
+        if len({a.output_digest for a in signed}) > 1:
+            equivocators.add(signer)
+            continue
+        groups[signed[0].output_digest].append(signed[0])
+    return groups, equivocators
+
+
+class AttestedStrategy:
+    """Sign, exchange, settle, claim a left-out fee, expire, and report equivocation."""
+
+    def __init__(
+        self,
+        ctx: StrategyContext,
+        account: LocalAccount,
+        domain: Domain,
+        peers: PeerConfig,
+        endpoint_of: Callable[[str], str],
+    ) -> None:
+        self.ctx = ctx
+        self.account = account
+        self.domain = domain
+        self.peers = peers
+        self._endpoint_of = endpoint_of
+        self._endpoints: dict[str, str] = {}
+        self._io = ThreadPoolExecutor(4, thread_name_prefix="peers-io")
+        self._lock = threading.Lock()
+        self._in_flight: set[tuple[str, int]] = set()  # (push|pull, request id) running now
+        self._pulled: dict[int, int] = {}  # request id -> head at its last pull
+        self._quorum_at: dict[int, int] = {}  # request id -> head when this relayer first held a quorum
+        self._reported: set[tuple[int, str]] = set()
+
+    # ------------------------------------------------------------ mode
+
+    @property
+    def contract(self) -> Contract:
+        return self.ctx.contracts.attested
+
+    def event_names(self) -> tuple[str, ...]:
+        return ("Attested",)
+
+    def round_deadlines(self, request_id: int, deadline: int) -> tuple[int, int]:
+        return deadline, deadline
+
+    def execution_deadline(self, row: RequestRow) -> int:
+        return row.reveal_deadline
+
+    def on_event(self, name: str, args: Any) -> None:
+        if name == "Attested":
+            request_id, digest = int(args["requestId"]), bytes(args["digest"])
+            self._on_attested(request_id, digest, int(args["agreeMask"]) | int(args["dissentMask"]))
+
+    def _on_attested(self, request_id: int, digest: bytes, counted: int) -> None:
+        """After a settlement: claim this operator's fee if the submitter left its signature out, and
+        prove the dissent of members whose signatures on another digest it left out."""
+        row = self.ctx.journal.get(request_id)
+        if row is None or row.member < 0:
+            return
+        groups, equivocators = tally(self.ctx.journal.attestations(request_id), row.committee)
+        for other, signed in groups.items():
+            for a in signed if other != digest else ():
+                if not counted & (1 << row.committee.index(a.signer)) and a.signer not in equivocators:
+                    data = self._calldata("reportDissent", request_id, (a.output_digest, a.signature))
+                    self._send("dissent", [request_id], data)
+        own = self.ctx.journal.own_attestation(request_id)
+        if own is not None and own.output_digest == digest and not counted & (1 << row.member):
+            self._send("attest_late", [request_id], self._calldata("attestLate", request_id, own.signature))
+
+    # ------------------------------------------------------------ acting
+
+    def act(self, rows: list[RequestRow], head: int) -> None:
+        ready: list[tuple[RequestRow, list[Attestation]]] = []
+        nxt = head + 1
+        for row in rows:
+            if row.member < 0 or row.status is not None:
+                continue
+            if row.state == State.EXECUTED:
+                row = self._sign(row) or row
+            if row.state == State.SIGNED and nxt <= row.reveal_deadline:
+                signatures = self._ready(row, head)
+                if signatures is not None:
+                    ready.append((row, signatures))
+            elif row.state == State.REORGED and nxt > row.reveal_deadline:
+                self.ctx.miss(row, "not seen again after a reorg")
+            if nxt > row.reveal_deadline + row.member:
+                # No quorum by the deadline: refunded, nobody penalized. Members take turns a block apart.
+                self._send("expire_round", [row.request_id], self._calldata("expire", row.request_id))
+        size = self.ctx.config.tx.max_batch
+        for start in range(0, len(ready), size):
+            self._settle(ready[start : start + size])
+
+    def _sign(self, row: RequestRow) -> RequestRow | None:
+        try:
+            own = sign_once(self.ctx.journal, self.account, self.domain, row.request_id, row.digest or b"")
+        except Equivocation as exc:
+            self.ctx.miss(row, str(exc))
+            return None
+        self.ctx.journal.update(row.request_id, State.SIGNED, detail=f"0x{own.output_digest.hex()[:16]}")
+        self.ctx.observe(row, "sign")
+        self._background("push", row, lambda client: client.push(own, row.committee))
+        return self.ctx.journal.get(row.request_id)
+
+    def _ready(self, row: RequestRow, head: int) -> list[Attestation] | None:
+        """The signatures to settle with, once this relayer holds a quorum on its own digest and it is
+        its turn; None otherwise (then it pulls what the peers hold, at most once a block)."""
+        groups, equivocators = tally(self.ctx.journal.attestations(row.request_id), row.committee)
+        for signer in equivocators:
+            self._report(row, signer)
+        agreeing = groups.get(row.digest or b"", [])
+        if len(agreeing) < row.k // 2 + 1:
+            if self._pulled.get(row.request_id) != head:
+                self._pulled[row.request_id] = head
+                self._background(
+                    "pull", row, lambda client: self._store(client.pull(row.request_id, row.committee))
+                )
+            return None
+        first = self._quorum_at.setdefault(row.request_id, head)
+        # Members take turns a block apart, in member order among those who signed this digest.
+        turn = sum(1 for a in agreeing if row.committee.index(a.signer) < row.member)
+        if head < first + turn:
+            return None
+        return [a for group in groups.values() for a in group]
+
+    def _settle(self, batch: list[tuple[RequestRow, list[Attestation]]]) -> None:
+        ids = [row.request_id for row, _ in batch]
+        signed = [[(a.output_digest, a.signature) for a in sigs] for _, sigs in batch]
+        outputs = [row.output or b"" for row, _ in batch]
+        if len(batch) == 1:
+            data = self._calldata("settle", ids[0], outputs[0], signed[0])
+        else:
+            data = self._calldata("settleMany", ids, outputs, signed)
+        extra = sum(SETTLE_RESERVE + row.callback_gas // 63 for row, _ in batch)
+        if not self._send("settle", ids, data, extra) and len(batch) > 1:
+            for item in batch:  # a batch that would revert: find the item, settle the rest
+                self._settle([item])
+
+    def _report(self, row: RequestRow, signer: str) -> None:
+        key = (row.request_id, signer)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        a, b = [x for x in self.ctx.journal.attestations(row.request_id) if x.signer == signer][:2]
+        data = self._calldata(
+            "reportEquivocation",
+            row.request_id,
+            (a.output_digest, a.signature),
+            (b.output_digest, b.signature),
+        )
+        self.ctx.log.warning("equivocation seen", extra={"request_id": row.request_id, "member": signer})
+        self._send("equivocation", [row.request_id], data)
+
+    def _send(self, kind: str, ids: list[int], data: bytes, extra_gas: int = 0) -> bool:
+        """Sends unless the node says it would revert (someone else settled first: nothing is paid)."""
+        try:
+            tx_hash = self.ctx.txm.send(
+                self.contract.address, data, kind=kind, request_ids=ids, extra_gas=extra_gas
+            )
+        except TxRejected as exc:
+            error = self.ctx.decoder.name(exc.revert_data) if exc.revert_data else None
+            self.ctx.log.debug(f"{kind} not sent", extra={"request_ids": ids, "error": error or str(exc)})
+            return False
+        self.ctx.log.info(f"{kind} sent", extra={"request_ids": ids, "tx": tx_hash.hex()})
+        return True
+
+    def _calldata(self, function: str, *args: Any) -> bytes:
+        return self.ctx.contracts.calldata("attested", function, *args)
+
+    # ------------------------------------------------------------ peers
+
+    def _client(self, committee: Sequence[str]) -> PeerClient:
+        for member in committee:
+            if member not in self._endpoints and member != self.ctx.address:
+                self._endpoints[member] = self._endpoint_of(member)
+        endpoints = {m: url for m, url in self._endpoints.items() if url and m in committee}
+        return PeerClient(self.domain, self.ctx.address, endpoints, self.peers)
+
+    def _background(self, kind: str, row: RequestRow, job: Callable[[PeerClient], Any]) -> None:
+        """Runs a push or pull off the main loop (a slow peer delays nothing); one of each per request."""
+        key = (kind, row.request_id)
+        with self._lock:
+            if key in self._in_flight:
+                return
+            self._in_flight.add(key)
+        client = self._client(row.committee)
+
+        def run() -> None:
+            try:
+                job(client)
+            except Exception as exc:
+                self.ctx.log.warning(
+                    f"peer {kind} failed", extra={"request_id": row.request_id, "error": str(exc)}
+                )
+            finally:
+                with self._lock:
+                    self._in_flight.discard(key)
+
+        self._io.submit(run)
+
+    def _store(self, received: Sequence[Attestation]) -> None:
+        # Verified by the pull. An own signature a peer hands back is kept too: if this journal lost
+        # its own row, `sign_once` still finds it and refuses to sign another digest.
+        for attestation in received:
+            self.ctx.journal.add_attestation(attestation, own=False)
+
+    # ------------------------------------------------------------ outcomes
+
+    def on_outcome(self, outcome: TxOutcome) -> bool:
+        if outcome.kind not in KINDS:
+            return False
+        return outcome.mined and outcome.success
+
+    def reconcile(self, row: RequestRow, onchain: OnchainRequest) -> None:
+        if row.member < 0 or row.state.terminal:
+            return
+        own = self.ctx.journal.own_attestation(row.request_id)
+        state = State.SIGNED if own is not None else State.EXECUTED if row.output is not None else State.SEEN
+        if state != row.state:
+            self.ctx.journal.update(row.request_id, state, detail="reconciled")
+
+    def forget(self, request_id: int) -> None:
+        self._pulled.pop(request_id, None)
+        self._quorum_at.pop(request_id, None)
+
+    def close(self) -> None:
+        self._io.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,8 @@ commit window has done its work, finalize when nobody else settles."""
 from collections.abc import Sequence
 from typing import Any
 
+from web3.contract import Contract
+
 from verinfer.chain.contracts import OnchainRequest
 from verinfer.chain.txmanager import TxOutcome, TxRejected
 from verinfer.models.codec import commitment
@@ -29,8 +31,18 @@ class ConsensusStrategy:
 
     # ------------------------------------------------------------ events
 
+    @property
+    def contract(self) -> Contract:
+        return self.ctx.contracts.consensus
+
     def event_names(self) -> tuple[str, ...]:
         return ("Committed",)
+
+    def round_deadlines(self, request_id: int, deadline: int) -> tuple[int, int]:
+        """Commits close at the round's own commit deadline (its windows are fixed when it opens)."""
+        round_ = self.ctx.contracts.view("consensus", "getRound", request_id)
+        fields = self.ctx.contracts.fields("consensus", "getRound", round_)
+        return int(fields["commitDeadline"]), deadline
 
     def on_event(self, name: str, args: Any) -> None:
         if name == "Committed":
@@ -92,7 +104,7 @@ class ConsensusStrategy:
         if self._settle_checked.get(row.request_id) == head:
             return False
         self._settle_checked[row.request_id] = head
-        return bool(self.ctx.contracts.view("hub", "canFinalize", row.request_id))
+        return bool(self.ctx.contracts.view("consensus", "canFinalize", row.request_id))
 
     def _send_batches(self, kind: str, rows: Sequence[RequestRow]) -> None:
         size = self.ctx.config.tx.max_batch
@@ -128,9 +140,11 @@ class ConsensusStrategy:
         # One item uses commit/reveal, several the batch variant with the same arguments as arrays.
         single = len(rows) == 1
         data = ctx.contracts.calldata(
-            "hub", kind if single else f"{kind}Many", *([c[0] for c in columns] if single else columns)
+            "consensus", kind if single else f"{kind}Many", *([c[0] for c in columns] if single else columns)
         )
-        tx_hash = ctx.txm.send(ctx.contracts.hub.address, data, kind=kind, request_ids=ids, extra_gas=extra)
+        tx_hash = ctx.txm.send(
+            ctx.contracts.consensus.address, data, kind=kind, request_ids=ids, extra_gas=extra
+        )
         with ctx.journal.transaction():
             for row in rows:
                 ctx.journal.update(row.request_id, state, detail=tx_hash.hex())
@@ -169,12 +183,12 @@ class ConsensusStrategy:
         not the accepted one) someone else supplies it."""
         ctx = self.ctx
         if row.digest_only and row.output is not None:
-            data = ctx.contracts.calldata("hub", "finalizeWithOutput", row.request_id, row.output)
+            data = ctx.contracts.calldata("consensus", "finalizeWithOutput", row.request_id, row.output)
         else:
-            data = ctx.contracts.calldata("hub", "finalize", row.request_id)
+            data = ctx.contracts.calldata("consensus", "finalize", row.request_id)
         try:
             ctx.txm.send(
-                ctx.contracts.hub.address,
+                ctx.contracts.consensus.address,
                 data,
                 kind="finalize",
                 request_ids=[row.request_id],

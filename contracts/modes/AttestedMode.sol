@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
+import {IOperatorStaking} from "../interfaces/IOperatorStaking.sol";
+import {IVerificationMode} from "../interfaces/IVerificationMode.sol";
+import {TensorCodec} from "../libraries/TensorCodec.sol";
+import {ModeBase} from "./ModeBase.sol";
+
+/// @title AttestedMode
+/// @notice Agreement by EIP-712 signatures in one transaction. Committee members sign
+///         `ResultAttestation(requestId, outputDigest)` off-chain and exchange signatures; whoever holds
+///         a strict majority (k/2+1) on one digest submits them with the output. Signatures on another
+///         digest prove dissent and are slashed, in the settlement or shown until the late window
+///         closes; two signatures of one member on different digests for one request are
+///         equivocation, slashable by anyone who shows them, with a reward. A member the submitter left out loses nothing: its fee is held until the late
+///         window closes and paid when its signature on the accepted digest is shown. Without a quorum
+///         by the deadline the request expires with a full refund and nobody is penalized.
+contract AttestedMode is ModeBase, EIP712 {
+    /// @notice This mode's bit in the hub and in a version's `modes`.
+    uint8 public constant MODE = 0x08;
+    /// @notice EIP-712 type of what members sign.
+    bytes32 public constant ATTESTATION_TYPEHASH = keccak256("ResultAttestation(uint256 requestId,bytes32 outputDigest)");
+    /// @notice Fewest blocks a late window may have.
+    uint16 public constant MIN_LATE_WINDOW = 8;
+    /// @notice Largest reporter's share of an equivocator's slash, in percent.
+    uint8 public constant MAX_REWARD_PCT = 50;
+
+    /// @notice Copied into each round when it opens (blocks; basis points).
+    struct Params {
+        /// @dev blocks after the seed block in which the round can settle; below 256 so the committee
+        ///      can always be drawn in the settlement
+        uint32 window;
+        /// @dev blocks after the deadline in which a left-out member's signature still earns its fee and
+        ///      a left-out dissent can still be proven; at least MIN_LATE_WINDOW
+        uint16 lateWindow;
+        uint16 slashBpsDissent;
+        /// @dev the reporter's share of an equivocator's slashed stake, in percent (at most 50)
+        uint8 equivocationRewardPct;
+    }
+
+    /// @dev One slot per request.
+    struct Round {
+        uint40 seedBlock;
+        uint40 deadline;
+        /// @dev zero while the round is open
+        uint40 settledBlock;
+        uint8 k;
+        uint16 lateWindow;
+        /// @dev members whose signature on the accepted digest counted (paid)
+        uint16 agreeMask;
+        /// @dev members slashed in this round (dissent in the settlement, or equivocation)
+        uint16 penalizedMask;
+        uint16 slashBpsDissent;
+        uint32 maxOutputBytes;
+        uint8 errorCode;
+        bool digestOnly;
+        bool drawn;
+        uint8 equivocationRewardPct;
+    }
+
+    /// @notice One member's signature, on the digest it signed.
+    struct Signed {
+        bytes32 digest;
+        bytes signature;
+    }
+
+    Params private _params;
+    mapping(uint256 requestId => Round) private _rounds;
+    /// @dev The accepted output's digest, once settled with a quorum.
+    mapping(uint256 requestId => bytes32) private _accepted;
+
+    /// @notice A round settled on a quorum of signatures.
+    /// @param requestId the request
+    /// @param digest the accepted output's digest
+    /// @param agreeMask members whose signatures on it counted
+    /// @param dissentMask members whose signatures on another digest were included (slashed)
+    event Attested(uint256 indexed requestId, bytes32 digest, uint16 agreeMask, uint16 dissentMask);
+    /// @notice A member the settlement left out showed its signature on the accepted digest in time.
+    /// @param requestId the request
+    /// @param member the member, paid its held fee
+    event LateAttestation(uint256 indexed requestId, address indexed member);
+    /// @notice A member was proven to have signed two digests for one request.
+    /// @param requestId the request
+    /// @param member the equivocating member
+    /// @param reporter who showed both signatures
+    event EquivocationProven(uint256 indexed requestId, address indexed member, address indexed reporter);
+    /// @notice A left-out signature on another digest was shown after settlement and slashed.
+    /// @param requestId the request
+    /// @param member the dissenting member
+    /// @param digest what it signed
+    event DissentProven(uint256 indexed requestId, address indexed member, bytes32 digest);
+    /// @notice Parameters changed.
+    /// @param params the new parameters
+    event ParamsUpdated(Params params);
+
+    /// @notice The round's deadline has passed: it can only expire now.
+    error DeadlinePassed(uint256 requestId, uint256 deadline);
+    /// @notice The round's deadline has not passed yet.
+    error DeadlineNotPassed(uint256 requestId, uint256 deadline);
+    /// @notice Fewer than k/2+1 members signed the output.
+    error NoQuorum(uint256 requestId, uint256 signatures, uint256 needed);
+    /// @notice One member's signature appears twice in a settlement.
+    error DuplicateSigner(uint256 requestId, address signer);
+    /// @notice The signature does not recover to a committee member (or is malformed).
+    error BadSignature(uint256 requestId);
+    /// @notice The two signatures are of one digest, or of different signers.
+    error NotEquivocation(uint256 requestId);
+    /// @notice The signature is on the accepted digest: no dissent.
+    error NotDissent(uint256 requestId);
+    /// @notice The member was penalized in this round already.
+    error AlreadyPenalized(uint256 requestId, address member);
+    /// @notice The round has no accepted output (not settled, or expired).
+    error NothingAccepted(uint256 requestId);
+    /// @notice The member's agreement is counted already, or it was penalized.
+    error AlreadyCounted(uint256 requestId, address member);
+    /// @notice The late window is over.
+    error LateWindowClosed(uint256 requestId, uint256 until);
+    /// @notice The late window is still open.
+    error LateWindowOpen(uint256 requestId, uint256 until);
+
+    /// @param hub_ the core; it must register this contract for MODE
+    /// @param staking_ operator staking (the core's)
+    /// @param params_ initial parameters
+    /// @param admin holder of DEFAULT_ADMIN_ROLE
+    constructor(IInferenceHub hub_, IOperatorStaking staking_, Params memory params_, address admin)
+        ModeBase(hub_, staking_, admin)
+        EIP712("verinfer AttestedMode", "1")
+    {
+        _setParams(params_);
+    }
+
+    // ------------------------------------------------------------------ the core
+
+    /// @inheritdoc IVerificationMode
+    function open(uint256 requestId, uint8 k, uint40 seedBlock, uint32 maxOutputBytes, bool digestOnly)
+        external
+        onlyHub
+        returns (uint40 deadline)
+    {
+        Params memory p = _params;
+        deadline = seedBlock + uint40(p.window);
+        _rounds[requestId] = Round({
+            seedBlock: seedBlock,
+            deadline: deadline,
+            settledBlock: 0,
+            k: k,
+            lateWindow: p.lateWindow,
+            agreeMask: 0,
+            penalizedMask: 0,
+            slashBpsDissent: p.slashBpsDissent,
+            maxOutputBytes: maxOutputBytes,
+            errorCode: 0,
+            digestOnly: digestOnly,
+            drawn: false,
+            equivocationRewardPct: p.equivocationRewardPct
+        });
+    }
+
+    // ------------------------------------------------------------------ settlement
+
+    /// @notice Settles a request on a quorum of signatures over keccak256(output). Include every
+    ///         signature held: those on another digest are slashed as dissent, members left out keep
+    ///         their fee for the late window.
+    /// @param requestId the request
+    /// @param output the output the quorum signed
+    /// @param signatures committee members' signatures, each with the digest it signed
+    function settle(uint256 requestId, bytes calldata output, Signed[] calldata signatures) external nonReentrant {
+        _settle(requestId, _open(requestId), output, signatures);
+    }
+
+    /// @notice Settles many requests in one transaction. A request someone else settled first is skipped
+    ///         (a race costs the loser nothing but the gas of the check); any other failure reverts all.
+    /// @param requestIds the requests
+    /// @param outputs one output per request
+    /// @param signatures one signature list per request
+    /// @return settled how many requests this call settled
+    function settleMany(uint256[] calldata requestIds, bytes[] calldata outputs, Signed[][] calldata signatures)
+        external
+        nonReentrant
+        returns (uint256 settled)
+    {
+        if (requestIds.length == 0 || requestIds.length != outputs.length || requestIds.length != signatures.length) {
+            revert BatchLengthMismatch();
+        }
+        for (uint256 i = 0; i < requestIds.length; ++i) {
+            Round storage r = _known(requestIds[i]);
+            if (r.settledBlock != 0) continue;
+            _settle(requestIds[i], r, outputs[i], signatures[i]);
+            ++settled;
+        }
+    }
+
+    /// @notice Ends a round that reached no quorum by its deadline: a full refund, nobody penalized
+    ///         (who stayed silent cannot be told from who was left out). Anyone may call.
+    /// @param requestId the request
+    function expire(uint256 requestId) external nonReentrant {
+        Round storage r = _open(requestId);
+        if (block.number <= r.deadline) revert DeadlineNotPassed(requestId, r.deadline);
+        // The committee is kept so that equivocation stays provable after the seed is gone.
+        if (!r.drawn && _drawable(requestId, r.k, r.seedBlock)) {
+            r.drawn = true;
+            _draw(requestId, r.k, r.seedBlock);
+        }
+        r.settledBlock = uint40(block.number);
+        IInferenceHub.Outcome memory outcome;
+        outcome.status = IInferenceHub.Status.Expired;
+        hub.settle(requestId, outcome, "");
+    }
+
+    /// @notice Pays a member the settlement left out: its signature on the accepted digest, shown
+    ///         before the late window closes. Anyone may call; the fee goes to the member.
+    /// @param requestId the request
+    /// @param signature the member's signature on (requestId, accepted digest)
+    function attestLate(uint256 requestId, bytes calldata signature) external nonReentrant {
+        Round storage r = _known(requestId);
+        bytes32 digest = _accepted[requestId];
+        if (digest == bytes32(0)) revert NothingAccepted(requestId);
+        uint256 until = uint256(r.deadline) + r.lateWindow;
+        if (block.number > until) revert LateWindowClosed(requestId, until);
+        (address member, uint16 bit) = _signer(requestId, r.k, digest, signature);
+        if ((r.agreeMask | r.penalizedMask) & bit != 0) revert AlreadyCounted(requestId, member);
+        r.agreeMask |= bit;
+        emit LateAttestation(requestId, member);
+        hub.payHeld(requestId, member);
+    }
+
+    /// @notice Refunds the fees held for members who never showed their agreement, once the late window
+    ///         has closed. Anyone may call; the tokens go to the requester.
+    /// @param requestId the request
+    function releaseHeld(uint256 requestId) external nonReentrant {
+        Round storage r = _known(requestId);
+        uint256 until = uint256(r.deadline) + r.lateWindow;
+        if (block.number <= until) revert LateWindowOpen(requestId, until);
+        hub.releaseHeld(requestId);
+    }
+
+    /// @notice Slashes, at the round's dissent rate, a member whose signature on another digest than the
+    ///         accepted one the settlement left out (a submitter cannot spare a dissenter, itself
+    ///         included, by omitting its signature). Anyone may call until the late window closes; the
+    ///         slashed stake goes to the treasury, never to the caller.
+    /// @param requestId the request
+    /// @param dissent the member's signature, with the digest it signed
+    function reportDissent(uint256 requestId, Signed calldata dissent) external nonReentrant {
+        Round storage r = _known(requestId);
+        bytes32 accepted = _accepted[requestId];
+        if (accepted == bytes32(0)) revert NothingAccepted(requestId);
+        if (dissent.digest == accepted) revert NotDissent(requestId);
+        uint256 until = uint256(r.deadline) + r.lateWindow;
+        if (block.number > until) revert LateWindowClosed(requestId, until);
+        (address member, uint16 bit) = _signer(requestId, r.k, dissent.digest, dissent.signature);
+        if (r.penalizedMask & bit != 0) revert AlreadyPenalized(requestId, member);
+        r.penalizedMask |= bit;
+        emit DissentProven(requestId, member, dissent.digest);
+        hub.penalize(requestId, member, IInferenceHub.Fault.Dissent, r.slashBpsDissent, address(0), 0);
+    }
+
+    /// @notice Slashes a member who signed two different digests for one request; part of the stake
+    ///         goes to the caller. The rate is raised so that what the member loses after the reward is
+    ///         still the dissent rate: reporting itself from another address saves an equivocator
+    ///         nothing. Works whenever the committee is known (drawn by a settlement, an expiry, a
+    ///         report within 256 blocks of the seed) and the member's stake is bonded.
+    /// @param requestId the request
+    /// @param a one signature with its digest
+    /// @param b another signature of the same member on another digest
+    function reportEquivocation(uint256 requestId, Signed calldata a, Signed calldata b) external nonReentrant {
+        Round storage r = _known(requestId);
+        if (a.digest == b.digest) revert NotEquivocation(requestId);
+        if (!r.drawn) {
+            r.drawn = true;
+            _draw(requestId, r.k, r.seedBlock);
+        }
+        (address member, uint16 bit) = _signer(requestId, r.k, a.digest, a.signature);
+        (address other,) = _signer(requestId, r.k, b.digest, b.signature);
+        if (member != other) revert NotEquivocation(requestId);
+        if (r.penalizedMask & bit != 0) revert AlreadyPenalized(requestId, member);
+        r.penalizedMask |= bit;
+        emit EquivocationProven(requestId, member, msg.sender);
+        uint256 pct = r.equivocationRewardPct;
+        // At most BPS: setParams keeps slashBpsDissent * 100 <= BPS * (100 - pct).
+        uint256 bps = (uint256(r.slashBpsDissent) * 100) / (100 - pct);
+        hub.penalize(
+            requestId,
+            member,
+            IInferenceHub.Fault.Equivocation,
+            uint16(bps),
+            msg.sender,
+            uint16(pct * 100)
+        );
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Replaces the parameters; rounds already open keep theirs.
+    /// @param params_ the new parameters
+    function setParams(Params calldata params_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setParams(params_);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The current parameters.
+    /// @return the parameters
+    function params() external view returns (Params memory) {
+        return _params;
+    }
+
+    /// @notice A request's round; reverts UnknownRequest for a request of another mode.
+    /// @param requestId the request
+    /// @return the round
+    function getRound(uint256 requestId) external view returns (Round memory) {
+        return _known(requestId);
+    }
+
+    /// @notice The hash a member signs for (requestId, outputDigest): EIP-712 over this contract's domain.
+    /// @param requestId the request
+    /// @param outputDigest keccak256 of the output
+    /// @return the typed-data hash
+    function attestationHash(uint256 requestId, bytes32 outputDigest) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(ATTESTATION_TYPEHASH, requestId, outputDigest)));
+    }
+
+    /// @notice A request's committee in member-index order; empty until drawn.
+    /// @param requestId the request
+    /// @return committee members
+    function getCommittee(uint256 requestId) external view returns (address[] memory) {
+        Round storage r = _known(requestId);
+        return r.drawn ? _committee(requestId, r.k) : new address[](0);
+    }
+
+    /// @notice The committee a request has or will have. Reverts SeedNotReady before the seed block exists.
+    /// @param requestId the request
+    /// @return committee members
+    function previewCommittee(uint256 requestId) external view returns (address[] memory) {
+        Round storage r = _known(requestId);
+        if (r.drawn) return _committee(requestId, r.k);
+        return _previewDraw(requestId, r.k, r.seedBlock);
+    }
+
+    /// @inheritdoc IVerificationMode
+    function deadlineOf(uint256 requestId) external view returns (uint40) {
+        return _rounds[requestId].deadline;
+    }
+
+    /// @inheritdoc IVerificationMode
+    function resultOf(uint256 requestId)
+        external
+        view
+        returns (bytes32 digest, bytes memory output, address[] memory agreeing, uint40 settledBlock, uint8 errorCode)
+    {
+        Round storage r = _known(requestId);
+        settledBlock = r.settledBlock;
+        digest = _accepted[requestId];
+        if (digest == bytes32(0)) return (digest, output, agreeing, settledBlock, 0);
+        agreeing = _membersIn(_committee(requestId, r.k), r.agreeMask);
+        if (!r.digestOnly) output = _loadOutput(digest);
+        errorCode = r.errorCode;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _setParams(Params memory p) private {
+        if (p.window == 0 || p.window >= SEED_HORIZON || p.lateWindow < MIN_LATE_WINDOW) revert InvalidParams();
+        if (p.slashBpsDissent > BPS || p.equivocationRewardPct > MAX_REWARD_PCT) revert InvalidParams();
+        // The equivocation rate (raised so a self-report saves nothing) must not hit 100 %: capped, a
+        // self-reporting equivocator would lose less than the dissent rate.
+        if (uint256(p.slashBpsDissent) * 100 > BPS * (100 - uint256(p.equivocationRewardPct))) revert InvalidParams();
+        _checkUnbondingCovers(uint256(p.window) + p.lateWindow);
+        _params = p;
+        emit ParamsUpdated(p);
+    }
+
+    function _known(uint256 requestId) private view returns (Round storage r) {
+        r = _rounds[requestId];
+        if (r.k == 0) revert UnknownRequest(requestId);
+    }
+
+    function _open(uint256 requestId) private view returns (Round storage r) {
+        r = _known(requestId);
+        if (r.settledBlock != 0) revert RoundClosed(requestId);
+    }
+
+    /// @dev The committee member who signed (requestId, digest), and its bit; reverts BadSignature for a
+    ///      malformed or malleable signature, NotCommitteeMember for anyone else.
+    function _signer(uint256 requestId, uint256 k, bytes32 digest, bytes calldata signature)
+        private
+        view
+        returns (address member, uint16 bit)
+    {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(attestationHash(requestId, digest), signature);
+        if (err != ECDSA.RecoverError.NoError) revert BadSignature(requestId);
+        bit = uint16(1 << _memberIndex(requestId, k, signer));
+        member = signer;
+    }
+
+    function _settle(uint256 requestId, Round storage r, bytes calldata output, Signed[] calldata signatures)
+        private
+    {
+        if (block.number > r.deadline) revert DeadlinePassed(requestId, r.deadline);
+        if (output.length > r.maxOutputBytes) revert OutputTooLarge(requestId, output.length, r.maxOutputBytes);
+        uint8 k = r.k;
+        if (!r.drawn) {
+            r.drawn = true;
+            _draw(requestId, k, r.seedBlock);
+        }
+        bytes32 digest = keccak256(output);
+        uint16 penalized = r.penalizedMask;
+        uint16 seen;
+        uint16 agree;
+        uint16 dissent;
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            (address signer, uint16 bit) = _signer(requestId, k, signatures[i].digest, signatures[i].signature);
+            if (seen & bit != 0) revert DuplicateSigner(requestId, signer);
+            seen |= bit;
+            if (penalized & bit != 0) continue; // a proven equivocator's word counts for nothing
+            if (signatures[i].digest == digest) agree |= bit;
+            else dissent |= bit;
+        }
+        uint256 agreeing = _popcount(agree);
+        if (agreeing < uint256(k) / 2 + 1) revert NoQuorum(requestId, agreeing, uint256(k) / 2 + 1);
+
+        IInferenceHub.Outcome memory outcome;
+        outcome.errorCode = TensorCodec.errorCodeOf(output);
+        outcome.status = outcome.errorCode == 0 ? IInferenceHub.Status.Finalized : IInferenceHub.Status.Failed;
+        outcome.digest = digest;
+        r.settledBlock = uint40(block.number);
+        r.agreeMask = agree;
+        r.penalizedMask = penalized | dissent;
+        r.errorCode = outcome.errorCode;
+        _accepted[requestId] = digest;
+        if (!r.digestOnly) _storeOutput(digest, output);
+        emit Attested(requestId, digest, agree, dissent);
+
+        address[] memory committee = _committee(requestId, k);
+        outcome.paid = _membersIn(committee, agree);
+        outcome.penalized = _membersIn(committee, dissent);
+        uint256 n = outcome.penalized.length;
+        outcome.faults = new IInferenceHub.Fault[](n);
+        outcome.bps = new uint16[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            outcome.faults[i] = IInferenceHub.Fault.Dissent;
+            outcome.bps[i] = r.slashBpsDissent;
+        }
+        // Everyone not paid, not slashed now and not slashed before may still show its agreement.
+        outcome.held = uint8(k - agreeing - _popcount(penalized | dissent));
+        hub.settle(requestId, outcome, output);
+    }
+
+    function _popcount(uint16 mask) private pure returns (uint256 n) {
+        for (; mask != 0; mask &= mask - 1) ++n;
+    }
+}

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
+import {IOperatorStaking} from "../interfaces/IOperatorStaking.sol";
+import {IVerificationMode} from "../interfaces/IVerificationMode.sol";
+import {OutputStore} from "../libraries/OutputStore.sol";
+
+/// @title ModeBase
+/// @notice What every mode contract shares: the link to the core, the committee draw (from a seed
+///         block's hash over stake fixed before that hash existed), member lookup, and outputs kept
+///         once per digest in the code of data contracts (`OutputStore`). Each mode keeps its
+///         committees itself, beside its own round state, so an operator transaction touches one
+///         contract.
+abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardTransient {
+    /// @dev blockhash() reaches back this many blocks.
+    uint256 internal constant SEED_HORIZON = 256;
+    uint256 internal constant BPS = 10_000;
+
+    /// @notice The core this mode settles into.
+    IInferenceHub public immutable hub;
+    /// @notice Operator stake and the committee draw.
+    IOperatorStaking public immutable staking;
+
+    /// @dev Committee members by position; the committee's size is the request's k.
+    mapping(uint256 requestId => mapping(uint256 member => address)) private _members;
+    /// @dev Outputs by digest, stored once however many requests share them; the first data contract.
+    mapping(bytes32 digest => address) private _outputPointers;
+
+    /// @notice A request's committee was drawn.
+    /// @param requestId the request
+    /// @param committee the drawn operators, in member-index order
+    event CommitteeDrawn(uint256 indexed requestId, address[] committee);
+
+    /// @notice No round of this mode has this request id.
+    error UnknownRequest(uint256 requestId);
+    /// @notice The round has ended.
+    error RoundClosed(uint256 requestId);
+    /// @notice The seed block has not been mined yet: nobody can know the committee.
+    error SeedNotReady(uint256 requestId, uint256 seedBlock);
+    /// @notice The seed block is older than 256 blocks: the committee can no longer be drawn.
+    error SeedUnavailable(uint256 requestId, uint256 seedBlock);
+    /// @notice The caller is not on the request's committee.
+    error NotCommitteeMember(uint256 requestId, address operator);
+    /// @notice The output is longer than the request's maxOutputBytes (put forward the OUTPUT_TOO_LARGE error).
+    error OutputTooLarge(uint256 requestId, uint256 size, uint256 max);
+    /// @notice The data contract holding an output could not be created.
+    error OutputNotStored(bytes32 digest);
+    /// @notice The batch arrays differ in length or are empty.
+    error BatchLengthMismatch();
+    /// @notice A parameter is out of range.
+    error InvalidParams();
+
+    /// @param hub_ the core; it must register this contract for the mode's bit
+    /// @param staking_ operator staking (the core's)
+    /// @param admin holder of DEFAULT_ADMIN_ROLE (sets the mode's parameters)
+    constructor(IInferenceHub hub_, IOperatorStaking staking_, address admin) {
+        if (address(hub_) == address(0) || address(staking_) == address(0) || admin == address(0)) {
+            revert InvalidParams();
+        }
+        hub = hub_;
+        staking = staking_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    modifier onlyHub() {
+        if (msg.sender != address(hub)) revert OnlyHub(msg.sender);
+        _;
+    }
+
+    /// @dev A member's stake must stay slashable for the whole life of every request it can be drawn
+    ///      for: an unbonding operator is drawn on its old weight until its epoch ends, then the round
+    ///      runs `window` blocks, then the core's grace before `expire`.
+    function _checkUnbondingCovers(uint256 window) internal view {
+        uint256 span = staking.epochBlocks() + 1 + window + hub.EXPIRY_GRACE();
+        if (span > staking.unbondingPeriod()) revert InvalidParams();
+    }
+
+    /// @dev Reverts unless the seed block's hash is readable: after it is mined, for 256 blocks.
+    function _seed(uint256 requestId, uint256 seedBlock) internal view returns (uint256) {
+        if (block.number <= seedBlock) revert SeedNotReady(requestId, seedBlock);
+        bytes32 hash = blockhash(seedBlock);
+        if (hash == bytes32(0)) revert SeedUnavailable(requestId, seedBlock);
+        return uint256(keccak256(abi.encode(hash, requestId)));
+    }
+
+    /// @dev Draws and stores the committee (the caller marks its round drawn).
+    function _draw(uint256 requestId, uint256 k, uint256 seedBlock) internal returns (address[] memory committee) {
+        committee = staking.drawCommittee(hub.modelOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+        mapping(uint256 => address) storage members = _members[requestId];
+        for (uint256 i = 0; i < committee.length; ++i) {
+            members[i] = committee[i];
+        }
+        emit CommitteeDrawn(requestId, committee);
+    }
+
+    /// @dev Whether the committee can still be drawn: the seed is readable and the pool did not shrink
+    ///      below k (otherwise the request expires with a full refund and nobody is penalized).
+    function _drawable(uint256 requestId, uint256 k, uint256 seedBlock) internal view returns (bool) {
+        if (block.number > seedBlock + SEED_HORIZON) return false;
+        return staking.eligibleAt(hub.modelOf(requestId), seedBlock) >= k;
+    }
+
+    /// @dev The committee a request will have, as drawn now (reverts while the seed is not readable).
+    function _previewDraw(uint256 requestId, uint256 k, uint256 seedBlock) internal view returns (address[] memory) {
+        return staking.drawCommittee(hub.modelOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+    }
+
+    function _memberIndex(uint256 requestId, uint256 k, address operator) internal view returns (uint256) {
+        mapping(uint256 => address) storage members = _members[requestId];
+        for (uint256 i = 0; i < k; ++i) {
+            if (members[i] == operator) return i;
+        }
+        revert NotCommitteeMember(requestId, operator);
+    }
+
+    function _committee(uint256 requestId, uint256 k) internal view returns (address[] memory committee) {
+        committee = new address[](k);
+        mapping(uint256 => address) storage members = _members[requestId];
+        for (uint256 i = 0; i < k; ++i) {
+            committee[i] = members[i];
+        }
+    }
+
+    /// @dev The members whose bit is set in `mask`, in member-index order.
+    function _membersIn(address[] memory committee, uint256 mask) internal pure returns (address[] memory chosen) {
+        uint256 n;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (mask & (1 << i) != 0) ++n;
+        }
+        chosen = new address[](n);
+        n = 0;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (mask & (1 << i) != 0) chosen[n++] = committee[i];
+        }
+    }
+
+    function _storeOutput(bytes32 digest, bytes calldata output) internal {
+        if (_outputPointers[digest] != address(0)) return;
+        address first = OutputStore.write(output);
+        if (first == address(0)) revert OutputNotStored(digest);
+        _outputPointers[digest] = first;
+    }
+
+    function _loadOutput(bytes32 digest) internal view returns (bytes memory) {
+        return OutputStore.read(_outputPointers[digest]);
+    }
+}
