@@ -34,7 +34,6 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
     ///         a mode's unbonding check counts them.
     uint32 public constant EXPIRY_GRACE = 256;
 
-    uint256 private constant BPS = 10_000;
     /// @dev Gas for the call itself (cold account access) and what the hub does after it returns.
     uint256 private constant CALLBACK_RESERVE = 15_000;
     uint8 private constant CALLBACK_OK = 1;
@@ -239,13 +238,13 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
     /// @notice Registers the contract that runs a mode. Once per bit and for good: a request's mode
     ///         contract can never be swapped under it, and no second contract can settle its requests.
     /// @param mode a single mode bit
-    /// @param modeContract the mode contract (built for this hub)
-    function registerMode(uint8 mode, address modeContract) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (mode == 0 || mode & (mode - 1) != 0 || _modes[mode] != address(0) || modeContract == address(0)) {
+    /// @param implementation the mode contract (built for this hub)
+    function registerMode(uint8 mode, address implementation) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (mode == 0 || mode & (mode - 1) != 0 || _modes[mode] != address(0) || implementation == address(0)) {
             revert InvalidMode(mode);
         }
-        _modes[mode] = modeContract;
-        emit ModeRegistered(mode, modeContract);
+        _modes[mode] = implementation;
+        emit ModeRegistered(mode, implementation);
     }
 
     // ------------------------------------------------------------------ views

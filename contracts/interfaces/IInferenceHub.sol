@@ -92,6 +92,7 @@ interface IInferenceHub {
     /// @param held operator fees kept back for members whose agreement may still be shown (attested
     ///        mode: a submitter left their signatures out); paid with `payHeld`, the rest refunded by
     ///        `releaseHeld`. Only when Finalized or Failed, at most k minus the paid members.
+    // solhint-disable-next-line gas-struct-packing
     struct Outcome {
         Status status;
         uint8 errorCode;

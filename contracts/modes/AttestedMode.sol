@@ -15,13 +15,15 @@ import {ModeBase} from "./ModeBase.sol";
 ///         a strict majority (k/2+1) on one digest submits them with the output. Signatures on another
 ///         digest prove dissent and are slashed, in the settlement or shown until the late window
 ///         closes; two signatures of one member on different digests for one request are
-///         equivocation, slashable by anyone who shows them, with a reward. A member the submitter left out loses nothing: its fee is held until the late
-///         window closes and paid when its signature on the accepted digest is shown. Without a quorum
-///         by the deadline the request expires with a full refund and nobody is penalized.
+///         equivocation, slashable by anyone who shows them, with a reward. A member the submitter
+///         left out loses nothing: its fee is held until the late window closes and paid when its
+///         signature on the accepted digest is shown. Without a quorum by the deadline the request
+///         expires with a full refund and nobody is penalized.
 contract AttestedMode is ModeBase, EIP712 {
     /// @notice This mode's bit in the hub and in a version's `modes`.
     uint8 public constant MODE = 0x08;
-    /// @notice EIP-712 type of what members sign.
+    /// @notice EIP-712 type of what members sign (the type string is longer than 32 bytes by necessity).
+    // solhint-disable-next-line gas-small-strings
     bytes32 public constant ATTESTATION_TYPEHASH = keccak256("ResultAttestation(uint256 requestId,bytes32 outputDigest)");
     /// @notice Fewest blocks a late window may have.
     uint16 public constant MIN_LATE_WINDOW = 8;
@@ -322,23 +324,6 @@ contract AttestedMode is ModeBase, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(ATTESTATION_TYPEHASH, requestId, outputDigest)));
     }
 
-    /// @notice A request's committee in member-index order; empty until drawn.
-    /// @param requestId the request
-    /// @return committee members
-    function getCommittee(uint256 requestId) external view returns (address[] memory) {
-        Round storage r = _known(requestId);
-        return r.drawn ? _committee(requestId, r.k) : new address[](0);
-    }
-
-    /// @notice The committee a request has or will have. Reverts SeedNotReady before the seed block exists.
-    /// @param requestId the request
-    /// @return committee members
-    function previewCommittee(uint256 requestId) external view returns (address[] memory) {
-        Round storage r = _known(requestId);
-        if (r.drawn) return _committee(requestId, r.k);
-        return _previewDraw(requestId, r.k, r.seedBlock);
-    }
-
     /// @inheritdoc IVerificationMode
     function deadlineOf(uint256 requestId) external view returns (uint40) {
         return _rounds[requestId].deadline;
@@ -370,6 +355,11 @@ contract AttestedMode is ModeBase, EIP712 {
         _checkUnbondingCovers(uint256(p.window) + p.lateWindow);
         _params = p;
         emit ParamsUpdated(p);
+    }
+
+    function _drawState(uint256 requestId) internal view override returns (uint256, uint256, bool) {
+        Round storage r = _known(requestId);
+        return (r.k, r.seedBlock, r.drawn);
     }
 
     function _known(uint256 requestId) private view returns (Round storage r) {

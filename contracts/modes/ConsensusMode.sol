@@ -244,24 +244,6 @@ contract ConsensusMode is ModeBase {
         });
     }
 
-    /// @notice A request's committee in member-index order; empty until drawn.
-    /// @param requestId the request
-    /// @return committee members
-    function getCommittee(uint256 requestId) external view returns (address[] memory) {
-        Round storage r = _known(requestId);
-        return r.drawn ? _committee(requestId, r.k) : new address[](0);
-    }
-
-    /// @notice The committee a request has or will have: the stored one, or the draw its seed gives
-    ///         now. Reverts SeedNotReady before the seed block exists.
-    /// @param requestId the request
-    /// @return committee members
-    function previewCommittee(uint256 requestId) external view returns (address[] memory) {
-        Round storage r = _known(requestId);
-        if (r.drawn) return _committee(requestId, r.k);
-        return _previewDraw(requestId, r.k, r.seedBlock);
-    }
-
     /// @notice Whether finalize() would be allowed now (a digest-only round may still need
     ///         finalizeWithOutput).
     /// @param requestId the request
@@ -304,6 +286,11 @@ contract ConsensusMode is ModeBase {
         _checkUnbondingCovers(uint256(p.commitWindow) + p.revealWindow);
         _params = p;
         emit ParamsUpdated(p);
+    }
+
+    function _drawState(uint256 requestId) internal view override returns (uint256, uint256, bool) {
+        Round storage r = _known(requestId);
+        return (r.k, r.seedBlock, r.drawn);
     }
 
     function _known(uint256 requestId) private view returns (Round storage r) {

@@ -65,10 +65,32 @@ abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardT
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
+    /// @notice A request's committee in member-index order; empty until drawn.
+    /// @param requestId the request
+    /// @return committee members
+    function getCommittee(uint256 requestId) external view returns (address[] memory) {
+        (uint256 k,, bool drawn) = _drawState(requestId);
+        return drawn ? _committee(requestId, k) : new address[](0);
+    }
+
+    /// @notice The committee a request has or will have: the stored one, or the draw its seed gives
+    ///         now. Reverts SeedNotReady before the seed block exists.
+    /// @param requestId the request
+    /// @return committee members
+    function previewCommittee(uint256 requestId) external view returns (address[] memory) {
+        (uint256 k, uint256 seedBlock, bool drawn) = _drawState(requestId);
+        if (drawn) return _committee(requestId, k);
+        return _previewDraw(requestId, k, seedBlock);
+    }
+
     modifier onlyHub() {
         if (msg.sender != address(hub)) revert OnlyHub(msg.sender);
         _;
     }
+
+    /// @dev The round's committee size, seed block and whether its committee is stored; reverts
+    ///      UnknownRequest for a request this mode never opened.
+    function _drawState(uint256 requestId) internal view virtual returns (uint256 k, uint256 seedBlock, bool drawn);
 
     /// @dev A member's stake must stay slashable for the whole life of every request it can be drawn
     ///      for: an unbonding operator is drawn on its old weight until its epoch ends, then the round

@@ -1,15 +1,23 @@
 """Stateful property test: random honest, lying, silent and withholding operators; requests from an
 EOA and through recording, reverting and gas-burning consumer contracts, with callbacks and
-digest-only storage; stakes, unbondings, jail; and an attacker calling consumers directly. After
-every step tokens are conserved, every escrowed token is paid or refunded exactly once, and no
-callback reaches a contract for a request it did not make; once time advances, every request
-reaches a terminal status."""
+digest-only storage; stakes, unbondings, jail; requests the consensus round never settles, expired
+by anyone through the hub's safety net; and an attacker calling consumers directly. After every step
+tokens are conserved, every escrowed token is paid or refunded exactly once, and no callback reaches
+a contract for a request it did not make; once time advances, every request reaches a terminal
+status, and no request ends twice (the mode cannot settle what the hub expired, nor the reverse)."""
 
 import ape
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from verinfer.chain.contracts import Fault, Status
 
 from tests.conftest import E18, TEST_PARAMS, sample_input, sample_output
@@ -24,11 +32,31 @@ ALLOWED_FAULTS = {
     "withhold": {Fault.WITHHELD},
 }
 REQUESTERS = ("dapp", "recording", "reverting", "burner")
+REQUEST_ARGS = {
+    "k": st.integers(1, 3),
+    "behaviors": st.lists(st.sampled_from(BEHAVIORS), min_size=3, max_size=3),
+    "via": st.sampled_from(REQUESTERS),
+    "callback_gas": st.sampled_from([0, 60_000, 400_000]),
+    "digest_only": st.booleans(),
+}
 
 
 @pytest.fixture
 def machine(
-    chain, accounts, token, registry, staking, hub, model, operators, dapp, act, deployer, challenger, project
+    chain,
+    accounts,
+    token,
+    registry,
+    staking,
+    hub,
+    consensus,
+    model,
+    operators,
+    dapp,
+    act,
+    deployer,
+    challenger,
+    project,
 ):
     model_id, version = model
     model_owner = registry.ownerOf(model_id)
@@ -58,6 +86,9 @@ def machine(
             self.settled: dict[int, int] = {}
             self.credits = {a.address: hub.claimable(a) for a in actors}
             self.callbacks: list[tuple[int, str, bool]] = []
+            windows = consensus.params()
+            self.windows = windows.commitWindow + windows.revealWindow
+            self.grace = hub.EXPIRY_GRACE()
 
         # ---------------------------------------------------------------- helpers
 
@@ -113,9 +144,11 @@ def machine(
 
         def accepted_output(self, rid):
             """The output a strict majority of revealed members gave, if any (computed off-chain)."""
-            r = hub.getRequest(rid)
+            r = consensus.getRound(rid)
             outputs = [
-                self.output_of(rid, a) for i, a in enumerate(hub.getCommittee(rid)) if r.revealedMask >> i & 1
+                self.output_of(rid, a)
+                for i, a in enumerate(consensus.getCommittee(rid))
+                if r.revealedMask >> i & 1
             ]
             for output in outputs:
                 if outputs.count(output) >= r.k // 2 + 1:
@@ -124,13 +157,12 @@ def machine(
 
         # ---------------------------------------------------------------- rules
 
-        @rule(
-            k=st.integers(1, 3),
-            behaviors=st.lists(st.sampled_from(BEHAVIORS), min_size=3, max_size=3),
-            via=st.sampled_from(REQUESTERS),
-            callback_gas=st.sampled_from([0, 60_000, 400_000]),
-            digest_only=st.booleans(),
-        )
+        @initialize(**REQUEST_ARGS)
+        def first_request(self, k, behaviors, via, callback_gas, digest_only):
+            """Every run has a request to settle, however few steps it takes."""
+            self.request(k, behaviors, via, callback_gas, digest_only)
+
+        @rule(**REQUEST_ARGS)
         def request(self, k, behaviors, via, callback_gas, digest_only):
             fee = hub.quote(model_id, version, k)
             req = (model_id, version, 1, k, callback_gas, digest_only, fee, sample_input())
@@ -149,11 +181,14 @@ def machine(
                 receipt = hub.requestInference(req, sender=dapp)
             else:
                 receipt = requester.request(token, req, sender=dapp)
-            rid = receipt.decode_logs(hub.RequestCreated)[0].requestId
-            assert hub.getRequest(rid).seedBlock == seed_block
+            created = receipt.decode_logs(hub.RequestCreated)[0]
+            rid = created.requestId
+            r = consensus.getRound(rid)
+            assert created.seedBlock == r.seedBlock == seed_block
+            assert created.deadline == r.revealDeadline == seed_block + self.windows
             # One block makes the seed block; views run on the latest block, so the preview needs one more.
             chain.mine(2)
-            committee = hub.previewCommittee(rid)
+            committee = consensus.previewCommittee(rid)
             self.plans[rid] = {
                 "requester": requester.address,
                 "fee": fee,
@@ -165,7 +200,7 @@ def machine(
                 if behavior != "silent":
                     act.commit(ape.accounts[address], rid, self.output_of(rid, address))
             if any(b != "silent" for b in self.plans[rid]["behaviors"].values()):
-                assert list(hub.getCommittee(rid)) == list(committee)
+                assert list(consensus.getCommittee(rid)) == list(committee)
             self.committed.add(rid)
 
         @rule()
@@ -173,7 +208,7 @@ def machine(
             for rid in self.pending():
                 if rid not in self.committed or rid in self.revealed:
                     continue
-                r = hub.getRequest(rid)
+                r = consensus.getRound(rid)
                 next_block = chain.blocks.head.number + 1
                 full = r.committedMask == (1 << r.k) - 1
                 if not (full or next_block > r.commitDeadline) or next_block > r.revealDeadline:
@@ -192,21 +227,67 @@ def machine(
 
         @rule()
         def finalize_ready(self):
-            for rid in self.pending():
-                if not hub.canFinalize(rid):
+            self.finalize(self.pending())
+
+        def finalize(self, rids):
+            for rid in rids:
+                if not consensus.canFinalize(rid):
                     continue
-                r = hub.getRequest(rid)
+                r = consensus.getRound(rid)
                 output = self.accepted_output(rid) if r.digestOnly and r.drawn else None
                 if output is None:
-                    self.record(hub.finalize(rid, sender=deployer))
+                    self.record(consensus.finalize(rid, sender=deployer))
                     continue
                 # A digest-only request with a quorum needs the accepted bytes, and only those.
-                with ape.reverts(hub.OutputRequired, requestId=rid):
-                    hub.finalize(rid, sender=deployer)
-                with ape.reverts(hub.OutputMismatch, requestId=rid):
-                    hub.finalizeWithOutput(rid, output + b"\x00", sender=attacker)
-                self.record(hub.finalizeWithOutput(rid, output, sender=attacker))
+                with ape.reverts(consensus.OutputRequired, requestId=rid):
+                    consensus.finalize(rid, sender=deployer)
+                with ape.reverts(consensus.OutputMismatch, requestId=rid):
+                    consensus.finalizeWithOutput(rid, output + b"\x00", sender=attacker)
+                self.record(consensus.finalizeWithOutput(rid, output, sender=attacker))
                 assert hub.verifyOutput(rid, output)
+
+        @precondition(lambda self: self.plans)
+        @rule(pick=st.integers(0, 50), ended=st.booleans(), wait=st.booleans())
+        def expire(self, pick, ended, wait):
+            """Anyone may call the safety net on any request: it refuses those that ended already and
+            those whose round may still end (waiting, when asked, until it may expire them)."""
+            rids = sorted(self.settled) if ended else self.pending()
+            if rids:
+                self.expire_request(rids[pick % len(rids)], wait)
+
+        def expire_request(self, rid, wait):
+            """The safety net: a request its round left open is expired with a full refund and nobody
+            penalized, but only once the round's reveal deadline and the grace after it are over; a
+            request that ended already never ends again."""
+            if rid in self.settled:
+                with ape.reverts(hub.RequestNotPending, requestId=rid):
+                    hub.expire(rid, sender=attacker)
+                return
+            expires_after = consensus.getRound(rid).revealDeadline + self.grace
+            if chain.blocks.head.number + 1 <= expires_after:
+                with ape.reverts(hub.TooEarlyToExpire, requestId=rid, expiresAfter=expires_after):
+                    hub.expire(rid, sender=attacker)
+                if not wait:
+                    return
+                # Nobody settles the round (relayers down): mine to the last block before it may expire.
+                chain.mine(expires_after - chain.blocks.head.number)
+            stakes = {op.address: staking.operatorInfo(op).stake for op in operators}
+            receipt = hub.expire(rid, sender=attacker)
+            self.record(receipt)
+            assert self.settled[rid] == Status.EXPIRED
+            assert receipt.decode_logs(hub.MemberPenalized) == []
+            assert {op.address: staking.operatorInfo(op).stake for op in operators} == stakes
+            (fees,) = receipt.decode_logs(hub.FeesDistributed)
+            assert (fees.agreeing, fees.refund) == (0, self.plans[rid]["fee"])  # a full refund
+            result = hub.getResult(rid)
+            assert (result.status, result.settledBlock, list(result.agreeing)) == (
+                Status.EXPIRED,
+                receipt.block_number,
+                [],
+            )
+            # The round cannot settle the request a second time.
+            with ape.reverts(hub.RequestNotPending, requestId=rid):
+                consensus.finalize(rid, sender=deployer)
 
         @rule(i=st.integers(0, 4), amount=st.integers(1, 300))
         def stake_more(self, i, amount):
@@ -324,10 +405,25 @@ def machine(
                 # Time runs on; members that reveal at all keep revealing when they can.
                 for _ in range((TEST_PARAMS["commit_window"] + TEST_PARAMS["reveal_window"]) // 5 + 1):
                     self.advance(5)
-                self.finalize_ready()
+                # The rounds still open are finalized, but for one, left to the safety net (its relayers
+                # went away): it expires once its grace is over, never before.
+                left = self.pending()
+                self.finalize(left[:-1])
+                if left:
+                    self.expire_request(left[-1], wait=True)
                 for rid in self.plans:
                     assert Status(hub.getRequest(rid).status).terminal, rid
                     assert rid in self.settled, rid
+                    # Ended once and for good: neither the safety net nor the round can end it again.
+                    with ape.reverts(hub.RequestNotPending, requestId=rid):
+                        hub.expire(rid, sender=attacker)
+                    if consensus.getRound(rid).settledBlock == 0:  # expired by the hub, not the round
+                        assert self.settled[rid] == Status.EXPIRED
+                        with ape.reverts(hub.RequestNotPending, requestId=rid):
+                            consensus.finalize(rid, sender=deployer)
+                    else:
+                        with ape.reverts(consensus.RoundClosed, requestId=rid):
+                            consensus.finalize(rid, sender=deployer)
                 self.tokens_conserved()
                 self.hub_holds_exactly_escrow_plus_credits()
                 self.claimable_matches_the_fee_splits()

@@ -23,6 +23,12 @@ TOTAL_FEE = MODEL_FEE + 3 * OP_FEE + PROTOCOL_FEE
 FINALIZED, FAILED, DISPUTED, EXPIRED = Status.FINALIZED, Status.FAILED, Status.DISPUTED, Status.EXPIRED
 
 
+@pytest.fixture(scope="module", autouse=True)
+def default_model(model):
+    """The session's default model, set up before this module's first test (so its snapshot holds it)."""
+    return model
+
+
 @pytest.fixture
 def run(hub, by_address, act, chain):
     """Runs one request: each member commits and reveals its output, or stays silent (None)."""
@@ -115,13 +121,13 @@ def test_no_quorum__disputed_refunded_nobody_slashed_for_disagreeing(
 
 
 def test_nobody_commits__expired_refunded_and_silence_penalized(
-    hub, staking, make_request, dapp, chain, by_address
+    hub, consensus, staking, make_request, dapp, chain, by_address
 ):
     rid = request_id_of(make_request())
     committee = [op.address for op in committee_of(hub, by_address, rid)]
     chain.mine(TEST_PARAMS["commit_window"] + 1)
-    assert hub.canFinalize(rid)
-    receipt = hub.finalize(rid, sender=dapp)
+    assert consensus.canFinalize(rid)
+    receipt = consensus.finalize(rid, sender=dapp)
     assert receipt.decode_logs(hub.RequestSettled)[0].status == EXPIRED
     assert sorted(p.operator for p in receipt.decode_logs(hub.MemberPenalized)) == sorted(committee)
     assert hub.claimable(dapp) == TOTAL_FEE
@@ -129,7 +135,7 @@ def test_nobody_commits__expired_refunded_and_silence_penalized(
 
 
 def test_committed_but_withheld__charged_the_dissent_rate(
-    hub, staking, make_request, by_address, act, chain, dapp
+    hub, consensus, staking, make_request, by_address, act, chain, dapp
 ):
     """A member that sees it is losing gains nothing by staying quiet: withholding costs what lying does."""
     rid = request_id_of(make_request())
@@ -138,11 +144,11 @@ def test_committed_but_withheld__charged_the_dissent_rate(
         act.commit(op, rid, OUT)
     act.reveal(committee[0], rid, OUT)
     act.reveal(committee[1], rid, OUT)
-    with ape.reverts(hub.TooEarlyToFinalize):
-        hub.finalize(rid, sender=dapp)
+    with ape.reverts(consensus.TooEarlyToFinalize):
+        consensus.finalize(rid, sender=dapp)
     stake_before = staking.operatorInfo(committee[2]).stake
     chain.mine(TEST_PARAMS["commit_window"] + TEST_PARAMS["reveal_window"])
-    receipt = hub.finalize(rid, sender=dapp)
+    receipt = consensus.finalize(rid, sender=dapp)
     assert receipt.decode_logs(hub.RequestSettled)[0].status == FINALIZED
     expected = stake_before * TEST_PARAMS["slash_bps_dissent"] // 10_000
     assert [(p.operator, p.fault, p.amount) for p in receipt.decode_logs(hub.MemberPenalized)] == [
@@ -204,7 +210,9 @@ def test_callback__reverting_or_gas_hungry__never_blocks_settlement(hub, make_re
     assert receipts[-1].gas_used < 500_000 + 300_000  # the callback limit plus settlement
 
 
-def test_callback__starved_of_gas__settlement_reverts(hub, make_request, by_address, act, consumers):
+def test_callback__starved_of_gas__settlement_reverts(
+    hub, consensus, make_request, by_address, act, consumers
+):
     consumer = consumers["burner"]
     rid = request_id_of(make_request(consumer=consumer, callback_gas=1_000_000))
     committee = committee_of(hub, by_address, rid)
@@ -213,7 +221,7 @@ def test_callback__starved_of_gas__settlement_reverts(hub, make_request, by_addr
     act.reveal(committee[0], rid, OUT)
     act.reveal(committee[1], rid, OUT)
     with ape.reverts(hub.InsufficientGasForCallback):
-        hub.reveal(rid, OUT, act.salt(committee[2], rid), sender=committee[2], gas_limit=600_000)
+        consensus.reveal(rid, OUT, act.salt(committee[2], rid), sender=committee[2], gas_limit=600_000)
     assert hub.getRequest(rid).status == 1
 
 

@@ -228,6 +228,19 @@ def test_infer__json_input__settles_and_shows(devnet: Devnet, tmp_path: Path) ->
     assert shown == result
 
 
+def test_infer__mode_attested__settles_in_one_transaction_and_shows(devnet: Devnet) -> None:
+    args = ("infer", "--model", "iris-mlp", "--input", "[[6.3, 2.9, 5.6, 1.8]]", "--mode", "attested")
+    result = ok_json(devnet, *args)
+
+    settlement = result["settlement"]
+    assert settlement["status"] == "FINALIZED" and len(settlement["agreeing"]) >= 2
+    assert settlement["commit_txs"] == [] and settlement["reveal_txs"] == []
+    consensus = ok_json(devnet, "infer", "--model", "iris-mlp", "--input", "[[6.3, 2.9, 5.6, 1.8]]")
+    assert result["outputs"] == consensus["outputs"]  # both modes agree on the model's answer
+    pending = ok_json(devnet, *args, "--no-wait")
+    assert pending["mode"] == "attested"
+
+
 def test_infer__no_wait__then_requests_show(devnet: Devnet) -> None:
     pending = ok_json(
         devnet, "infer", "--model", "iris-mlp", "--input", "[[5.1, 3.5, 1.4, 0.2]]", "--no-wait"

@@ -59,6 +59,25 @@ def test_infer__sample_model__outputs_equal_direct_onnx_runtime(dapp: Client, na
     assert s.request_tx is not None and s.settled_block > 0
 
 
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_infer__attested_mode__one_settlement_transaction__outputs_equal_direct_onnx_runtime(
+    dapp: Client, name: str
+) -> None:
+    sample = SAMPLES[name]()
+    features = sample.examples[1:2]
+    version = dapp.model(name)
+
+    result = dapp.infer(name, {"features": features}, k=3, mode="attested")
+
+    _, direct_bytes = direct_run(sample, version, encode_inputs(version.spec, {"features": features}))
+    assert result.output_bytes == direct_bytes
+    s = result.settlement
+    assert s.status == Status.FINALIZED and len(s.committee) == 3
+    assert len(s.agreeing) >= 2 and set(s.agreeing) <= set(s.committee)  # a quorum signed it
+    assert s.commit_txs == () and s.reveal_txs == ()  # signatures travel off-chain
+    assert s.settle_tx is not None and s.draw_tx == s.settle_tx  # the settlement drew the committee
+
+
 def test_infer__classifier_label__comes_back_as_integers(dapp: Client) -> None:
     result = dapp.infer("iris-mlp", iris_mlp().examples[:2])  # a bare array for a one-input model
     assert result["label"].dtype == np.int64 and result["label"].shape == (2,)

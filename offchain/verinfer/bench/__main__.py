@@ -16,6 +16,7 @@ import onnxruntime
 
 from verinfer.bench import determinism, gas, load, overhead, report
 from verinfer.bench.harness import devnet
+from verinfer.chain.contracts import MODE_ATTESTED
 from verinfer.devnet.network import project_root
 from verinfer.devnet.processes import DevnetError
 
@@ -90,8 +91,12 @@ def main(quick: bool, out: Path, work: Path | None, only: str) -> None:
         if "latency" in parts:
             _progress("automine devnet with three relayers")
             with devnet(work, "automine") as stack:
+                n = 5 if quick else 100
                 results["latency"] = {
-                    "automine": load.latency(stack, 5 if quick else 100, _progress, "automine")
+                    "automine": load.latency(stack, n, _progress, "automine"),
+                    "automine_attested": load.latency(
+                        stack, n, _progress, "automine, attested", MODE_ATTESTED
+                    ),
                 }
         if "latency" in parts or "throughput" in parts:
             # Windows are counted in blocks: under automine every transaction is a block, so load would
@@ -104,7 +109,12 @@ def main(quick: bool, out: Path, work: Path | None, only: str) -> None:
                     )
                 if "throughput" in parts:
                     rates = [5.0] if quick else [10.0, 20.0, 40.0, 80.0, 160.0]
-                    results["throughput"] = load.throughput(stack, rates, 3.0 if quick else 10.0, _progress)
+                    seconds = 3.0 if quick else 10.0
+                    results["throughput"] = load.throughput(stack, rates, seconds, _progress)
+                    attested_rates = [5.0] if quick else [20.0, 40.0, 80.0, 160.0, 320.0]
+                    results["throughput_attested"] = load.throughput(
+                        stack, attested_rates, seconds, _progress, MODE_ATTESTED
+                    )
     except (DevnetError, RuntimeError) as exc:
         click.echo(f"error: {exc} (logs under {work})", err=True)
         sys.exit(1)

@@ -18,7 +18,7 @@ from verinfer.bench.harness import (
     sample,
     stage_seconds,
 )
-from verinfer.chain.contracts import Status
+from verinfer.chain.contracts import MODE_CONSENSUS, Status
 from verinfer.chain.rpc import Rpc
 from verinfer.client.client import request_struct
 from verinfer.client.inputs import encode_inputs
@@ -34,9 +34,10 @@ class RequestLoad:
     """Signs requestInference transactions ahead of time (so signing stays out of the timings) and
     sends them closed-loop (one at a time) or open-loop (at a fixed rate)."""
 
-    def __init__(self, stack: Stack, watcher: BlockWatcher) -> None:
+    def __init__(self, stack: Stack, watcher: BlockWatcher, mode: int = MODE_CONSENSUS) -> None:
         self.stack = stack
         self.watcher = watcher
+        self.mode = mode
         self.rpc = Rpc(stack.state.rpc_url, timeout=30.0)  # the sender's own connection
         self.account = Account.from_key(stack.state.accounts["dapp"])
         dapp = stack.client("dapp")
@@ -50,7 +51,7 @@ class RequestLoad:
         self.gas = int(self.rpc.w3.eth.estimate_gas(self._tx(self.rows[0])) * 1.2)  # type: ignore[arg-type]
 
     def _tx(self, encoded: bytes) -> dict[str, Any]:
-        args = request_struct(self.version, encoded, k=K, max_fee=self.fee)
+        args = request_struct(self.version, encoded, k=K, max_fee=self.fee, mode_bit=self.mode)
         return {
             "from": self.account.address,
             "to": self.stack.contracts.hub.address,
@@ -110,10 +111,12 @@ class RequestLoad:
             raise RuntimeError(f"request {request_id} settled {settled.status.name}")
 
 
-def latency(stack: Stack, n: int, progress: Progress, label: str) -> dict[str, Any]:
+def latency(
+    stack: Stack, n: int, progress: Progress, label: str, mode: int = MODE_CONSENSUS
+) -> dict[str, Any]:
     """Closed-loop latency from the request's block to its settling block."""
     with BlockWatcher(stack.state.rpc_url, stack.deployment) as watcher:
-        load = RequestLoad(stack, watcher)
+        load = RequestLoad(stack, watcher, mode)
         progress(f"latency ({label}): warming up")
         load.closed_loop(3, 60)  # sessions loaded, artifacts cached
         progress(f"latency ({label}): {n} requests, one at a time")
@@ -203,16 +206,19 @@ class Profiler:
         }
 
 
-def throughput(stack: Stack, rates: list[float], duration: float, progress: Progress) -> dict[str, Any]:
+def throughput(
+    stack: Stack, rates: list[float], duration: float, progress: Progress, mode: int = MODE_CONSENSUS
+) -> dict[str, Any]:
     """Settled requests per second at rising offered load until a step is not sustained, and a profile
     of that step (or of the last one)."""
     steps: list[Step] = []
     profile: dict[str, Any] | None = None
     with BlockWatcher(stack.state.rpc_url, stack.deployment, interval=0.02) as watcher:
-        load = RequestLoad(stack, watcher)
+        load = RequestLoad(stack, watcher, mode)
         load.closed_loop(3, 60)
+        name = "consensus" if mode == MODE_CONSENSUS else "attested"
         for rate in rates:
-            progress(f"throughput: offering {rate:g} requests/s for {duration:g}s")
+            progress(f"throughput ({name}): offering {rate:g} requests/s for {duration:g}s")
             profiler = Profiler(stack)
             profiler.start()
             ids, start, achieved = load.open_loop(rate, duration)
