@@ -287,7 +287,8 @@ def crew(staking: Any, fund: Callable[..., None]) -> Callable[[bytes, int], list
 
 @pytest.fixture
 def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Callable[..., RelayerProcess]]:
-    """`relayers(operator, lie=False, rpc=None, **sections)`: a configured, started relayer process."""
+    """`relayers(operator, lie=False, rpc=None, start=True, tx=None, peers=None)`: a configured, started
+    relayer process; `peers` (a dict, {} for the defaults) serves attested mode's signature exchange."""
     started: list[RelayerProcess] = []
     start_block = ape.chain.blocks.head.number
 
@@ -318,7 +319,8 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
             "tx": tx_section,
             "journal": {"path": "journal.db"},
             "metrics": {"listen": "127.0.0.1:0"},
-            "peers": {"listen": "127.0.0.1:0", "timeout": 1.0, **(peers or {})},
+            # Attested mode's peer server, for tests that pass `peers` (others keep their txs to the mode's).
+            "peers": {"listen": ""} if peers is None else {"listen": "127.0.0.1:0", "timeout": 1.0, **peers},
             "log": {"level": "debug", "format": "json"},
             "testing": {"lie": lie},
         }

@@ -146,7 +146,7 @@ def test_requests_finalize__nobody_committed__expires_from_the_block_it_names(qu
     assert f"finalizable from block {sent['commit_deadline'] + 1}" in line
 
     client = client_of(quiet_devnet)
-    wait_for(lambda: client.contracts.view("hub", "canFinalize", int(rid)), 90, "the commit deadline")
+    wait_for(lambda: client.contracts.view("consensus", "canFinalize", int(rid)), 90, "the commit deadline")
     finalized = ok_json(env, "requests", "finalize", rid)
 
     assert finalized["settlement"]["status"] == "EXPIRED" and finalized["outputs"] is None

@@ -46,7 +46,7 @@ def test_three_relayers__attested_requests_settle_in_one_transaction__outputs_eq
 ) -> None:
     model = publish(sample, modes=BOTH)
     operators = crew(model[0], 3)
-    procs = [relayers(op) for op in operators]
+    procs = [relayers(op, peers={}) for op in operators]
     rows = [sample.examples[i : i + 1] for i in range(3)]
 
     ids = [request_inference(model, features_input(x), mode=MODE_ATTESTED) for x in rows]
@@ -83,7 +83,7 @@ def test_lying_member__its_signature_is_slashed_as_dissent__its_output_never_set
     operators = crew(model[0], 3)
     liar = operators[0]
     for i, op in enumerate(operators):
-        relayers(op, lie=i == 0)
+        relayers(op, lie=i == 0, peers={})
     x = sample.examples[:1]
 
     request_id = request_inference(model, features_input(x), mode=MODE_ATTESTED)
@@ -113,7 +113,7 @@ def test_equivocation_pushed_to_a_relayer__it_reports_it__equivocator_slashed_re
 ) -> None:
     model = publish(sample, modes=BOTH)
     operators = crew(model[0], 3)
-    watcher = relayers(operators[0])  # alone: no quorum, the request stays open
+    watcher = relayers(operators[0], peers={})  # alone: no quorum, the request stays open
     request_id = request_inference(model, features_input(sample.examples[:1]), mode=MODE_ATTESTED)
     wait_for(lambda: watcher.state(request_id) == "signed", 30, "the watcher signed")
     # Another member's key signs two different digests and hands both to the watcher's peer server.
@@ -147,7 +147,7 @@ def test_relayer_killed_after_signing__restarted__signs_nothing_new_and_is_paid(
 ) -> None:
     model = publish(sample, modes=BOTH)
     operators = crew(model[0], 3)
-    procs = [relayers(op) for op in operators]
+    procs = [relayers(op, peers={}) for op in operators]
     first = procs[0]
     for proc in procs[1:]:
         proc.stop()  # no quorum while the first one signs
@@ -200,7 +200,7 @@ def test_peer_endpoints_garbage_or_down__the_others_settle_well_before_the_deadl
         procs = [
             relayers(operators[0], peers={"listen": "", "url": "", "publish": False}),
             relayers(operators[1], peers={"listen": "", "url": "", "publish": False}),
-            relayers(operators[2]),
+            relayers(operators[2], peers={}),
         ]
         staking.setEndpoint(junk_url, sender=operators[0].account)
         staking.setEndpoint("http://127.0.0.1:9", sender=operators[1].account)  # discard port: refused

@@ -144,7 +144,7 @@ def test_committee_drawn_from_the_seed_block__only_its_members_act__others_journ
     )
     for op, proc in zip(operators, procs, strict=True):
         row = journal_row(proc.journal, request_id)
-        assert row is not None and row["seed_block"] == int(hub.getRequest(request_id).seedBlock)
+        assert row is not None and row["seed_block"] == int(round_of(hub, request_id).seedBlock)
         if op.account.address in committee:
             assert row["state"] == "settled" and row["member"] == committee.index(op.account.address)
         else:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from pytest import MonkeyPatch
+from verinfer.chain.deployment import CONTRACTS
 from verinfer.cli.main import cli
 from verinfer.relayer.journal import Journal, RequestRow, State
 
@@ -68,8 +69,7 @@ def test_status__summarises_the_journal(tmp_path: Path) -> None:
 
 def _record() -> dict[str, object]:
     contract = {"address": "0x" + "11" * 20, "abi": []}
-    names = ("token", "registry", "staking", "hub")
-    return {"chain_id": 31337, "deploy_block": 1, "contracts": dict.fromkeys(names, contract)}
+    return {"chain_id": 31337, "deploy_block": 1, "contracts": dict.fromkeys(CONTRACTS, contract)}
 
 
 def _row(request_id: int) -> RequestRow:
