@@ -63,15 +63,24 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
     for b in gas["batched"].values():
         assert b["total_per_request"] == pytest.approx(b["request"] + 3 * b["operator_per_request"], abs=3)
     assert all(0 < d["draw"] < d["draw_tx"] for d in gas["draw"].values())
+    # Attested: one settle transaction carries the draw and the callback, and the sum is the two txs.
+    for a in gas["attested"].values():
+        assert a["total"] == a["request"] + a["settle"]
+        assert 0 < a["draw"] < a["settle"] and 0 < a["callback"] < a["settle"]
+    stored, digest_only = gas["attested"]["3 stored"], gas["attested"]["3 digest-only"]
+    assert digest_only["settle"] < stored["settle"]  # storing the output costs gas
+    many = gas["attested_batched"]
+    assert many["5"]["settle_per_request"] < many["1"]["settle_per_request"]  # one transaction shared
 
 
 def test_quick__latency_throughput_and_overhead_measured(quick: Path) -> None:
     results = json.loads((quick / "results.json").read_text())
-    for chain in ("automine", "block_time_1s"):
+    for chain in ("automine", "automine_attested", "block_time_1s"):
         lat = results["latency"][chain]
         assert lat["n"] > 0 and 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
-    steps = results["throughput"]["steps"]
-    assert steps and all(s["settled"] == s["sent"] for s in steps)
+    for part in ("throughput", "throughput_attested"):
+        steps = results[part]["steps"]
+        assert steps and all(s["settled"] == s["sent"] for s in steps)
     assert results["throughput"]["peak_drain_per_s"] >= results["throughput"]["sustained_per_s"]
     assert results["throughput"]["profile"]["transactions"] > 0
     assert all(m["ratio"] > 0 for m in results["overhead"]["models"])

@@ -112,13 +112,13 @@ class RequestLoad:
 
 
 def latency(
-    stack: Stack, n: int, progress: Progress, label: str, mode: int = MODE_CONSENSUS
+    stack: Stack, n: int, progress: Progress, label: str, mode: int = MODE_CONSENSUS, warmup: int = 3
 ) -> dict[str, Any]:
     """Closed-loop latency from the request's block to its settling block."""
     with BlockWatcher(stack.state.rpc_url, stack.deployment) as watcher:
         load = RequestLoad(stack, watcher, mode)
         progress(f"latency ({label}): warming up")
-        load.closed_loop(3, 60)  # sessions loaded, artifacts cached
+        load.closed_loop(warmup, 60)  # sessions loaded, artifacts cached
         progress(f"latency ({label}): {n} requests, one at a time")
         return percentiles(load.closed_loop(n, 60))
 
@@ -207,7 +207,12 @@ class Profiler:
 
 
 def throughput(
-    stack: Stack, rates: list[float], duration: float, progress: Progress, mode: int = MODE_CONSENSUS
+    stack: Stack,
+    rates: list[float],
+    duration: float,
+    progress: Progress,
+    mode: int = MODE_CONSENSUS,
+    warmup: int = 3,
 ) -> dict[str, Any]:
     """Settled requests per second at rising offered load until a step is not sustained, and a profile
     of that step (or of the last one)."""
@@ -215,7 +220,7 @@ def throughput(
     profile: dict[str, Any] | None = None
     with BlockWatcher(stack.state.rpc_url, stack.deployment, interval=0.02) as watcher:
         load = RequestLoad(stack, watcher, mode)
-        load.closed_loop(3, 60)
+        load.closed_loop(warmup, 60)
         name = "consensus" if mode == MODE_CONSENSUS else "attested"
         for rate in rates:
             progress(f"throughput ({name}): offering {rate:g} requests/s for {duration:g}s")
