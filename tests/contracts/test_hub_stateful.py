@@ -1077,5 +1077,5 @@ def machine(
 
 def test_hub__random_operators_requesters_and_consumers__invariants_hold(machine: Any) -> None:
     run_state_machine_as_test(
-        machine, settings=settings(max_examples=5, stateful_step_count=15, deadline=None)
+        machine, settings=settings(max_examples=3, stateful_step_count=18, deadline=None)
     )
