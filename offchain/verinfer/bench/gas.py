@@ -104,6 +104,10 @@ class GasBench:
         params = list(self.stack.contracts.view("consensus", "params"))
         params[0] = 250
         self.deployer.transact("consensus", "setParams", tuple(params))
+        # The same for attested rounds: 50 requests, a block each, settled together by settleMany.
+        params = list(self.stack.contracts.view("attested", "params"))
+        params[0] = 250
+        self.deployer.transact("attested", "setParams", tuple(params))
         self.deployer.transact("token", "mint", self.dapp.address, 100_000 * TOKEN)
         self.dapp.transact("token", "approve", self.stack.contracts.hub.address, 2**256 - 1)
         # Dev-mnemonic accounts 3-7: funded with ETH by anvil, unused by a devnet without relayers.
