@@ -283,3 +283,35 @@ def test_push__the_store_fails__500__one_line(make_node: Any) -> None:
         server.stop()
 
     assert (answer.status_code, answer.json()) == (500, {"error": "internal error"})
+
+
+def test_push__peer_learns_the_request_a_moment_later__delivered_by_the_retry(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "late.db")
+    known: dict[int, tuple[str, ...]] = {}
+    server = PeerServer(
+        DOMAIN, "127.0.0.1", 0, known.get, partial(journal.add_attestation, own=False), journal.attestations
+    )
+    server.start()
+    try:
+        client = PeerClient(DOMAIN, ME.address, {HEALTHY.address: server.url}, PeerConfig(timeout=5.0))
+        mine = sign(ME, DOMAIN, REQUEST, DIGEST)
+        learns = threading.Timer(0.3, known.__setitem__, (REQUEST, COMMITTEE))  # its relayer polls later
+        learns.start()
+        started = time.monotonic()
+        accepted = client.push(mine, COMMITTEE)
+        took = time.monotonic() - started
+        learns.join()
+    finally:
+        server.stop()
+    assert accepted == [HEALTHY.address]
+    assert journal.attestations(REQUEST) == [mine]
+    assert 0.3 <= took < 0.3 + 0.2 + MARGIN  # asked again within the longest pause, not at the deadline
+
+
+def test_push__peer_never_learns_the_request__skipped_at_the_deadline(make_node: Any) -> None:
+    server, journal = make_node("b")
+    client = PeerClient(DOMAIN, ME.address, {HEALTHY.address: server.url}, PeerConfig(timeout=TIMEOUT))
+    started = time.monotonic()
+    assert client.push(sign(ME, DOMAIN, REQUEST + 1, DIGEST), COMMITTEE) == []
+    assert time.monotonic() - started < TIMEOUT + MARGIN
+    assert journal.attestations(REQUEST + 1) == []

@@ -27,8 +27,8 @@ from verinfer.chain.rpc import Rpc, RpcUnavailable
 
 log = logging.getLogger("verinfer.blocks")
 
-POLL = 0.025  # seconds between looks at the head
-QUIET = 0.05  # a block with transactions gets its successor once no block followed it for this long
+POLL = 0.01  # seconds between looks at the head
+QUIET = 0.01  # a block with transactions gets its successor once no block followed it for this long
 IDLE_INTERVAL = 1.0  # seconds between blocks on an otherwise idle chain
 
 

@@ -245,7 +245,7 @@ def _start_relayer(
         "chain": {
             "rpc_url": state.rpc_url,
             "deployment": str(state.deployment),
-            "poll_interval": 0.1,
+            "poll_interval": 0.02,
             "rpc_timeout": 5.0,
             "start_block": deployment.deploy_block,
         },

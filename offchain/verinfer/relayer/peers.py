@@ -28,6 +28,8 @@ PATH = "/v1/attestations"
 MAX_BODY = 64 * 1024  # bytes of one request or answer
 MAX_BATCH = 64  # attestations in one post
 MAX_DRAIN = 1024 * 1024  # an oversized body up to this is read before the 413, so the peer sees the answer
+UNKNOWN_RETRY = 0.01  # seconds before a push the peer answered 404 (request unknown) is made again
+UNKNOWN_RETRY_MAX = 0.2  # the pause doubles up to this
 
 T = TypeVar("T")
 CommitteeOf = Callable[[int], tuple[str, ...] | None]
@@ -242,7 +244,16 @@ class PeerClient:
         body = json.dumps(encode(attestation)).encode()
 
         def post(url: str, deadline: float) -> None:
-            status, answer = _call("POST", url + PATH, body, deadline)
+            # A peer that has not seen the request yet (its relayer polls the chain on its own clock)
+            # answers 404: it is asked again shortly, until the deadline, so the signature arrives
+            # once it learns the committee instead of waiting for its next pull.
+            pause = UNKNOWN_RETRY
+            while True:
+                status, answer = _call("POST", url + PATH, body, deadline)
+                if status != 404 or time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
+                pause = min(2 * pause, UNKNOWN_RETRY_MAX)
             if status != 202:
                 raise PeerUnusable(f"answered {status}: {_error_of(answer)}")
 
