@@ -83,3 +83,23 @@ def test_reorg__kept_until_handled__a_failed_round_cannot_lose_it(
     f.commit(again)
     logs, reorgs = drain(f)
     assert reorgs == [] and len(logs) == 1
+
+
+def test_reorg__new_branch_of_the_same_height__detected_from_the_head_hash(
+    tmp_path: Path, token: Any, deployer: Any, dapp: Any
+) -> None:
+    f = follower(token, Journal(tmp_path / "j.db"), confirmations=0)
+    snapshot = ape.chain.snapshot()
+    fork = ape.chain.blocks.head.number
+    token.mint(dapp, 1, sender=deployer)
+    token.mint(dapp, 2, sender=deployer)
+    drain(f)
+    height = ape.chain.blocks.head.number
+
+    ape.chain.restore(snapshot)
+    token.mint(dapp, 5, sender=deployer)
+    token.mint(dapp, 6, sender=deployer)
+    assert ape.chain.blocks.head.number == height  # the checkpoint's number is the head's again
+    logs, reorgs = drain(f)
+    assert [r.fork_block for r in reorgs] == [fork]
+    assert [int(log["data"].hex(), 16) for log in logs] == [5, 6]

@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from prometheus_client.parser import text_string_to_metric_families
-from web3.types import FilterParams, RPCEndpoint
+from web3.types import FilterParams
 
 from verinfer.chain.contracts import Contracts, Status
 from verinfer.chain.deployment import Deployment
@@ -45,8 +46,9 @@ class Stack:
         signer = Account.from_key(self.state.accounts[who]) if isinstance(who, str) else who
         return Client(self.rpc, self.deployment, signer, poll_interval=0.02)
 
-    @property
+    @cached_property
     def contracts(self) -> Contracts:
+        """Built once: web3 builds every function and event object of six ABIs for it."""
         return Contracts(self.rpc, self.deployment)
 
     def process(self, name: str) -> Process:
@@ -185,10 +187,7 @@ class BlockWatcher:
 
 def node(rpc: Rpc, method: str, *params: Any) -> Any:
     """A dev-node call web3 has no method for (anvil_mine, debug_traceTransaction, ...): its result."""
-    answer = rpc.w3.provider.make_request(RPCEndpoint(method), list(params))
-    if answer.get("error"):
-        raise RuntimeError(f"{method}: {answer['error']}")
-    return answer.get("result")
+    return rpc.raw(method, *params)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -2,13 +2,12 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from eth_utils.address import to_checksum_address
-from web3.exceptions import BlockNotFound, Web3RPCError
 from web3.types import LogReceipt
 
-from verinfer.chain.rpc import Rpc
+from verinfer.chain.rpc import Rpc, RpcError
 
 
 class BlockStore(Protocol):
@@ -73,8 +72,9 @@ class LogFollower:
 
     def poll(self) -> Batch:
         """The next range of confirmed logs (empty when caught up), or, alone, a reorg not yet handled."""
-        head = self.rpc.block_number()
-        self._check_reorg(head)
+        latest = self.rpc.raw("eth_getBlockByNumber", "latest", False)
+        head, head_hash = int(latest["number"], 16), bytes.fromhex(latest["hash"][2:])
+        self._check_reorg(head, head_hash)
         # A reorg is kept in the store until the batch reporting it is committed (handled): a poll that
         # fails half-way, or a crash, cannot lose it after the checkpoint has already moved back.
         pending = self.store.pending_reorg()
@@ -105,19 +105,20 @@ class LogFollower:
         if number < 0:
             return None
         try:
-            block: Any = self.rpc.call(lambda w3: w3.eth.get_block(number), "eth_getBlockByNumber")
-        except (BlockNotFound, Web3RPCError):  # anvil answers an error for blocks beyond its head
+            block = self.rpc.raw("eth_getBlockByNumber", hex(number), False)
+        except RpcError:  # anvil answers an error for blocks beyond its head
             return None
-        return None if block is None else bytes(block["hash"])
+        return None if block is None else bytes.fromhex(block["hash"][2:])
 
-    def _check_reorg(self, head: int) -> None:
+    def _check_reorg(self, head: int, head_hash: bytes) -> None:
         """Moves the checkpoint back to the last block still on the chain if the checkpoint's is gone;
         the store records the reorg until it is handled."""
         checkpoint = self.store.checkpoint()
         if checkpoint is None or checkpoint[1] is None:
             return
         number, stored = checkpoint
-        if number <= head and self._hash(number) == stored:
+        # Caught up without confirmations, the checkpoint is the head: its hash came with the head.
+        if number <= head and (head_hash if number == head else self._hash(number)) == stored:
             return
         fork, fork_hash = self.start_block - 1, None
         for known, known_hash in self.store.known_blocks():

@@ -3,13 +3,14 @@
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import requests
 from web3 import HTTPProvider, LegacyWebSocketProvider, Web3
 from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.providers.base import BaseProvider
+from web3.types import RPCEndpoint
 
 T = TypeVar("T")
 log = logging.getLogger("verinfer.rpc")
@@ -28,6 +29,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 class RpcUnavailable(RuntimeError):
     """The endpoint did not answer after all retries."""
+
+
+class RpcError(RuntimeError):
+    """The node answered a call with an error."""
 
 
 WS_SCHEMES = ("ws://", "wss://")
@@ -114,3 +119,11 @@ class Rpc:
 
     def block_number(self) -> int:
         return self.call(lambda w3: int(w3.eth.block_number), "eth_blockNumber")
+
+    def raw(self, method: str, *params: Any) -> Any:
+        """The JSON result of one call, without web3's formatters (a hot loop's cheap path); a node's
+        error answer raises RpcError."""
+        answer = self.call(lambda w3: w3.provider.make_request(RPCEndpoint(method), list(params)), method)
+        if answer.get("error"):
+            raise RpcError(f"{method}: {answer['error']}")
+        return answer.get("result")

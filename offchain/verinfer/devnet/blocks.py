@@ -107,10 +107,7 @@ class BlockKeeper:
         return True
 
     def _call(self, method: str, *params: Any) -> Any:
-        answer = self.rpc.call(lambda w3: w3.provider.make_request(RPCEndpoint(method), list(params)), method)
-        if answer.get("error"):
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer.get("result")
+        return self.rpc.raw(method, *params)
 
 
 def mine(rpc: Rpc, blocks: int) -> None:
