@@ -245,14 +245,27 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     function drawCommittee(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
         external
         view
-        returns (address[] memory)
+        returns (address[] memory committee)
     {
-        if (k == 0 || k > MAX_COMMITTEE) revert InvalidCommitteeSize(k);
+        (committee,) = _drawFrom(modelId, k, seed, seedBlock);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function drawCommitteeSlots(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+        external
+        view
+        returns (address[] memory committee, uint256[] memory slots)
+    {
+        return _drawFrom(modelId, k, seed, seedBlock);
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function membersAt(bytes32 modelId, uint256[] calldata slots) external view returns (address[] memory members) {
         StakeTree.Tree storage pool = _pools[modelId];
-        uint256 epoch = _drawEpoch(seedBlock);
-        uint256 eligible = pool.metaAt(epoch).eligible;
-        if (eligible < k) revert InsufficientOperators(modelId, eligible, k);
-        return pool.draw(k, seed, epoch);
+        members = new address[](slots.length);
+        for (uint256 i = 0; i < slots.length; ++i) {
+            members[i] = pool.memberAt(slots[i]);
+        }
     }
 
     /// @inheritdoc IOperatorStaking
@@ -338,6 +351,19 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     // ------------------------------------------------------------------ internals
+
+    function _drawFrom(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+        private
+        view
+        returns (address[] memory, uint256[] memory)
+    {
+        if (k == 0 || k > MAX_COMMITTEE) revert InvalidCommitteeSize(k);
+        StakeTree.Tree storage pool = _pools[modelId];
+        uint256 epoch = _drawEpoch(seedBlock);
+        uint256 eligible = pool.metaAt(epoch).eligible;
+        if (eligible < k) revert InsufficientOperators(modelId, eligible, k);
+        return pool.draw(k, seed, epoch);
+    }
 
     function _weight(OperatorState storage op) private view returns (uint256) {
         return (!op.jailed && op.stake >= minStake) ? op.stake : 0;

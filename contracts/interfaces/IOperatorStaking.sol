@@ -169,6 +169,26 @@ interface IOperatorStaking {
         view
         returns (address[] memory committee);
 
+    /// @notice `drawCommittee` with each member's slot in the model's pool. A slot never changes hands,
+    ///         so a mode can keep a committee as its slots (four bytes a member) and read it back with
+    ///         `membersAt`.
+    /// @param modelId the model
+    /// @param k committee size
+    /// @param seed randomness (derived from `seedBlock`'s hash)
+    /// @param seedBlock the block the seed comes from
+    /// @return committee the drawn operators
+    /// @return slots their slots in the model's pool, in the same order
+    function drawCommitteeSlots(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+        external
+        view
+        returns (address[] memory committee, uint256[] memory slots);
+
+    /// @notice The operators holding `slots` in a model's pool (the zero address for a slot never used).
+    /// @param modelId the model
+    /// @param slots pool slots
+    /// @return members one operator per slot
+    function membersAt(bytes32 modelId, uint256[] calldata slots) external view returns (address[] memory members);
+
     /// @notice How many operators a draw seeded at `seedBlock` chooses from (those with weight at
     ///         the end of the epoch before its own; the pool as written last if that epoch has not ended).
     /// @param modelId the model

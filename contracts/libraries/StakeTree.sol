@@ -89,13 +89,14 @@ library StakeTree {
     ///         of `epoch`.
     /// @dev The caller checks that at least `k` members had weight then. Members drawn earlier are
     ///      excluded by subtracting their weight from every node on the descent.
+    ///      Returns the members and their slots, in draw order.
     function draw(Tree storage tree, uint256 k, uint256 seed, uint256 epoch)
         internal
         view
-        returns (address[] memory committee)
+        returns (address[] memory committee, uint256[] memory chosenSlots)
     {
         committee = new address[](k);
-        uint256[] memory chosenSlots = new uint256[](k);
+        chosenSlots = new uint256[](k);
         uint256[] memory chosenWeights = new uint256[](k);
         Meta memory m = _unpack(tree.meta.at(epoch));
         uint256 size = m.size;
@@ -123,6 +124,11 @@ library StakeTree {
             remaining -= chosenWeight;
             committee[j] = tree.members[slot];
         }
+    }
+
+    /// @notice The member holding `slot` (the zero address for a slot never handed out).
+    function memberAt(Tree storage tree, uint256 slot) internal view returns (address) {
+        return tree.members[slot];
     }
 
     function _pack(Meta memory m) private pure returns (uint256) {

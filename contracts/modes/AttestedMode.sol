@@ -73,6 +73,9 @@ contract AttestedMode is ModeBase, EIP712 {
     mapping(uint256 requestId => Round) private _rounds;
     /// @dev The accepted output's digest, once settled with a quorum.
     mapping(uint256 requestId => bytes32) private _accepted;
+    /// @dev Committees as pool slots, eight 32-bit slots a word (one word up to k = 8): a member is
+    ///      looked up again only after settlement, and a word costs a third of three addresses.
+    mapping(uint256 requestId => mapping(uint256 word => uint256)) private _slotWords;
 
     /// @notice A round settled on a quorum of signatures.
     /// @param requestId the request
@@ -222,7 +225,7 @@ contract AttestedMode is ModeBase, EIP712 {
         if (digest == bytes32(0)) revert NothingAccepted(requestId);
         uint256 until = uint256(r.deadline) + r.lateWindow;
         if (block.number > until) revert LateWindowClosed(requestId, until);
-        (address member, uint16 bit) = _signer(requestId, r.k, digest, signature);
+        (address member, uint16 bit) = _signer(_committee(requestId, r.k), requestId, digest, signature);
         if ((r.agreeMask | r.penalizedMask) & bit != 0) revert AlreadyCounted(requestId, member);
         r.agreeMask |= bit;
         emit LateAttestation(requestId, member);
@@ -252,7 +255,8 @@ contract AttestedMode is ModeBase, EIP712 {
         if (dissent.digest == accepted) revert NotDissent(requestId);
         uint256 until = uint256(r.deadline) + r.lateWindow;
         if (block.number > until) revert LateWindowClosed(requestId, until);
-        (address member, uint16 bit) = _signer(requestId, r.k, dissent.digest, dissent.signature);
+        (address member, uint16 bit) =
+            _signer(_committee(requestId, r.k), requestId, dissent.digest, dissent.signature);
         if (r.penalizedMask & bit != 0) revert AlreadyPenalized(requestId, member);
         r.penalizedMask |= bit;
         emit DissentProven(requestId, member, dissent.digest);
@@ -270,12 +274,9 @@ contract AttestedMode is ModeBase, EIP712 {
     function reportEquivocation(uint256 requestId, Signed calldata a, Signed calldata b) external nonReentrant {
         Round storage r = _known(requestId);
         if (a.digest == b.digest) revert NotEquivocation(requestId);
-        if (!r.drawn) {
-            r.drawn = true;
-            _draw(requestId, r.k, r.seedBlock);
-        }
-        (address member, uint16 bit) = _signer(requestId, r.k, a.digest, a.signature);
-        (address other,) = _signer(requestId, r.k, b.digest, b.signature);
+        address[] memory committee = _committeeDrawing(requestId, r);
+        (address member, uint16 bit) = _signer(committee, requestId, a.digest, a.signature);
+        (address other,) = _signer(committee, requestId, b.digest, b.signature);
         if (member != other) revert NotEquivocation(requestId);
         if (r.penalizedMask & bit != 0) revert AlreadyPenalized(requestId, member);
         r.penalizedMask |= bit;
@@ -374,15 +375,43 @@ contract AttestedMode is ModeBase, EIP712 {
 
     /// @dev The committee member who signed (requestId, digest), and its bit; reverts BadSignature for a
     ///      malformed or malleable signature, NotCommitteeMember for anyone else.
-    function _signer(uint256 requestId, uint256 k, bytes32 digest, bytes calldata signature)
+    function _signer(address[] memory committee, uint256 requestId, bytes32 digest, bytes calldata signature)
         private
         view
         returns (address member, uint16 bit)
     {
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(attestationHash(requestId, digest), signature);
         if (err != ECDSA.RecoverError.NoError) revert BadSignature(requestId);
-        bit = uint16(1 << _memberIndex(requestId, k, signer));
+        bit = uint16(1 << _indexIn(committee, requestId, signer));
         member = signer;
+    }
+
+    /// @dev The round's committee, drawn now if nobody has yet.
+    function _committeeDrawing(uint256 requestId, Round storage r) private returns (address[] memory) {
+        if (r.drawn) return _committee(requestId, r.k);
+        r.drawn = true;
+        return _draw(requestId, r.k, r.seedBlock);
+    }
+
+    function _keepCommittee(uint256 requestId, address[] memory, uint256[] memory slots) internal override {
+        uint256 word = 0;
+        for (uint256 i = 0; i < slots.length; ++i) {
+            word |= slots[i] << (32 * (i % 8)); // slots are 32-bit (StakeTree)
+            if (i % 8 == 7 || i == slots.length - 1) {
+                _slotWords[requestId][i / 8] = word;
+                word = 0;
+            }
+        }
+    }
+
+    function _committee(uint256 requestId, uint256 k) internal view override returns (address[] memory) {
+        uint256[] memory slots = new uint256[](k);
+        uint256 word = 0;
+        for (uint256 i = 0; i < k; ++i) {
+            if (i % 8 == 0) word = _slotWords[requestId][i / 8];
+            slots[i] = (word >> (32 * (i % 8))) & type(uint32).max;
+        }
+        return staking.membersAt(hub.modelOf(requestId), slots);
     }
 
     function _settle(uint256 requestId, Round storage r, bytes calldata output, Signed[] calldata signatures)
@@ -391,17 +420,14 @@ contract AttestedMode is ModeBase, EIP712 {
         if (block.number > r.deadline) revert DeadlinePassed(requestId, r.deadline);
         if (output.length > r.maxOutputBytes) revert OutputTooLarge(requestId, output.length, r.maxOutputBytes);
         uint8 k = r.k;
-        if (!r.drawn) {
-            r.drawn = true;
-            _draw(requestId, k, r.seedBlock);
-        }
+        address[] memory committee = _committeeDrawing(requestId, r);
         bytes32 digest = keccak256(output);
         uint16 penalized = r.penalizedMask;
         uint16 seen;
         uint16 agree;
         uint16 dissent;
         for (uint256 i = 0; i < signatures.length; ++i) {
-            (address signer, uint16 bit) = _signer(requestId, k, signatures[i].digest, signatures[i].signature);
+            (address signer, uint16 bit) = _signer(committee, requestId, signatures[i].digest, signatures[i].signature);
             if (seen & bit != 0) revert DuplicateSigner(requestId, signer);
             seen |= bit;
             if (penalized & bit != 0) continue; // a proven equivocator's word counts for nothing
@@ -423,7 +449,6 @@ contract AttestedMode is ModeBase, EIP712 {
         if (!r.digestOnly) _storeOutput(digest, output);
         emit Attested(requestId, digest, agree, dissent);
 
-        address[] memory committee = _committee(requestId, k);
         outcome.paid = _membersIn(committee, agree);
         outcome.penalized = _membersIn(committee, dissent);
         uint256 n = outcome.penalized.length;

@@ -108,14 +108,23 @@ abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardT
         return uint256(keccak256(abi.encode(hash, requestId)));
     }
 
-    /// @dev Draws and stores the committee (the caller marks its round drawn).
+    /// @dev Draws and keeps the committee (the caller marks its round drawn).
     function _draw(uint256 requestId, uint256 k, uint256 seedBlock) internal returns (address[] memory committee) {
-        committee = staking.drawCommittee(hub.modelOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+        uint256[] memory slots;
+        (committee, slots) =
+            staking.drawCommitteeSlots(hub.modelOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+        _keepCommittee(requestId, committee, slots);
+        emit CommitteeDrawn(requestId, committee);
+    }
+
+    /// @dev Stores a drawn committee: by default one address per member, so that a member's own
+    ///      transaction finds its index with a few reads (`_memberIndex`). A mode that rarely looks a
+    ///      member up again keeps the pool slots instead (see AttestedMode).
+    function _keepCommittee(uint256 requestId, address[] memory committee, uint256[] memory) internal virtual {
         mapping(uint256 => address) storage members = _members[requestId];
         for (uint256 i = 0; i < committee.length; ++i) {
             members[i] = committee[i];
         }
-        emit CommitteeDrawn(requestId, committee);
     }
 
     /// @dev Whether the committee can still be drawn: the seed is readable and the pool did not shrink
@@ -130,6 +139,7 @@ abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardT
         return staking.drawCommittee(hub.modelOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
     }
 
+    /// @dev A member's index in a committee kept by the default `_keepCommittee`.
     function _memberIndex(uint256 requestId, uint256 k, address operator) internal view returns (uint256) {
         mapping(uint256 => address) storage members = _members[requestId];
         for (uint256 i = 0; i < k; ++i) {
@@ -138,12 +148,21 @@ abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardT
         revert NotCommitteeMember(requestId, operator);
     }
 
-    function _committee(uint256 requestId, uint256 k) internal view returns (address[] memory committee) {
+    /// @dev A drawn committee, as `_keepCommittee` kept it.
+    function _committee(uint256 requestId, uint256 k) internal view virtual returns (address[] memory committee) {
         committee = new address[](k);
         mapping(uint256 => address) storage members = _members[requestId];
         for (uint256 i = 0; i < k; ++i) {
             committee[i] = members[i];
         }
+    }
+
+    /// @dev `member`'s index in `committee`; NotCommitteeMember if it is not on it.
+    function _indexIn(address[] memory committee, uint256 requestId, address member) internal pure returns (uint256) {
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (committee[i] == member) return i;
+        }
+        revert NotCommitteeMember(requestId, member);
     }
 
     /// @dev The members whose bit is set in `mask`, in member-index order.

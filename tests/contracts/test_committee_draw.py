@@ -5,9 +5,12 @@ from collections import Counter
 
 import pytest
 from eth_abi import encode
+from eth_account import Account
 from eth_utils import keccak
+from verinfer.chain.attestations import Domain, sign
+from verinfer.models.codec import output_digest
 
-from tests.conftest import E18, TEST_PARAMS, next_epoch
+from tests.conftest import E18, TEST_PARAMS, next_epoch, request_id_of, sample_output
 
 N_OPERATORS = 100
 SEEDS = range(20)
@@ -243,3 +246,43 @@ def test_draw__gas_grows_sublinearly(staking, crowd, chain, make_model, new_oper
     gas_100 = staking.drawCommittee.estimate_gas_cost(model_id, 5, 1, seed_block)
     # Ten times the operators; a linear scan would cost ~10x, the tree about log(100)/log(10).
     assert gas_100 < 2.5 * gas_10, (gas_10, gas_100)
+
+
+def test_draw_slots__same_committee_as_the_draw__slots_read_back_to_it(staking, crowd, chain):
+    model_id, _ = crowd
+    seed_block = chain.blocks.height
+    for seed in range(5):
+        committee, slots = staking.drawCommitteeSlots(model_id, 16, seed, seed_block)
+        assert list(committee) == list(staking.drawCommittee(model_id, 16, seed, seed_block))
+        assert list(staking.membersAt(model_id, list(slots))) == list(committee)
+        assert all(1 <= s <= N_OPERATORS for s in slots)
+    zero = "0x" + "00" * 20
+    assert list(staking.membersAt(model_id, [0, N_OPERATORS + 1])) == [zero, zero]  # never handed out
+
+
+def test_attested__committee_of_nine__kept_as_slots_over_two_words__settles_and_reads_back(
+    staking, crowd, chain, make_model, make_request, attested, hub, dapp
+):
+    model_id, ops = crowd
+    _, version = make_model("crowded", modes=1 | 8)
+    k = TEST_PARAMS["max_k"]
+    assert k > 8  # the ninth member's slot goes to a second word
+    rid = request_id_of(make_request(k=k, model_ref=(model_id, version), mode=8))
+    chain.mine(1)
+    committee = list(attested.previewCommittee(rid))
+    keys = {op.address: Account.from_key(op.private_key) for op in ops}
+    output = sample_output()
+    domain = Domain(chain.chain_id, attested.address)
+    signatures = []
+    for member in committee[1:]:  # the first member is left out: its fee is held, its slot still kept
+        att = sign(keys[member], domain, rid, output_digest(output))
+        signatures.append((att.output_digest, att.signature))
+
+    attested.settle(rid, output, signatures, sender=dapp)
+
+    assert list(attested.getCommittee(rid)) == committee
+    assert list(hub.getResult(rid).agreeing) == committee[1:]
+    late = sign(keys[committee[0]], domain, rid, output_digest(output))
+    receipt = attested.attestLate(rid, late.signature, sender=dapp)  # found again from its kept slot
+    assert receipt.decode_logs(attested.LateAttestation)[0].member == committee[0]
+    assert list(hub.getResult(rid).agreeing) == committee

@@ -46,21 +46,32 @@ def test_confirmations__logs_wait_for_depth__checkpoint_survives_restart(
     assert drain(restarted)[0] == []
 
 
-def test_reorg__detected_by_block_hash__rewinds_and_reads_the_new_branch(
-    tmp_path: Path, token: Any, deployer: Any, dapp: Any
-) -> None:
-    f = follower(token, Journal(tmp_path / "j.db"), confirmations=0)
+def fork_after_two_mints(f: LogFollower, token: Any, deployer: Any, dapp: Any, *replacement: int) -> int:
+    """Mints twice, lets `f` read both, then replaces them with a branch minting `replacement` from the
+    block before; returns that fork block."""
     snapshot = ape.chain.snapshot()
     fork = ape.chain.blocks.head.number
     token.mint(dapp, 1, sender=deployer)
     token.mint(dapp, 2, sender=deployer)
     assert len(drain(f)[0]) == 2
-
     ape.chain.restore(snapshot)
-    token.mint(dapp, 3, sender=deployer)
+    for amount in replacement:
+        token.mint(dapp, amount, sender=deployer)
+    return fork
+
+
+def amounts(logs: list[Any]) -> list[int]:
+    return [int(log["data"].hex(), 16) for log in logs]
+
+
+def test_reorg__detected_by_block_hash__rewinds_and_reads_the_new_branch(
+    tmp_path: Path, token: Any, deployer: Any, dapp: Any
+) -> None:
+    f = follower(token, Journal(tmp_path / "j.db"), confirmations=0)
+    fork = fork_after_two_mints(f, token, deployer, dapp, 3)
     logs, reorgs = drain(f)
     assert [r.fork_block for r in reorgs] == [fork]
-    assert len(logs) == 1 and int(logs[0]["data"].hex(), 16) == 3
+    assert amounts(logs) == [3]
 
 
 def test_reorg__kept_until_handled__a_failed_round_cannot_lose_it(
@@ -68,14 +79,7 @@ def test_reorg__kept_until_handled__a_failed_round_cannot_lose_it(
 ) -> None:
     journal = Journal(tmp_path / "j.db")
     f = follower(token, journal, confirmations=0)
-    snapshot = ape.chain.snapshot()
-    fork = ape.chain.blocks.head.number
-    token.mint(dapp, 1, sender=deployer)
-    token.mint(dapp, 2, sender=deployer)
-    drain(f)
-
-    ape.chain.restore(snapshot)
-    token.mint(dapp, 3, sender=deployer)
+    fork = fork_after_two_mints(f, token, deployer, dapp, 3)
     first = f.poll()  # the checkpoint moves back now; the round then fails before handling it
     assert first.reorg is not None and first.reorg.fork_block == fork and first.logs == []
     again = LogFollower(f.rpc, Journal(tmp_path / "j.db"), addresses=[token.address], start_block=0).poll()
@@ -89,17 +93,9 @@ def test_reorg__new_branch_of_the_same_height__detected_from_the_head_hash(
     tmp_path: Path, token: Any, deployer: Any, dapp: Any
 ) -> None:
     f = follower(token, Journal(tmp_path / "j.db"), confirmations=0)
-    snapshot = ape.chain.snapshot()
-    fork = ape.chain.blocks.head.number
-    token.mint(dapp, 1, sender=deployer)
-    token.mint(dapp, 2, sender=deployer)
-    drain(f)
-    height = ape.chain.blocks.head.number
-
-    ape.chain.restore(snapshot)
-    token.mint(dapp, 5, sender=deployer)
-    token.mint(dapp, 6, sender=deployer)
+    height = ape.chain.blocks.head.number + 2
+    fork = fork_after_two_mints(f, token, deployer, dapp, 5, 6)
     assert ape.chain.blocks.head.number == height  # the checkpoint's number is the head's again
     logs, reorgs = drain(f)
     assert [r.fork_block for r in reorgs] == [fork]
-    assert [int(log["data"].hex(), 16) for log in logs] == [5, 6]
+    assert amounts(logs) == [5, 6]
