@@ -192,6 +192,11 @@ def keeper(rpc_url: str) -> Iterator[BlockKeeper]:
         yield running
 
 
+def stake_of(staking: Any, operator: Any) -> int:
+    """An operator crew member's bonded stake."""
+    return int(staking.operatorInfo(operator.account.address).stake)
+
+
 def round_of(hub: Any, request_id: int) -> Any:
     """The request's round in its mode contract (seed block, deadlines, masks)."""
     mode = int(hub.getRequest(request_id).mode)

@@ -25,14 +25,11 @@ from tests.e2e.conftest import (
     read_journal,
     round_of,
     settled,
+    stake_of,
 )
 
 STAKE = 1_000 * E18
 BOTH = 0x01 | MODE_ATTESTED
-
-
-def stake_of(staking: Any, operator: Any) -> int:
-    return int(staking.operatorInfo(operator.account.address).stake)
 
 
 def paid_members(hub: Any, request_id: int) -> list[str]:

@@ -20,15 +20,12 @@ from tests.e2e.conftest import (
     round_of,
     seeded,
     settled,
+    stake_of,
     wait_for,
 )
 from tests.e2e.proxy import FlakyProxy
 
 STAKE = 1_000 * E18
-
-
-def stake_of(staking: Any, operator: Any) -> int:
-    return int(staking.operatorInfo(operator.account.address).stake)
 
 
 def test_sigkill_between_commit_and_reveal__restarted_relayer_reveals_in_time__not_penalized(
