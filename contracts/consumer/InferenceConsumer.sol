@@ -16,11 +16,6 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     /// @notice The hub this consumer requests from and accepts results of.
     IInferenceHub public immutable hub;
 
-    /// @dev Allowance left to the hub between requests. Non-zero, it keeps the token's allowance slot
-    ///      alive, so approving the next fee rewrites a slot instead of creating one (about 17k gas a
-    ///      request); the hub takes only what a request of this contract's own costs, never this wei.
-    uint256 private constant STANDING_ALLOWANCE = 1;
-
     /// @dev Requests made and not yet answered.
     mapping(uint256 requestId => bool) private _awaiting;
 
@@ -92,9 +87,9 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         internal
         returns (uint256 requestId)
     {
-        feeToken.forceApprove(address(hub), request.maxFee + STANDING_ALLOWANCE);
+        feeToken.forceApprove(address(hub), request.maxFee);
         requestId = hub.requestInference(request);
-        feeToken.forceApprove(address(hub), STANDING_ALLOWANCE);
+        feeToken.forceApprove(address(hub), 0);
         _awaiting[requestId] = true;
     }
 

@@ -171,19 +171,6 @@ def test_consumer__recovers_refunds_of_requests_that_expired(
     assert consumer.claimRefunds(sender=dapp).return_value == 0
 
 
-def test_consumer__each_request_escrows_exactly_its_fee__one_wei_allowance_left_standing(
-    hub, token, project, deployer, make_request
-):
-    consumer = deployer.deploy(project.RecordingConsumer, hub)
-    for _ in range(2):  # the second request finds the allowance slot alive
-        escrowed = token.balanceOf(hub)
-        receipt = make_request(consumer=consumer, callback_gas=200_000)  # funds the consumer with the fee
-        fee = receipt.decode_logs(hub.RequestCreated)[0].fee
-        assert token.balanceOf(hub) - escrowed == fee
-        assert token.balanceOf(consumer) == 0
-        assert token.allowance(consumer, hub) == 1
-
-
 def test_lending_gate__expired_application_refunds_the_applicant(
     hub, consensus, token, project, deployer, fund, model, dapp
 ):

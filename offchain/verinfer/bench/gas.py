@@ -65,7 +65,7 @@ def selector(signature: str) -> str:
     return "0x" + function_signature_to_4byte_selector(signature).hex()
 
 
-DRAW = selector("drawCommittee(bytes32,uint256,uint256,uint256)")
+DRAW = selector("drawCommitteeSlots(bytes32,uint256,uint256,uint256)")
 CALLBACK = selector("onInferenceResult(uint256,uint8,bytes)")
 REQUEST_TYPE = "(bytes32,uint32,uint8,uint8,uint32,bool,uint256,bytes)"  # IInferenceHub.InferenceRequest
 CONSUMER_REQUEST = selector(f"request(address,{REQUEST_TYPE})")
