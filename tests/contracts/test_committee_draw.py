@@ -286,3 +286,48 @@ def test_attested__committee_of_nine__kept_as_slots_over_two_words__settles_and_
     receipt = attested.attestLate(rid, late.signature, sender=dapp)  # found again from its kept slot
     assert receipt.decode_logs(attested.LateAttestation)[0].member == committee[0]
     assert list(hub.getResult(rid).agreeing) == committee
+
+
+def test_attested__committee_of_sixteen__members_leave_rejoin_and_newcomers_join__read_back_unchanged(
+    staking, crowd, chain, make_model, make_request, attested, hub, dapp, deployer, new_operator
+):
+    """A slot never changes hands: after settlement the top lane of each word (members 7 and 15) still
+    names the drawn operator when they leave the pool, unbond, rejoin and newcomers take new slots."""
+    p = hub.params()
+    hub.setParams(
+        (16, p.maxInputBytes, p.maxOutputBytes, p.maxCallbackGas, p.operatorFee, p.protocolFee),
+        sender=deployer,
+    )
+    model_id, ops = crowd
+    _, version = make_model("crowded", modes=1 | 8)
+    rid = request_id_of(make_request(k=16, model_ref=(model_id, version), mode=8))
+    chain.mine(1)
+    committee = list(attested.previewCommittee(rid))
+    keys = {op.address: Account.from_key(op.private_key) for op in ops}
+    by_address = {op.address: op for op in ops}
+    output, other = sample_output(), sample_output(0.75)
+    domain = Domain(chain.chain_id, attested.address)
+
+    def signed(member: str, out: bytes) -> tuple[bytes, bytes]:
+        att = sign(keys[member], domain, rid, output_digest(out))
+        return att.output_digest, att.signature
+
+    attested.settle(
+        rid, output, [signed(m, output) for i, m in enumerate(committee) if i not in (7, 15)], sender=dapp
+    )
+    left7, left15 = by_address[committee[7]], by_address[committee[15]]
+    staking.deregister(model_id, sender=left7)
+    staking.deregister(model_id, sender=left15)
+    staking.requestUnbond(staking.operatorInfo(left15).stake, sender=left15)
+    for _ in range(3):
+        newcomer = new_operator(200 * E18)
+        staking.stake(200 * E18, sender=newcomer)
+        staking.register(model_id, sender=newcomer)
+    staking.register(model_id, sender=left15)  # rejoins on its old slot
+    assert list(attested.getCommittee(rid)) == committee
+
+    receipt = attested.attestLate(rid, signed(committee[15], output)[1], sender=dapp)
+    assert receipt.decode_logs(attested.LateAttestation)[0].member == committee[15]
+    receipt = attested.reportDissent(rid, signed(committee[7], other), sender=dapp)
+    assert receipt.decode_logs(attested.DissentProven)[0].member == committee[7]
+    assert list(hub.getResult(rid).agreeing) == [m for i, m in enumerate(committee) if i != 7]
