@@ -8,21 +8,18 @@ import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 
 /// @title InferenceConsumer
 /// @notice Base for dapp contracts: request with `_requestInference`, act on the settled result in
-///         `_onInferenceResult`. Results are accepted only from the hub and only for requests this
-///         contract made; refunds come back with `claimRefunds`.
+///         `_onInferenceResult`. Results are accepted only from the hub, which calls back only the
+///         contract that made (and paid for) a request, once. Requests are paid from this contract's
+///         credit at the hub when it covers them (anyone may fund it with `hub.deposit(this, amount)`;
+///         refunds land there too), otherwise from its token balance.
 abstract contract InferenceConsumer is IInferenceConsumer {
     using SafeERC20 for IERC20;
 
     /// @notice The hub this consumer requests from and accepts results of.
     IInferenceHub public immutable hub;
 
-    /// @dev Requests made and not yet answered.
-    mapping(uint256 requestId => bool) private _awaiting;
-
     /// @notice Someone other than the hub delivered a result.
     error OnlyHub(address caller);
-    /// @notice A result arrived for a request this contract did not make (or was answered already).
-    error UnexpectedResult(uint256 requestId);
 
     /// @param hub_ the inference hub
     constructor(IInferenceHub hub_) {
@@ -32,12 +29,10 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     /// @inheritdoc IInferenceConsumer
     function onInferenceResult(uint256 requestId, uint8 status, bytes calldata output) external {
         if (msg.sender != address(hub)) revert OnlyHub(msg.sender);
-        if (!_awaiting[requestId]) revert UnexpectedResult(requestId);
-        delete _awaiting[requestId];
         _onInferenceResult(requestId, IInferenceHub.Status(status), output);
     }
 
-    /// @notice Moves what the hub credited to this contract (refunds of expired, disputed or failed
+    /// @notice Moves this contract's credit at the hub (deposits, refunds of expired, disputed or failed
     ///         requests) into its token balance. Anyone may call; the tokens only come here.
     /// @return amount tokens received (zero when nothing was credited)
     function claimRefunds() public returns (uint256 amount) {
@@ -45,8 +40,8 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         return hub.claimFor(address(this));
     }
 
-    /// @notice Requests an inference paid from this contract's token balance; the result comes back
-    ///         to `_onInferenceResult` (when `callbackGasLimit` is above zero).
+    /// @notice Requests an inference paid from this contract's credit at the hub, or its token balance;
+    ///         the result comes back to `_onInferenceResult` (when `callbackGasLimit` is above zero).
     /// @param feeToken the hub's fee token
     /// @param modelId the model
     /// @param version the model version
@@ -81,16 +76,17 @@ abstract contract InferenceConsumer is IInferenceConsumer {
 
     /// @notice Requests an inference with every option of the hub's request (mode, digest only).
     /// @param feeToken the hub's fee token
-    /// @param request the request; its `maxFee` is approved to the hub for this call only
+    /// @param request the request; unless the credit covers its `maxFee`, that much is approved to the
+    ///        hub for this call only
     /// @return requestId the new request
     function _requestInference(IERC20 feeToken, IInferenceHub.InferenceRequest memory request)
         internal
         returns (uint256 requestId)
     {
+        if (hub.claimable(address(this)) >= request.maxFee) return hub.requestInference(request);
         feeToken.forceApprove(address(hub), request.maxFee);
         requestId = hub.requestInference(request);
         feeToken.forceApprove(address(hub), 0);
-        _awaiting[requestId] = true;
     }
 
     /// @notice Override to act on a settled request.

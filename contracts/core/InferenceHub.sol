@@ -14,8 +14,9 @@ import {TensorCodec} from "../libraries/TensorCodec.sol";
 
 /// @title InferenceHub
 /// @notice The core: requests in every mode, fee escrow, the outcome a mode contract reports (fee split,
-///         penalties), callbacks to the requester. Payouts and refunds are credited and pulled with
-///         `claim` (or pushed to their owner by anyone with `claimFor`). Mode contracts are registered
+///         penalties), callbacks to the requester. Payouts, refunds and deposits are credited; a credit
+///         pays its owner's requests first and is pulled with `claim` (or pushed to its owner by anyone
+///         with `claimFor`). Mode contracts are registered
 ///         once per mode bit and are the only ones that can settle or penalize their requests.
 contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
@@ -49,7 +50,8 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
     address public treasury;
     /// @notice Number of requests made; ids run from 1.
     uint256 public requestCount;
-    /// @notice Tokens credited to each account, withdrawn with `claim`.
+    /// @notice Tokens credited to each account (earnings, refunds, deposits): they pay the account's
+    ///         requests first and are withdrawn with `claim`.
     mapping(address account => uint256) public claimable;
 
     Params private _params;
@@ -90,50 +92,10 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
 
     /// @inheritdoc IInferenceHub
     function requestInference(InferenceRequest calldata request) external nonReentrant returns (uint256 requestId) {
-        Params memory p = _params;
-        if (request.k == 0 || request.k > p.maxK) revert InvalidRedundancy(request.k, p.maxK);
-        if (request.input.length == 0 || request.input.length > p.maxInputBytes) {
-            revert InvalidInputSize(request.input.length, p.maxInputBytes);
-        }
-        if (request.callbackGasLimit > p.maxCallbackGas) {
-            revert InvalidCallbackGasLimit(request.callbackGasLimit, p.maxCallbackGas);
-        }
-        address mode = _modes[request.mode];
-        if (mode == address(0)) revert ModeNotSupported(request.mode);
-        if (request.version > type(uint24).max) revert UnknownVersion(request.modelId, request.version);
-        IModelRegistry.Terms memory terms = registry.terms(request.modelId, request.version);
-        if (terms.deprecated) revert VersionDeprecated(request.modelId, request.version);
-        if (terms.modes & request.mode == 0) revert ModeNotSupported(request.mode);
-        uint256 fee = uint256(terms.fee) + uint256(request.k) * p.operatorFee + p.protocolFee;
-        if (fee > request.maxFee) revert FeeExceedsMax(fee, request.maxFee);
-        uint40 seedBlock = uint40(block.number + 1);
-        uint256 eligible = staking.eligibleAt(request.modelId, seedBlock);
-        if (eligible < request.k) revert InsufficientOperators(request.modelId, eligible, request.k);
-
         requestId = ++requestCount;
-        _store(requestId, request, terms.fee, p);
-        uint40 deadline = IVerificationMode(mode).open(
-            requestId,
-            request.k,
-            seedBlock,
-            terms.maxOutputBytes < p.maxOutputBytes ? terms.maxOutputBytes : p.maxOutputBytes,
-            request.digestOnly
-        );
-        emit RequestCreated(
-            requestId,
-            request.modelId,
-            msg.sender,
-            request.version,
-            request.mode,
-            request.k,
-            request.input,
-            fee,
-            seedBlock,
-            deadline,
-            request.callbackGasLimit,
-            request.digestOnly
-        );
-        _pull(msg.sender, fee);
+        (uint256 fee, uint40 seedBlock, uint40 deadline) = _open(requestId, request);
+        _announce(requestId, request, fee, seedBlock, deadline);
+        _collect(fee);
     }
 
     // ------------------------------------------------------------------ settlement (mode contracts)
@@ -207,6 +169,14 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
         emit RequestSettled(requestId, Status.Expired, bytes32(0), 0, "");
         _distribute(requestId, r, new address[](0), 0, false, false);
         if (r.callbackGasLimit != 0) _callback(requestId, r, Status.Expired, "");
+    }
+
+    /// @inheritdoc IInferenceHub
+    function deposit(address account, uint256 amount) external nonReentrant {
+        if (account == address(0) || amount == 0) revert InvalidDeposit();
+        _pull(msg.sender, amount);
+        claimable[account] += amount;
+        emit Deposited(account, msg.sender, amount);
     }
 
     /// @inheritdoc IInferenceHub
@@ -405,6 +375,79 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
         claimable[account] = 0;
         emit Claimed(account, amount);
         token.safeTransfer(account, amount);
+    }
+
+    /// @dev Checks the request, stores it and opens its round in the mode contract.
+    function _open(uint256 requestId, InferenceRequest calldata request)
+        private
+        returns (uint256 fee, uint40 seedBlock, uint40 deadline)
+    {
+        Params memory p = _params;
+        (address mode, IModelRegistry.Terms memory terms) = _admit(request, p);
+        fee = uint256(terms.fee) + uint256(request.k) * p.operatorFee + p.protocolFee;
+        if (fee > request.maxFee) revert FeeExceedsMax(fee, request.maxFee);
+        seedBlock = uint40(block.number + 1);
+        uint256 eligible = staking.eligibleAt(request.modelId, seedBlock);
+        if (eligible < request.k) revert InsufficientOperators(request.modelId, eligible, request.k);
+        _store(requestId, request, terms.fee, p);
+        deadline = IVerificationMode(mode).open(
+            requestId,
+            request.k,
+            seedBlock,
+            terms.maxOutputBytes < p.maxOutputBytes ? terms.maxOutputBytes : p.maxOutputBytes,
+            request.digestOnly
+        );
+    }
+
+    /// @dev The request's mode contract and its version's terms; reverts for anything out of bounds.
+    function _admit(InferenceRequest calldata request, Params memory p)
+        private
+        view
+        returns (address mode, IModelRegistry.Terms memory terms)
+    {
+        if (request.k == 0 || request.k > p.maxK) revert InvalidRedundancy(request.k, p.maxK);
+        if (request.input.length == 0 || request.input.length > p.maxInputBytes) {
+            revert InvalidInputSize(request.input.length, p.maxInputBytes);
+        }
+        if (request.callbackGasLimit > p.maxCallbackGas) {
+            revert InvalidCallbackGasLimit(request.callbackGasLimit, p.maxCallbackGas);
+        }
+        mode = _modes[request.mode];
+        if (mode == address(0)) revert ModeNotSupported(request.mode);
+        if (request.version > type(uint24).max) revert UnknownVersion(request.modelId, request.version);
+        terms = registry.terms(request.modelId, request.version);
+        if (terms.deprecated) revert VersionDeprecated(request.modelId, request.version);
+        if (terms.modes & request.mode == 0) revert ModeNotSupported(request.mode);
+    }
+
+    function _announce(
+        uint256 requestId,
+        InferenceRequest calldata request,
+        uint256 fee,
+        uint40 seedBlock,
+        uint40 deadline
+    ) private {
+        emit RequestCreated(
+            requestId,
+            request.modelId,
+            msg.sender,
+            request.version,
+            request.mode,
+            request.k,
+            request.input,
+            fee,
+            seedBlock,
+            deadline,
+            request.callbackGasLimit,
+            request.digestOnly
+        );
+    }
+
+    /// @dev Takes a request's fee from the caller's credit when that covers all of it, else by transfer.
+    function _collect(uint256 fee) private {
+        uint256 credit = claimable[msg.sender];
+        if (credit >= fee) claimable[msg.sender] = credit - fee;
+        else _pull(msg.sender, fee);
     }
 
     /// @dev Escrows exactly `amount`: a token that delivers less (a fee on transfer) is refused.

@@ -187,6 +187,11 @@ interface IInferenceHub {
     /// @param account whose credit was paid
     /// @param amount tokens sent to `account`
     event Claimed(address indexed account, uint256 amount);
+    /// @notice Tokens were added to an account's credit.
+    /// @param account whose credit grew
+    /// @param from who paid the tokens
+    /// @param amount tokens credited
+    event Deposited(address indexed account, address indexed from, uint256 amount);
     /// @notice Parameters changed.
     /// @param params the new parameters
     event ParamsUpdated(Params params);
@@ -231,6 +236,8 @@ interface IInferenceHub {
     error InsufficientGasForCallback(uint256 available, uint256 required);
     /// @notice Nothing is credited to the account.
     error NothingToClaim(address account);
+    /// @notice A deposit of nothing, or for the zero address.
+    error InvalidDeposit();
     /// @notice The request is not settled yet.
     error ResultNotReady(uint256 requestId);
     /// @notice A parameter is out of range.
@@ -244,7 +251,8 @@ interface IInferenceHub {
     /// @notice Fewer eligible operators than k.
     error InsufficientOperators(bytes32 modelId, uint256 eligible, uint256 requested);
 
-    /// @notice Requests an inference; escrows the fee (needs allowance). The committee is drawn from
+    /// @notice Requests an inference and escrows its fee: from the caller's credit when that covers the
+    ///         whole fee, otherwise pulled from its token balance (needs allowance). The committee is drawn from
     ///         the next block's hash, so neither the requester nor anyone ordering transactions around
     ///         it can know or choose it. Results and refunds go to the caller.
     /// @param request model, version, mode, redundancy, callback gas, storage choice, fee cap, input
@@ -301,7 +309,14 @@ interface IInferenceHub {
     /// @return amount tokens sent
     function claimFor(address account) external returns (uint256 amount);
 
-    /// @notice Tokens credited to an account (fees earned, refunds), paid by `claim` or `claimFor`.
+    /// @notice Adds `amount` of the caller's tokens (needs allowance) to `account`'s credit, which pays
+    ///         `account`'s next requests without a token transfer each. Anyone may fund any account.
+    /// @param account whose credit grows
+    /// @param amount tokens to move in
+    function deposit(address account, uint256 amount) external;
+
+    /// @notice Tokens credited to an account (fees earned, refunds, deposits): spent first by the
+    ///         account's requests, withdrawn by `claim` or `claimFor`.
     /// @param account the account
     /// @return amount tokens
     function claimable(address account) external view returns (uint256 amount);

@@ -5,9 +5,9 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {InferenceConsumer} from "../consumer/InferenceConsumer.sol";
 import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 
-/// @notice A consumer whose requests a test makes through it, paid from its own balance (test only).
+/// @notice A consumer whose requests a test makes through it, paid by itself (test only).
 abstract contract TestConsumer is InferenceConsumer {
-    /// @notice Requests with this contract as the requester; the fee comes from its token balance.
+    /// @notice Requests with this contract as the requester; the fee comes from its credit or its token balance.
     function request(IERC20 feeToken, IInferenceHub.InferenceRequest calldata req) external returns (uint256) {
         return _requestInference(feeToken, req);
     }

@@ -4,7 +4,8 @@ with callbacks and digest-only storage; stakes, unbondings, jail; consensus roun
 settled; attested rounds settled alone or in batches on a random quorum of the signatures held (members
 left out, dissent included or left out), late attestations, dissent shown after settlement, equivocation
 proven by anyone, rounds the mode expires without quorum, held fees released after the late window;
-requests expired by anyone through the hub's safety net; and an attacker calling consumers directly.
+requests expired by anyone through the hub's safety net; credits funded by anyone with `deposit` that pay
+whole fees first; and an attacker calling consumers directly.
 
 After every step tokens are conserved: every account's balance is what the machine booked for it (fees
 escrowed, credits claimed, stake bonded and withdrawn, slashes moved from staking to the treasury and the
@@ -438,7 +439,11 @@ def machine(
                 receipt = hub.requestInference(req, sender=dapp)
             else:
                 receipt = requester.request(token, req, sender=dapp)
-            self.move(requester.address, -fee)
+            if self.credits.get(requester.address, 0) >= fee:  # a credit that covers the fee pays it
+                self.credits[requester.address] -= fee
+                assert not receipt.decode_logs(token.Transfer)
+            else:
+                self.move(requester.address, -fee)
             created = receipt.decode_logs(hub.RequestCreated)[0]
             rid = created.requestId
             assert created.fee == fee and created.mode == mode
@@ -944,6 +949,23 @@ def machine(
             else:
                 with ape.reverts(hub.NothingToClaim):
                     hub.claim(sender=holder)
+
+        @initialize(to=st.sampled_from(REQUESTERS), fees=st.integers(1, 3), extra=st.integers(1, 10**6))
+        def first_deposit(self, to: str, fees: int, extra: int) -> None:
+            """Every run has one requester whose credit pays some of its requests."""
+            self.deposit(to, fees, extra)
+
+        @rule(to=st.sampled_from(REQUESTERS), fees=st.integers(0, 2), extra=st.integers(1, 10**6))
+        def deposit(self, to: str, fees: int, extra: int) -> None:
+            """Anyone (here the attacker) funds a requester's credit, sometimes enough for its next
+            requests, sometimes just short."""
+            account = dapp if to == "dapp" else consumers[to]
+            amount = fees * hub.quote(model_id, version, 3) + extra
+            self.mint(attacker, amount)
+            token.approve(hub, amount, sender=attacker)
+            hub.deposit(account, amount, sender=attacker)
+            self.move(attacker.address, -amount)
+            self.credits[account.address] = self.credits.get(account.address, 0) + amount
 
         @rule(name=st.sampled_from(sorted(consumers)))
         def claim_consumer_refunds(self, name: str) -> None:

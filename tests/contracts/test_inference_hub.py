@@ -144,6 +144,75 @@ def test_request__no_allowance__reverts(hub, token, model, challenger, deployer)
         hub.requestInference((*model, 1, 1, 0, False, 10**20, sample_input()), sender=challenger)
 
 
+def test_deposit__credits_the_account_from_the_payer(hub, token, dapp, challenger, fund):
+    fund(dapp, 5 * OP_FEE, hub)
+    before = (token.balanceOf(dapp), token.balanceOf(hub), hub.claimable(challenger))
+    receipt = hub.deposit(challenger, 5 * OP_FEE, sender=dapp)
+    assert receipt.events.filter(hub.Deposited) == [hub.Deposited(challenger, dapp, 5 * OP_FEE)]
+    assert token.balanceOf(dapp) == before[0] - 5 * OP_FEE
+    assert token.balanceOf(hub) == before[1] + 5 * OP_FEE
+    assert hub.claimable(challenger) == before[2] + 5 * OP_FEE
+    # The credit is the account's own: it may withdraw it; the payer has no claim on it.
+    with ape.reverts(hub.NothingToClaim):
+        hub.claim(sender=dapp)
+    hub.claim(sender=challenger)
+    assert hub.claimable(challenger) == 0
+
+
+@pytest.mark.parametrize("who,amount", [("zero", 1), ("dapp", 0)])
+def test_deposit__nothing_or_for_nobody__reverts(hub, token, dapp, fund, who, amount):
+    fund(dapp, 10, hub)
+    account = "0x" + "00" * 20 if who == "zero" else dapp
+    with ape.reverts(hub.InvalidDeposit):
+        hub.deposit(account, amount, sender=dapp)
+    assert token.balanceOf(dapp) == 10
+
+
+def test_deposit__without_allowance__reverts(hub, token, challenger, deployer):
+    token.mint(challenger, 10, sender=deployer)
+    with ape.reverts(token.ERC20InsufficientAllowance):
+        hub.deposit(challenger, 10, sender=challenger)
+
+
+def test_request__paid_from_credit_when_it_covers_the_whole_fee(hub, token, model, make_request, dapp, fund):
+    fee = hub.quote(*model, 3)
+    fund(dapp, fee + 1, hub)
+    hub.deposit(dapp, fee + 1, sender=dapp)
+    token.approve(hub, 0, sender=dapp)  # no allowance: the credit alone must pay
+    wallet, escrow = token.balanceOf(dapp), token.balanceOf(hub)
+    req = (*model, 1, 3, 0, False, fee, sample_input())
+    receipt = hub.requestInference(req, sender=dapp)
+    assert receipt.events.filter(token.Transfer) == []
+    assert hub.claimable(dapp) == 1
+    assert (token.balanceOf(dapp), token.balanceOf(hub)) == (wallet, escrow)
+    # One unit short of the next fee: the whole fee is pulled by transfer, the credit is left alone.
+    with ape.reverts(token.ERC20InsufficientAllowance):
+        hub.requestInference(req, sender=dapp)
+    fund(dapp, fee)
+    token.approve(hub, fee, sender=dapp)
+    hub.requestInference(req, sender=dapp)
+    assert hub.claimable(dapp) == 1
+    assert token.balanceOf(dapp) == wallet
+    assert token.balanceOf(hub) == escrow + fee
+
+
+def test_consumer__with_credit__requests_without_approving_or_spending_tokens(
+    hub, token, project, deployer, model, dapp, fund
+):
+    consumer = deployer.deploy(project.RecordingConsumer, hub)
+    fee = hub.quote(*model, 3)
+    fund(dapp, 2 * fee, hub)
+    hub.deposit(consumer, 2 * fee, sender=dapp)  # anyone may fund a consumer's credit
+    req = (*model, 1, 3, 100_000, False, fee, sample_input())
+    receipt = consumer.request(token, req, sender=dapp)
+    assert receipt.events.filter(token.Approval) == [] and receipt.events.filter(token.Transfer) == []
+    assert hub.claimable(consumer) == fee and token.balanceOf(consumer) == 0
+    # Without enough credit it falls back to its token balance (none here): the hub's pull fails.
+    consumer.request(token, req, sender=dapp)
+    with ape.reverts():
+        consumer.request(token, req, sender=dapp)
+
+
 def test_views__unknown_or_pending__revert(hub, rid):
     with ape.reverts(hub.UnknownRequest):
         hub.getRequest(777)

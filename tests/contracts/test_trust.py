@@ -289,3 +289,6 @@ def test_fee_on_transfer_token__refused_at_escrow(project, deployer, registry, m
     fot.approve(hub, 2**256 - 1, sender=dapp)
     with ape.reverts(hub.TransferAmountMismatch):
         hub.requestInference((*model, 1, 1, 0, False, 100 * E18, sample_input()), sender=dapp)
+    # A deposit is held to the same exact-amount check.
+    with ape.reverts(hub.TransferAmountMismatch):
+        hub.deposit(dapp, 10 * E18, sender=dapp)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from verinfer.chain.keys import write_keystore
+from verinfer.chain.rpc import Rpc
 from verinfer.devnet.network import RPC_PROBE, project_root, tool_env
 from verinfer.devnet.processes import free_port, spawn, stop, wait_http
 from verinfer.models.samples import breast_cancer, iris_mlp
@@ -334,3 +335,30 @@ def test_devnet__on_an_existing_chain__leaves_that_chain_running(tmp_path: Path)
         assert status.returncode == 1 and "no devnet" in status.stdout
     finally:
         stop(anvil)
+
+
+def test_credit__deposit_pays_the_requests_of_an_account_without_tokens__claim_withdraws(
+    devnet: Devnet, tmp_path: Path
+) -> None:
+    fresh = Account.create()
+    Rpc(devnet.state.rpc_url).raw("anvil_setBalance", fresh.address, hex(10**18))  # gas, no tokens
+    write_keystore(tmp_path / "key.json", bytes(fresh.key), "pw", iterations=2**10)
+    env = {**devnet.env, "KEY_PASSWORD": "pw"}
+    signer = ("--keystore", str(tmp_path / "key.json"), "--password-env", "KEY_PASSWORD")
+
+    def as_fresh(*args: str) -> Any:
+        done = verinfer_cli(*args, *signer, "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    funded = ok_json(devnet, "credit", "deposit", "20", "--for", fresh.address)  # the dapp pays
+    assert funded == {"account": fresh.address, "credit": str(20 * 10**18)}
+    result = as_fresh("infer", "--model", "iris-mlp", "--input", "[[5.9, 3.0, 5.1, 1.8]]")
+    assert result["settlement"]["status"] == "FINALIZED"
+    left = int(ok_json(devnet, "credit", "show", fresh.address)["credit"])
+    assert 0 < left < 20 * 10**18  # the fee came out of the credit: the account holds no tokens
+    assert as_fresh("credit", "claim") == {"account": fresh.address, "credit": "0"}
+    assert as_fresh("credit", "claim") == {"account": fresh.address, "credit": "0"}  # nothing left: no-op
+
+    assert "is not an address" in fails(devnet, 2, "credit", "show", "0x123")
+    assert "above zero" in fails(devnet, 2, "credit", "deposit", "0")

@@ -71,6 +71,8 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
     assert digest_only["settle"] < stored["settle"]  # storing the output costs gas
     many = gas["attested_batched"]
     assert many["5"]["settle_per_request"] < many["1"]["settle_per_request"]  # one transaction shared
+    pay = gas["payment"]
+    assert 0 < pay["credit"] < pay["transfer"] and pay["saved"] == pay["transfer"] - pay["credit"]
 
 
 def test_quick__latency_throughput_and_overhead_measured(quick: Path) -> None:

@@ -3,7 +3,8 @@ as the operator pool grows. Every number is a mined transaction's gasUsed (or, f
 the call tracer's gasUsed of that sub-call) on anvil.
 
 Results reach only the requester, so requests with a callback are made by the consumer contract itself
-(`DigestConsumer.request`, paid from its own token balance). The committee is drawn from the hash of
+(`DigestConsumer.request`). Requesters pay from a credit at the hub funded once with `deposit`; `payment`
+measures the same request paid by approval and transfer instead. The committee is drawn from the hash of
 the block after the request's: the bench waits for that block (the devnet's block keeper mines it, or
 the bench does), reads the committee with `previewCommittee`, and the first commit pays for the draw."""
 
@@ -93,6 +94,7 @@ class GasBench:
         self.runtime = ModelRuntime(ArtifactStore(stack.state.store_dir))
         self.members: dict[str, Member] = {}
         self.consumer = ""
+        self.paying_consumer = ""
         self.two_pools: set[str] = set()  # operators in both models' pools (a slash writes both)
 
     # ------------------------------------------------------------ setup
@@ -108,8 +110,9 @@ class GasBench:
         params = list(self.stack.contracts.view("attested", "params"))
         params[0] = 250
         self.deployer.transact("attested", "setParams", tuple(params))
-        self.deployer.transact("token", "mint", self.dapp.address, 100_000 * TOKEN)
+        self.deployer.transact("token", "mint", self.dapp.address, 300_000 * TOKEN)
         self.dapp.transact("token", "approve", self.stack.contracts.hub.address, 2**256 - 1)
+        self.dapp.transact("hub", "deposit", self.dapp.address, 100_000 * TOKEN)
         # Dev-mnemonic accounts 3-7: funded with ETH by anvil, unused by a devnet without relayers.
         accounts: list[LocalAccount] = [dev_account(3 + i) for i in range(5)]
         for i, account in enumerate(accounts):
@@ -122,7 +125,10 @@ class GasBench:
                 self.two_pools.add(account.address)
             self.members[account.address] = Member(client)
         self.consumer = self._deploy("DigestConsumer", ["address"], [self.stack.contracts.hub.address])
-        self.deployer.transact("token", "mint", self.consumer, 100_000 * TOKEN)  # it pays its requests
+        self.dapp.transact("hub", "deposit", self.consumer, 100_000 * TOKEN)  # its credit pays its requests
+        # The same consumer paying from its token balance (approval and transfer per request).
+        self.paying_consumer = self._deploy("DigestConsumer", ["address"], [self.stack.contracts.hub.address])
+        self.deployer.transact("token", "mint", self.paying_consumer, 1_000 * TOKEN)
         mine_to_next_epoch(self.stack.rpc, self.epoch_blocks)
         self.warm_up()
 
@@ -176,6 +182,7 @@ class GasBench:
         seed: bool = True,
         mode: int = MODE_CONSENSUS,
         digest_only: bool = False,
+        consumer: str | None = None,
     ) -> tuple[int, int, bytes, str]:
         """(request id, gas, encoded output every honest member computes, tx hash).
 
@@ -198,7 +205,7 @@ class GasBench:
             data = bytes.fromhex(CONSUMER_REQUEST[2:]) + encode(
                 ["address", REQUEST_TYPE], [self.stack.contracts.token.address, args]
             )
-            receipt = self.dapp.sender.transact(self.consumer, data, "request")
+            receipt = self.dapp.sender.transact(consumer or self.consumer, data, "request")
         else:
             receipt = self.dapp.transact("hub", "requestInference", args)
         request_id = int(self.stack.contracts.view("hub", "requestCount"))
@@ -363,6 +370,16 @@ class GasBench:
             }
         return out
 
+    def payment(self) -> dict[str, int]:
+        """A consumer's attested k = 3 request paid from its credit at the hub, and the same request paid
+        from its token balance (approval, transfer, the hub's balance check, the approval reset)."""
+        rows = distinct_inputs(sample(MODEL), 2, seed=11)
+        _, credit, _, _ = self.request(MODEL, 3, rows[0], mode=MODE_ATTESTED, seed=False)
+        _, transfer, _, _ = self.request(
+            MODEL, 3, rows[1], mode=MODE_ATTESTED, seed=False, consumer=self.paying_consumer
+        )
+        return {"credit": credit, "transfer": transfer, "saved": transfer - credit}
+
     def finalize_after_silence(self) -> dict[str, int]:
         """k = 3, one member commits but never reveals: `finalize` after the window settles, slashes and
         calls back. The silent member is in two model pools."""
@@ -482,6 +499,7 @@ def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
         "per_operation": bench.per_operation((1, 3, 5), 1 if quick else 3),
         "attested": bench.attested((3,) if quick else (1, 3, 5), 1 if quick else 3),
         "attested_batched": bench.attested_batched((1, 5) if quick else (1, 10, 50)),
+        "payment": bench.payment(),
         "finalize_after_silence": bench.finalize_after_silence(),
         "batched": bench.batched((1, 5) if quick else (1, 10, 50)),
         "draw": bench.draw(draw_sizes, 2 if quick else 5),

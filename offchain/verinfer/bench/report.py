@@ -243,6 +243,13 @@ def markdown(results: dict[str, Any]) -> str:
                     for n, b in gas["attested_batched"].items()
                 ],
             )
+        if "payment" in gas:
+            pay = gas["payment"]
+            out += [
+                f"How a request is paid (a consumer's attested k=3 request): from its credit at the hub "
+                f"{pay['credit']} gas, by approval and transfer {pay['transfer']} gas ({pay['saved']} more).",
+                "",
+            ]
         out += ["## Batched commit/reveal (k=3, each operator one commitMany and one revealMany)", ""]
         out += _table(
             [

@@ -9,6 +9,7 @@ from verinfer.chain.deployment import DeploymentError
 from verinfer.chain.keys import KeyLoadError
 from verinfer.chain.rpc import RpcUnavailable
 from verinfer.chain.sender import TransactionFailed
+from verinfer.cli.credit import credit
 from verinfer.cli.devnet import devnet
 from verinfer.cli.infer import infer, requests
 from verinfer.cli.models import models
@@ -86,5 +87,5 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for command in (models, operators, operator, infer, requests, devnet, store, relayer):
+for command in (models, operators, operator, infer, requests, credit, devnet, store, relayer):
     cli.add_command(command)

@@ -182,9 +182,18 @@ class Client:
         return int(self.contracts.view("token", "balanceOf", owner))
 
     def claimable(self, address: str | None = None) -> int:
-        """Refunds and earnings the hub holds for `address` (payouts are pulled, never pushed)."""
+        """Credit the hub holds for `address`: refunds, earnings and deposits (payouts are pulled, never
+        pushed). It pays the account's requests first when it covers a whole fee."""
         owner = address or self.address
         return int(self.contracts.view("hub", "claimable", owner))
+
+    def deposit(self, amount: int, account: str | None = None, *, approve: bool = True) -> None:
+        """Moves `amount` of this account's tokens into `account`'s credit at the hub (default: its own),
+        which then pays that account's requests without an approval and a transfer each."""
+        if amount <= 0:
+            raise InvalidArgument(f"a deposit must be above zero, got {amount}")
+        self.ensure_allowance(self.contracts.hub.address, amount, approve=approve, purpose="the deposit")
+        self.transact("hub", "deposit", account or self.address, amount)
 
     def claim(self) -> int:
         """Withdraws everything claimable to the client's account; returns the amount."""
@@ -299,7 +308,8 @@ class Client:
             raise InsufficientAllowance(
                 f"the request costs {self.tokens(fee)}, above max_fee {self.tokens(max_fee)}"
             )
-        self.ensure_allowance(self.contracts.hub.address, fee, approve=approve, purpose="the request")
+        if self.claimable() < fee:  # otherwise the hub takes the fee from the credit
+            self.ensure_allowance(self.contracts.hub.address, fee, approve=approve, purpose="the request")
         args = request_struct(
             target,
             encoded,
