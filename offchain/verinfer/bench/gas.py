@@ -26,7 +26,7 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.crypto import keccak
 from web3.types import TxReceipt
 
-from verinfer.bench.harness import Stack, distinct_inputs, node, sample
+from verinfer.bench.harness import Stack, distinct_inputs, sample
 from verinfer.chain import attestations
 from verinfer.chain.attestations import Domain
 from verinfer.chain.contracts import MODE_ATTESTED, MODE_CONSENSUS, ModelVersion, Status
@@ -222,7 +222,7 @@ class GasBench:
         deadline = time.monotonic() + SEED_WAIT
         while self.stack.rpc.block_number() < onchain.seed_block:
             if time.monotonic() > deadline:
-                node(self.stack.rpc, "evm_mine")
+                self.stack.rpc.raw("evm_mine")
             time.sleep(0.005)
 
     def committee(self, request_id: int, mode: int = MODE_CONSENSUS) -> list[Member]:
@@ -269,7 +269,7 @@ class GasBench:
     def subcall_gas(self, tx_hash: str, to: str, sig: str) -> int | None:
         """gasUsed of the first call to `to` with selector `sig` inside the transaction (call tracer)."""
         tx = tx_hash if tx_hash.startswith("0x") else "0x" + tx_hash
-        stack = [node(self.stack.rpc, "debug_traceTransaction", tx, {"tracer": "callTracer"}) or {}]
+        stack = [self.stack.rpc.raw("debug_traceTransaction", tx, {"tracer": "callTracer"}) or {}]
         while stack:
             frame = stack.pop()
             if frame.get("to", "").lower() == to.lower() and frame.get("input", "").startswith(sig):
@@ -394,7 +394,7 @@ class GasBench:
             self.reveal(m, [request_id], [output])
         deadline = self.stack.contracts.request(request_id).reveal_deadline  # type: ignore[union-attr]
         head = self.stack.rpc.block_number()
-        node(self.stack.rpc, "anvil_mine", hex(deadline - head + 1))
+        self.stack.rpc.raw("anvil_mine", hex(deadline - head + 1))
         receipt = self.dapp.transact("consensus", "finalize", request_id)
         self.expect(request_id, Status.FINALIZED)
         slash = self.subcall_gas(
@@ -454,10 +454,10 @@ class GasBench:
         contracts = self.stack.contracts
         token, staking = contracts.token.address, contracts.staking.address
         w3 = self.stack.rpc.w3
-        node(self.stack.rpc, "anvil_autoImpersonateAccount", True)
+        self.stack.rpc.raw("anvil_autoImpersonateAccount", True)
         for i in range(largest):
             address = w3.to_checksum_address(keccak(text=f"verinfer-bench-operator-{i}")[12:])
-            node(self.stack.rpc, "anvil_setBalance", address, hex(10**18))
+            self.stack.rpc.raw("anvil_setBalance", address, hex(10**18))
             self.send_as(
                 self.deployer.address, token, contracts.calldata("token", "mint", address, MIN_STAKE)
             )
@@ -468,7 +468,7 @@ class GasBench:
                     self.send_as(
                         address, staking, contracts.calldata("staking", "register", version.model_id)
                     )
-        node(self.stack.rpc, "anvil_autoImpersonateAccount", False)
+        self.stack.rpc.raw("anvil_autoImpersonateAccount", False)
         mine_to_next_epoch(self.stack.rpc, self.epoch_blocks)
         out: dict[str, Any] = {}
         rows = distinct_inputs(onnx, repeats * len(sizes), seed=4)

@@ -185,11 +185,6 @@ class BlockWatcher:
         return None if done is None or start is None else done.seen_at - start
 
 
-def node(rpc: Rpc, method: str, *params: Any) -> Any:
-    """A dev-node call web3 has no method for (anvil_mine, debug_traceTransaction, ...): its result."""
-    return rpc.raw(method, *params)
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds `pid` has used so far (0 if it is gone)."""
     try:

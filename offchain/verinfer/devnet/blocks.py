@@ -18,12 +18,10 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
 
 import click
-from web3.types import RPCEndpoint
 
-from verinfer.chain.rpc import Rpc, RpcUnavailable
+from verinfer.chain.rpc import Rpc, RpcError, RpcUnavailable
 
 log = logging.getLogger("verinfer.blocks")
 
@@ -85,7 +83,7 @@ class BlockKeeper:
                     self.idle_interval is not None and quiet_for >= self.idle_interval
                 )
                 if due and self._automine():
-                    self._call("evm_mine")
+                    self.rpc.raw("evm_mine")
                     self.mined += 1
                     busy, changed = False, time.monotonic()
             except (RpcUnavailable, RuntimeError) as exc:
@@ -93,7 +91,7 @@ class BlockKeeper:
                 head = -1
 
     def _has_transactions(self, number: int) -> bool:
-        block = self._call("eth_getBlockByNumber", hex(number), False)
+        block = self.rpc.raw("eth_getBlockByNumber", hex(number), False)
         return bool(block and block.get("transactions"))
 
     def _automine(self) -> bool:
@@ -101,28 +99,24 @@ class BlockKeeper:
         answers neither is assumed to."""
         for method in ("anvil_getAutomine", "hardhat_getAutomine"):
             try:
-                return bool(self._call(method))
-            except RuntimeError:
+                return bool(self.rpc.raw(method))
+            except RpcError:
                 continue
         return True
-
-    def _call(self, method: str, *params: Any) -> Any:
-        return self.rpc.raw(method, *params)
 
 
 def mine(rpc: Rpc, blocks: int) -> None:
     """Mines `blocks` blocks at once on a dev node (anvil_mine / hardhat_mine, else evm_mine each)."""
     if blocks <= 0:
         return
-
-    def call(method: str, *params: Any) -> Any:
-        return rpc.call(lambda w3: w3.provider.make_request(RPCEndpoint(method), list(params)), method)
-
     for method in ("anvil_mine", "hardhat_mine"):
-        if not call(method, hex(blocks)).get("error"):
+        try:
+            rpc.raw(method, hex(blocks))
             return
+        except RpcError:
+            continue
     for _ in range(blocks):
-        call("evm_mine")
+        rpc.raw("evm_mine")
 
 
 def mine_to_next_epoch(rpc: Rpc, epoch_blocks: int) -> int:

@@ -86,6 +86,9 @@ class PeersConfig:
     url: str = ""
     publish: bool = True
     timeout: float = 2.0
+    # Seconds to wait, once a quorum is held, for the other members' signatures before settling
+    # without them (each one left out costs its member an `attestLate` transaction); 0 settles at once.
+    full_wait: float = 0.05
 
 
 @dataclass(frozen=True)

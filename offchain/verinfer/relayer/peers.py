@@ -214,9 +214,11 @@ def _one_line(text: str) -> str:
 
 @dataclass(frozen=True)
 class PeerConfig:
-    """How long a push or a pull waits for its peers, all of them together (they are asked at once)."""
+    """How long a push or a pull waits for its peers, all of them together (they are asked at once), and
+    how long a quorum waits for the rest of the committee's signatures before it settles without them."""
 
     timeout: float = 2.0
+    full_wait: float = 0.05
 
 
 class PeerUnusable(Exception):

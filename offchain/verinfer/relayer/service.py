@@ -154,7 +154,7 @@ class Relayer:
             context,
             account,
             self.domain,
-            PeerConfig(timeout=config.peers.timeout),
+            PeerConfig(timeout=config.peers.timeout, full_wait=config.peers.full_wait),
             lambda member: str(self.contracts.view("staking", "endpointOf", member)),
         )
         self.modes: dict[int, ModeStrategy] = {

@@ -10,6 +10,7 @@ their fee with `attestLate`, which this relayer sends for itself when a settleme
 """
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,7 @@ class AttestedStrategy:
         self._in_flight: set[tuple[str, int]] = set()  # (push|pull, request id) running now
         self._pulled: dict[int, int] = {}  # request id -> head at its last pull
         self._quorum_at: dict[int, int] = {}  # request id -> head when this relayer first held a quorum
+        self._quorum_since: dict[int, float] = {}  # request id -> monotonic time of that first quorum
         self._reported: set[tuple[int, str]] = set()
 
     # ------------------------------------------------------------ mode
@@ -192,11 +194,17 @@ class AttestedStrategy:
                 )
             return None
         first = self._quorum_at.setdefault(row.request_id, head)
+        held = [a for group in groups.values() for a in group]
+        # A member left out pays a transaction (attestLate) to get its fee: the rest of the committee
+        # usually signs within milliseconds of the quorum, so wait briefly for it.
+        since = self._quorum_since.setdefault(row.request_id, time.monotonic())
+        if len(held) < row.k and time.monotonic() - since < self.peers.full_wait:
+            return None
         # Members take turns a block apart, in member order among those who signed this digest.
         turn = sum(1 for a in agreeing if row.committee.index(a.signer) < row.member)
         if head < first + turn:
             return None
-        return [a for group in groups.values() for a in group]
+        return held
 
     def _settle(self, batch: list[tuple[RequestRow, list[Attestation]]]) -> None:
         ids = [row.request_id for row, _ in batch]
@@ -297,6 +305,7 @@ class AttestedStrategy:
     def forget(self, request_id: int) -> None:
         self._pulled.pop(request_id, None)
         self._quorum_at.pop(request_id, None)
+        self._quorum_since.pop(request_id, None)
 
     def close(self) -> None:
         self._io.shutdown(wait=False, cancel_futures=True)

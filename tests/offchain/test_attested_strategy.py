@@ -1,0 +1,183 @@
+"""The attested strategy's settling decision, against a real journal and real EIP-712 signatures and a
+transaction manager that records what it is asked to send: once it holds a quorum it waits up to
+`full_wait` for the rest of the committee (each member left out pays an `attestLate` of its own), then
+settles with what it holds. The strategy's clock is a test clock: nothing sleeps."""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from verinfer.chain import attestations
+from verinfer.chain.attestations import Domain
+from verinfer.relayer.config import RelayerConfig
+from verinfer.relayer.journal import Journal, RequestRow, State
+from verinfer.relayer.metrics import Metrics
+from verinfer.relayer.modes import StrategyContext
+from verinfer.relayer.modes import attested as attested_module
+from verinfer.relayer.modes.attested import AttestedStrategy
+from verinfer.relayer.peers import PeerConfig
+
+MEMBERS: list[LocalAccount] = [Account.from_key(bytes([i + 1]) * 32) for i in range(3)]
+ME = MEMBERS[0]
+MODE = "0x00000000000000000000000000000000000000D4"
+DOMAIN = Domain(31337, MODE)
+DIGEST = b"d" * 32
+SEED, DEADLINE = 100, 140
+
+
+@dataclass
+class FakeChain:
+    """Call data names its function; each send is recorded with the arguments it was built from."""
+
+    sent: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    _args: dict[bytes, tuple[Any, ...]] = field(default_factory=dict)
+
+    @property
+    def attested(self) -> Any:
+        return type("AttestedMode", (), {"address": MODE})()
+
+    def calldata(self, contract: str, function: str, *args: Any) -> bytes:
+        data = f"{contract}.{function}.{len(self._args)}".encode()
+        self._args[data] = args
+        return data
+
+    def send(self, to: str, data: bytes, *, kind: str, request_ids: Any, extra_gas: int = 0) -> bytes:
+        self.sent.append((data.decode().split(".")[1], self._args[data]))
+        return bytes(32)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    made = Clock()
+    monkeypatch.setattr(attested_module.time, "monotonic", made)
+    return made
+
+
+@pytest.fixture
+def chain() -> FakeChain:
+    return FakeChain()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "journal.db")
+
+
+def strategy(chain: FakeChain, journal: Journal, full_wait: float) -> AttestedStrategy:
+    ctx = StrategyContext(
+        address=ME.address,
+        config=RelayerConfig(),
+        contracts=cast(Any, chain),
+        journal=journal,
+        txm=cast(Any, chain),
+        metrics=Metrics(),
+        decoder=cast(Any, None),
+        log=logging.getLogger("test"),
+        miss=lambda row, reason: None,
+        reconcile=lambda row: None,
+        observe=lambda row, stage: None,
+    )
+    return AttestedStrategy(ctx, ME, DOMAIN, PeerConfig(full_wait=full_wait), lambda member: "")
+
+
+def signed(journal: Journal, request_id: int, *signers: LocalAccount) -> None:
+    """A request this relayer signed (member 0), with the given members' signatures journaled."""
+    if journal.get(request_id) is None:
+        journal.add_request(
+            RequestRow(
+                request_id=request_id,
+                state=State.SIGNED,
+                model_id=b"\x01" * 32,
+                version=1,
+                input=b"x",
+                input_hash=b"h",
+                k=3,
+                committee=tuple(m.address for m in MEMBERS),
+                member=0,
+                created_block=SEED - 1,
+                seed_block=SEED,
+                commit_deadline=DEADLINE,
+                reveal_deadline=DEADLINE,
+                callback_gas=0,
+                seen_at=0.0,
+                updated_at=0.0,
+                output=b"out",
+                digest=DIGEST,
+                salt=None,
+            )
+        )
+    for member in signers:
+        journal.add_attestation(attestations.sign(member, DOMAIN, request_id, DIGEST), own=member is ME)
+
+
+def settled_signers(chain: FakeChain) -> list[list[str]]:
+    """For each settle sent, who signed what it carries (recovered, not taken on trust)."""
+    out = []
+    for function, args in chain.sent:
+        assert function == "settle"
+        request_id, _, sigs = args
+        out.append(
+            sorted(
+                attestations.recover(DOMAIN, attestations.Attestation(request_id, d, ME.address, s))
+                for d, s in sigs
+            )
+        )
+    return out
+
+
+def test_quorum__waits_for_the_last_member__settles_with_all_three(
+    chain: FakeChain, journal: Journal, clock: Clock
+) -> None:
+    s = strategy(chain, journal, full_wait=0.05)
+    signed(journal, 1, MEMBERS[0], MEMBERS[1])
+    s.act(journal.active(), SEED + 1)
+    assert chain.sent == []  # a quorum, but the third member may sign any moment
+    clock.now += 0.01
+    signed(journal, 1, MEMBERS[2])
+    s.act(journal.active(), SEED + 1)
+    assert settled_signers(chain) == [sorted(m.address for m in MEMBERS)]
+
+
+def test_quorum__last_member_silent__settles_without_it_once_the_wait_is_over(
+    chain: FakeChain, journal: Journal, clock: Clock
+) -> None:
+    s = strategy(chain, journal, full_wait=0.05)
+    signed(journal, 1, MEMBERS[0], MEMBERS[1])
+    s.act(journal.active(), SEED + 1)
+    clock.now += 0.049
+    s.act(journal.active(), SEED + 1)
+    assert chain.sent == []
+    clock.now += 0.002
+    s.act(journal.active(), SEED + 1)
+    assert settled_signers(chain) == [sorted(m.address for m in MEMBERS[:2])]
+
+
+def test_no_wait__settles_on_the_quorum_at_once(chain: FakeChain, journal: Journal, clock: Clock) -> None:
+    s = strategy(chain, journal, full_wait=0.0)
+    signed(journal, 1, MEMBERS[0], MEMBERS[1])
+    s.act(journal.active(), SEED + 1)
+    assert settled_signers(chain) == [sorted(m.address for m in MEMBERS[:2])]
+
+
+def test_no_quorum__nothing_sent_however_long_it_waits(
+    chain: FakeChain, journal: Journal, clock: Clock
+) -> None:
+    s = strategy(chain, journal, full_wait=0.05)
+    signed(journal, 1, MEMBERS[0])
+    for _ in range(3):
+        s.act(journal.active(), SEED + 1)
+        clock.now += 1.0
+    assert chain.sent == []
+    s.close()
