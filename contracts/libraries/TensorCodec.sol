@@ -32,6 +32,11 @@ library TensorCodec {
 
     /// @dev Byte length of `errorOutput(code)` for any code: the layout is fixed.
     uint256 internal constant ERROR_OUTPUT_LENGTH = 416;
+    /// @dev keccak256(errorOutput(ERR_INPUT_UNAVAILABLE)): the answer of a member that could not get an
+    ///      external input. Modes never slash it, nor anyone when it is the accepted answer (the
+    ///      requester decides who gets its input; pinned by tests against errorOutput).
+    bytes32 internal constant INPUT_UNAVAILABLE_DIGEST =
+        0xc9e0a8cf6fe1df261ad5f38130aafed0631b5eb84fbfe02853710c0ca0b0a2b4;
 
     /// @notice No tensor in the list has the requested name.
     error TensorNotFound(string name);

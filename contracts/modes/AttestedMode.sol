@@ -252,7 +252,7 @@ contract AttestedMode is ModeBase, EIP712 {
         Round storage r = _known(requestId);
         bytes32 accepted = _accepted[requestId];
         if (accepted == bytes32(0)) revert NothingAccepted(requestId);
-        if (dissent.digest == accepted) revert NotDissent(requestId);
+        if (!_slashableDissent(accepted, dissent.digest)) revert NotDissent(requestId);
         uint256 until = uint256(r.deadline) + r.lateWindow;
         if (block.number > until) revert LateWindowClosed(requestId, until);
         (address member, uint16 bit) =
@@ -423,17 +423,7 @@ contract AttestedMode is ModeBase, EIP712 {
         address[] memory committee = _committeeDrawing(requestId, r);
         bytes32 digest = keccak256(output);
         uint16 penalized = r.penalizedMask;
-        uint16 seen;
-        uint16 agree;
-        uint16 dissent;
-        for (uint256 i = 0; i < signatures.length; ++i) {
-            (address signer, uint16 bit) = _signer(committee, requestId, signatures[i].digest, signatures[i].signature);
-            if (seen & bit != 0) revert DuplicateSigner(requestId, signer);
-            seen |= bit;
-            if (penalized & bit != 0) continue; // a proven equivocator's word counts for nothing
-            if (signatures[i].digest == digest) agree |= bit;
-            else dissent |= bit;
-        }
+        (uint16 agree, uint16 dissent) = _sorted(committee, requestId, digest, penalized, signatures);
         uint256 agreeing = _popcount(agree);
         if (agreeing < uint256(k) / 2 + 1) revert NoQuorum(requestId, agreeing, uint256(k) / 2 + 1);
 
@@ -461,6 +451,34 @@ contract AttestedMode is ModeBase, EIP712 {
         // Everyone not paid, not slashed now and not slashed before may still show its agreement.
         outcome.held = uint8(k - agreeing - _popcount(penalized | dissent));
         hub.settle(requestId, outcome, output);
+    }
+
+    /// @dev The members whose signatures agree with `digest` and those whose signatures are dissent to
+    ///      slash; a member already penalized counts for nothing, a member twice reverts.
+    function _sorted(
+        address[] memory committee,
+        uint256 requestId,
+        bytes32 digest,
+        uint16 penalized,
+        Signed[] calldata signatures
+    ) private view returns (uint16 agree, uint16 dissent) {
+        uint16 seen;
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            (address signer, uint16 bit) = _signer(committee, requestId, signatures[i].digest, signatures[i].signature);
+            if (seen & bit != 0) revert DuplicateSigner(requestId, signer);
+            seen |= bit;
+            if (penalized & bit != 0) continue; // a proven equivocator's word counts for nothing
+            if (signatures[i].digest == digest) agree |= bit;
+            else if (_slashableDissent(digest, signatures[i].digest)) dissent |= bit;
+        }
+    }
+
+    /// @dev Whether a signature on `signed` against the accepted `accepted` is dissent to slash: never
+    ///      when either is INPUT_UNAVAILABLE (who gets an external input is the requester's choice; such
+    ///      a member is not paid either: its fee is held, then refunded).
+    function _slashableDissent(bytes32 accepted, bytes32 signed) private pure returns (bool) {
+        return signed != accepted && signed != TensorCodec.INPUT_UNAVAILABLE_DIGEST
+            && accepted != TensorCodec.INPUT_UNAVAILABLE_DIGEST;
     }
 
     function _popcount(uint16 mask) private pure returns (uint256 n) {

@@ -407,7 +407,7 @@ contract ConsensusMode is ModeBase {
         r.errorCode = outcome.errorCode;
         address[] memory committee = _committee(requestId, k);
         outcome.paid = _membersIn(committee, agreeMask);
-        _penalties(outcome, r, committee, revealed, agreeMask, agreeing);
+        _penalties(outcome, r, committee, revealed, agreeMask, _judged(requestId, k, revealed, best, agreeing));
         hub.settle(requestId, outcome, output);
     }
 
@@ -440,13 +440,31 @@ contract ConsensusMode is ModeBase {
 
     /// @dev Never committed: silence. Committed, never revealed: withheld. Revealed another output than
     ///      an accepted one: dissent. Disagreeing without a quorum is no fault: nobody knows who was right.
+    /// @dev The revealed members a settlement with `agreeing` members behind `best` may slash as dissent:
+    ///      none without a quorum or when the accepted answer is INPUT_UNAVAILABLE, and never one who
+    ///      answered INPUT_UNAVAILABLE (who gets an external input is the requester's choice, not the
+    ///      member's; such a member is not paid either).
+    function _judged(uint256 requestId, uint256 k, uint16 revealed, bytes32 best, uint256 agreeing)
+        private
+        view
+        returns (uint16 judged)
+    {
+        if (agreeing == 0 || best == TensorCodec.INPUT_UNAVAILABLE_DIGEST) return 0;
+        mapping(uint256 => bytes32) storage hashes = _memberHashes[requestId];
+        for (uint256 i = 0; i < k; ++i) {
+            if (revealed & (1 << i) != 0 && hashes[i] != TensorCodec.INPUT_UNAVAILABLE_DIGEST) {
+                judged |= uint16(1 << i);
+            }
+        }
+    }
+
     function _penalties(
         IInferenceHub.Outcome memory outcome,
         Round storage r,
         address[] memory committee,
         uint16 revealed,
         uint16 agreeMask,
-        uint256 agreeing
+        uint16 judged
     ) private view {
         uint16 committed = r.committedMask;
         IInferenceHub.Fault[] memory faults = new IInferenceHub.Fault[](committee.length);
@@ -456,7 +474,7 @@ contract ConsensusMode is ModeBase {
             if (agreeMask & bit != 0) continue;
             if (committed & bit == 0) faults[i] = IInferenceHub.Fault.Silent;
             else if (revealed & bit == 0) faults[i] = IInferenceHub.Fault.Withheld;
-            else if (agreeing != 0) faults[i] = IInferenceHub.Fault.Dissent;
+            else if (judged & bit != 0) faults[i] = IInferenceHub.Fault.Dissent;
             else continue;
             ++n;
         }

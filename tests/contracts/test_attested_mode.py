@@ -1326,3 +1326,51 @@ def test_set_params__admin__applies_to_new_rounds_only(
         assert stake - stake_of(staking, cheat) == slashed
         assert token.balanceOf(challenger) - tokens == reward
         assert slashed - reward >= stake * dissent_bps // BPS
+
+
+# ------------------------------------------------------------------ external inputs
+
+
+UNAVAILABLE = error_output(ErrorCode.INPUT_UNAVAILABLE)
+
+
+def test_settle__member_without_the_external_input__not_slashed__fee_held_then_refunded(
+    hub: Any,
+    attested: Any,
+    staking: Any,
+    new_request: Any,
+    committee: Any,
+    signed: Any,
+    ledger: Any,
+    dapp: Any,
+) -> None:
+    """The requester decides who gets an external input: INPUT_UNAVAILABLE is never dissent."""
+    book = ledger()
+    rid = new_request()
+    a, b, c = committee(rid)
+    stake = stake_of(staking, c)
+    sigs = [signed(a, rid, OUT), signed(b, rid, OUT), signed(c, rid, UNAVAILABLE)]
+    receipt = attested.settle(rid, OUT, sigs, sender=dapp)
+    assert receipt.decode_logs(hub.MemberPenalized) == []
+    assert receipt.decode_logs(attested.Attested)[0].dissentMask == 0
+    assert stake_of(staking, c) == stake
+    assert hub.heldFees(rid) == 1  # it never signed the accepted digest: refunded after the late window
+    with ape.reverts(attested.NotDissent):
+        attested.reportDissent(rid, signed(c, rid, UNAVAILABLE), sender=dapp)
+    assert book.deltas()[a.address] == OP_FEE and c.address not in book.deltas()
+
+
+def test_settle__quorum_could_not_get_the_input__failed__member_with_an_output_not_slashed(
+    hub: Any, attested: Any, staking: Any, new_request: Any, committee: Any, signed: Any, dapp: Any
+) -> None:
+    rid = new_request()
+    a, b, c = committee(rid)
+    stake = stake_of(staking, c)
+    sigs = [signed(a, rid, UNAVAILABLE), signed(b, rid, UNAVAILABLE), signed(c, rid, OUT)]
+    receipt = attested.settle(rid, UNAVAILABLE, sigs, sender=dapp)
+    result = hub.getResult(rid)
+    assert (result.status, result.errorCode) == (Status.FAILED, ErrorCode.INPUT_UNAVAILABLE)
+    assert receipt.decode_logs(hub.MemberPenalized) == []
+    assert stake_of(staking, c) == stake
+    with ape.reverts(attested.NotDissent):
+        attested.reportDissent(rid, signed(c, rid, OUT), sender=dapp)

@@ -3,6 +3,7 @@ each external function's happy path, every revert and access control."""
 
 import ape
 import pytest
+from verinfer.models.codec import ErrorCode, error_output
 
 from tests.conftest import TEST_PARAMS, committee_of, request_id_of, sample_output
 
@@ -332,3 +333,39 @@ def test_reveal__output_of_any_size__stored_once_and_returned(hub, make_request,
         assert result.status == FINALIZED  # settled: only a canonical error output makes a request Failed
         assert bytes(result.output) == output
         assert bytes(result.outputDigest) == output_digest(output)
+
+
+UNAVAILABLE = error_output(ErrorCode.INPUT_UNAVAILABLE)
+
+
+def test_reveal__member_without_the_external_input__neither_slashed_nor_paid(
+    hub, consensus, staking, rid, committee, act
+):
+    """The requester decides who gets an external input: a member answering INPUT_UNAVAILABLE is
+    outvoted but never slashed (and not paid)."""
+    a, b, c = committee
+    stake = int(staking.operatorInfo(c).stake)
+    for op, out in ((a, OUT), (b, OUT), (c, UNAVAILABLE)):
+        act.commit(op, rid, out)
+    for op, out in ((a, OUT), (b, OUT), (c, UNAVAILABLE)):
+        receipt = act.reveal(op, rid, out)
+    assert hub.getRequest(rid).status == FINALIZED
+    assert receipt.decode_logs(hub.MemberPenalized) == []
+    assert int(staking.operatorInfo(c).stake) == stake
+    assert list(consensus.resultOf(rid)[2]) == [a.address, b.address]
+    assert hub.claimable(c) == 0
+
+
+def test_reveal__majority_could_not_get_the_input__failed__minority_output_not_slashed(
+    hub, consensus, staking, rid, committee, act
+):
+    a, b, c = committee
+    stake = int(staking.operatorInfo(c).stake)
+    for op, out in ((a, UNAVAILABLE), (b, UNAVAILABLE), (c, OUT)):
+        act.commit(op, rid, out)
+    for op, out in ((a, UNAVAILABLE), (b, UNAVAILABLE), (c, OUT)):
+        receipt = act.reveal(op, rid, out)
+    result = hub.getResult(rid)
+    assert (result.status, result.errorCode) == (3, ErrorCode.INPUT_UNAVAILABLE)  # Failed
+    assert receipt.decode_logs(hub.MemberPenalized) == []
+    assert int(staking.operatorInfo(c).stake) == stake

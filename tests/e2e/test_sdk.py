@@ -1,5 +1,6 @@
 """The dapp SDK against a real devnet: results byte-equal to ONNX Runtime, and every failure typed."""
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -7,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from eth_account import Account
+from onnx import TensorProto, helper
 from verinfer.chain.contracts import MODES, Status
 from verinfer.chain.deployment import DeploymentError
 from verinfer.chain.rpc import RpcUnavailable
@@ -22,12 +24,14 @@ from verinfer.client import (
     UnknownVersion,
 )
 from verinfer.client.client import request_struct
+from verinfer.client.errors import InvalidArgument
 from verinfer.client.inputs import encode_inputs
 from verinfer.client.owner import publish_model
 from verinfer.devnet.demo import direct_run
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import ErrorCode, Tensor, encode_tensors
-from verinfer.models.samples import SAMPLES, iris_mlp
+from verinfer.models.inputs import InputRef, decode_reference, upload
+from verinfer.models.samples import SAMPLES, SampleModel, iris_mlp
 
 from tests.e2e.conftest import Devnet
 
@@ -237,3 +241,67 @@ def anvil_mine(devnet: Devnet) -> Callable[[int], None]:
         client.rpc.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
 
     return _mine
+
+
+def _sum_model(n: int) -> bytes:
+    """One input of n floats, summed: an input of about 1 MB in the fixed-point encoding."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])
+    total = helper.make_tensor_value_info("total", TensorProto.FLOAT, [1, 1])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    node = helper.make_node("ReduceSum", ["x", "axes"], ["total"], keepdims=1)
+    graph = helper.make_graph([node], "sum", [x], [total], initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    return bytes(model.SerializeToString())
+
+
+def test_infer__1_mb_input__uploaded_to_the_store_and_sent_by_hash__equals_direct_run(
+    devnet: Devnet, dapp: Client, anvil_mine: Callable[[int], None]
+) -> None:
+    owner = devnet.client("owner")
+    n, name = 32_768, "sum-32k"
+    onnx_bytes = _sum_model(n)
+    store = ArtifactStore(devnet.state.store_dir)
+    modes = MODES["consensus"] | MODES["attested"]
+    publish_model(owner, store, onnx_bytes, name=name, decimals=2, fee=0, modes=modes)
+    for i in (1, 2, 3):
+        devnet.client(f"operator-{i}").transact("staking", "register", owner.contracts.model_id_of(name))
+    anvil_mine(int(owner.contracts.view("staking", "epochBlocks")))
+    features = (np.random.default_rng(5).integers(-1000, 1000, (1, n)) / 100).astype(np.float32)
+    version = dapp.model(name)
+    encoded = encode_inputs(version.spec, {"x": features})
+    assert len(encoded) > 1_000_000
+    dapp.input_store = None
+    with pytest.raises(InvalidArgument, match="over the hub's inline cap"):
+        dapp.request(name, {"x": features})  # nowhere to put it: refused before anything is sent
+
+    dapp.input_store = devnet.state.store_url
+    pending = dapp.request(name, {"x": features}, mode="attested")
+    (created,) = dapp.contracts.logs("hub", "RequestCreated", pending.block, requester=dapp.address)[-1:]
+    reference = decode_reference(bytes(created.args.input))
+    assert reference.sha256 == hashlib.sha256(encoded).digest() and reference.size == len(encoded)
+    assert len(bytes(created.args.input)) < 512  # the chain carries the hash and a URI, not the tensors
+
+    result = dapp.wait(pending, timeout=120)
+    _, direct_bytes = direct_run(SampleModel(name, "", onnx_bytes, 2, "x", features), version, encoded)
+    assert result.output_bytes == direct_bytes
+    assert result.settlement.status == Status.FINALIZED and len(result.settlement.agreeing) >= 2
+
+
+def test_request__external_input_missing_or_not_matching_its_hash__failed_input_unavailable(
+    devnet: Devnet, dapp: Client
+) -> None:
+    store_url = devnet.state.store_url
+    version = dapp.model("iris-mlp")
+    encoded = encode_inputs(version.spec, {"features": np.array([[7.7, 2.6, 6.9, 2.3]], np.float32)})
+    sha = hashlib.sha256(encoded).digest()
+    missing = InputRef(sha, len(encoded), (f"{store_url}/inputs/{sha.hex()}",))  # never uploaded
+    other = upload(store_url, encode_inputs(version.spec, {"features": np.ones((1, 4), np.float32)}))
+    wrong = InputRef(sha, len(encoded), other.uris)  # serves bytes with another hash
+
+    for reference in (missing, wrong):
+        request_id = _raw_request(dapp, "iris-mlp", reference.encode())
+        with pytest.raises(RequestFailed, match="INPUT_UNAVAILABLE") as caught:
+            dapp.wait(request_id, timeout=90)
+        assert caught.value.settlement.error_code == ErrorCode.INPUT_UNAVAILABLE
+        assert len(caught.value.settlement.agreeing) == 3  # every member answered the same canonical error

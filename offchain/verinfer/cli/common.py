@@ -93,6 +93,11 @@ class Connection:
             client.account = self._signer(client.rpc.chain_id())
         return client
 
+    def devnet_store(self) -> str | None:
+        """The running devnet's model store URL, if there is a devnet at the chosen home."""
+        state = DevnetState.load(self.devnet_home or default_home())
+        return (state.store_url or None) if state is not None else None
+
     def _signer(self, chain_id: int) -> LocalAccount:
         if self.keystore or self.ape_account:
             return load_account(

@@ -9,7 +9,7 @@ import click
 from verinfer.chain.contracts import MODES, OnchainRequest, Status
 from verinfer.chain.sender import TransactionFailed
 from verinfer.cli.common import JSON, Connection, connection, emit, hexs
-from verinfer.client.client import Client
+from verinfer.client.client import INPUT_STORE_ENV, Client
 from verinfer.client.errors import RequestNotFinalized, VerinferError
 from verinfer.client.records import InferenceResult, PendingRequest, Settlement
 
@@ -61,6 +61,12 @@ def parse_input(text: str) -> Any:
     help="Keep only the output's digest on-chain (cheaper); the output is read from the settlement event.",
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for settlement.")
+@click.option(
+    "--input-store",
+    envvar=INPUT_STORE_ENV,
+    metavar="URL",
+    help="Model store taking inputs over the hub's inline cap (default: the devnet's store).",
+)
 @TIMEOUT
 @connection(role="dapp")
 @JSON
@@ -73,12 +79,15 @@ def infer(
     input_decimals: int,
     digest_only: bool,
     wait: bool,
+    input_store: str | None,
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Request an inference of MODEL on --input, pay its fee and (by default) wait for the result."""
+    """Request an inference of MODEL on --input, pay its fee and (by default) wait for the result. An
+    input over the hub's inline cap is uploaded to the model store and sent by its hash."""
     inputs = parse_input(input_text)
     client = conn.client()
+    client.input_store = input_store or conn.devnet_store()
     pending = client.request(
         model, inputs, k=k, mode=mode, input_decimals=input_decimals, digest_only=digest_only
     )

@@ -43,10 +43,12 @@ from verinfer.client.errors import (
 from verinfer.client.inputs import Inputs, encode_inputs, typed_outputs
 from verinfer.client.records import InferenceResult, ModelSummary, PendingRequest, Settlement
 from verinfer.models.codec import decode_tensors
+from verinfer.models.inputs import upload
 from verinfer.models.names import model_name_problem
 
 DEPLOYMENTS_ENV = "VERINFER_DEPLOYMENTS"  # directory of <network>.json records (default ./deployments)
 RPC_ENV = "VERINFER_RPC_URL"
+INPUT_STORE_ENV = "VERINFER_INPUT_STORE"
 ZERO_ADDRESS = "0x" + "00" * 20
 # A version's default cap on its encoded output, within the registry's bounds: an error output is
 # 416 bytes, and the registry accepts at most 1 MiB.
@@ -121,6 +123,9 @@ class Client:
         self.decoder = RevertDecoder(c.abi for c in deployment.contracts.values())
         self.account = account
         self.poll_interval = poll_interval
+        # A model store that takes inputs (`store serve --accept-inputs`): inputs over the hub's inline
+        # cap are uploaded there and sent by reference.
+        self.input_store: str | None = os.environ.get(INPUT_STORE_ENV) or None
         self._sender: Sender | None = None
 
     @classmethod
@@ -201,6 +206,25 @@ class Client:
         if amount:
             self.transact("hub", "claim")
         return amount
+
+    def _inline_or_reference(self, encoded: bytes) -> bytes:
+        """The encoded inputs, or, when they are over the hub's inline cap, a reference to them after
+        uploading them to `input_store`."""
+        cap = int(self.contracts.view("hub", "params")[1])  # maxInputBytes
+        if len(encoded) <= cap:
+            return encoded
+        if not self.input_store:
+            raise InvalidArgument(
+                f"the input is {len(encoded)} bytes, over the hub's inline cap of {cap}: give a model store "
+                f"that takes inputs (--input-store URL or ${INPUT_STORE_ENV}) to send it by reference"
+            )
+        try:
+            reference = upload(self.input_store, encoded).encode()
+        except OSError as exc:
+            raise InvalidArgument(f"could not upload the input: {exc}") from None
+        if len(reference) > cap:
+            raise InvalidArgument(f"the input reference is {len(reference)} bytes, over the cap of {cap}")
+        return reference
 
     def ensure_allowance(self, spender: str, amount: int, *, approve: bool = True, purpose: str) -> None:
         """Checks the balance and the spender's allowance for `amount`; approves the shortfall if allowed."""
@@ -302,7 +326,7 @@ class Client:
             raise InvalidArgument(
                 f"{model} v{target.version} does not allow mode {mode!r}; it allows {allowed}"
             )
-        encoded = encode_inputs(target.spec, inputs, input_decimals)
+        encoded = self._inline_or_reference(encode_inputs(target.spec, inputs, input_decimals))
         fee = self.quote(target, k)
         if max_fee is not None and fee > max_fee:
             raise InsufficientAllowance(

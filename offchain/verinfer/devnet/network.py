@@ -211,7 +211,7 @@ def _serve_store(state: DevnetState, env: dict[str, str], root: Path) -> None:
     state.store_dir.mkdir(parents=True, exist_ok=True)  # `store serve` refuses a missing directory
     port = free_port()
     argv = [sys.executable, "-m", "verinfer", "store", "serve", "--dir", str(state.store_dir)]
-    argv += ["--listen", f"127.0.0.1:{port}"]
+    argv += ["--listen", f"127.0.0.1:{port}", "--accept-inputs"]
     process = spawn("store", argv, state.home / "logs" / "store.log", env, root)
     state.processes.append(process)
     state.store_url = f"http://127.0.0.1:{port}"
@@ -249,7 +249,7 @@ def _start_relayer(
             "rpc_timeout": 5.0,
             "start_block": deployment.deploy_block,
         },
-        "runtime": {"cache_dir": str(home / "cache"), "timeout": 30.0, "workers": 2},
+        "runtime": {"cache_dir": str(home / "cache"), "timeout": 30.0, "workers": 2, "input_wait": 3.0},
         "tx": {"priority_fee_gwei": 1.0},
         "journal": {"path": str(home / "journal.db")},
         "metrics": {"listen": metrics},

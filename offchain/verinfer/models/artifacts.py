@@ -25,15 +25,19 @@ class ArtifactUnavailable(ArtifactError):
 
 
 class ArtifactStore:
-    """A directory of artifacts named by the hex sha256 of their bytes (``<root>/<sha256>.onnx``)."""
+    """A directory of artifacts named by the hex sha256 of their bytes (``<root>/<sha256><suffix>``,
+    ``.onnx`` for models)."""
 
-    def __init__(self, root: Path, *, fetch_timeout: float = 30.0, max_bytes: int = 512 << 20) -> None:
+    def __init__(
+        self, root: Path, *, fetch_timeout: float = 30.0, max_bytes: int = 512 << 20, suffix: str = ".onnx"
+    ) -> None:
         self.root = Path(root)
         self.fetch_timeout = fetch_timeout
         self.max_bytes = max_bytes
+        self.suffix = suffix
 
     def path(self, sha256: bytes) -> Path:
-        return self.root / f"{sha256.hex()}.onnx"
+        return self.root / f"{sha256.hex()}{self.suffix}"
 
     def put(self, data: bytes) -> bytes:
         """Stores `data` and returns its sha256; idempotent."""

@@ -24,6 +24,7 @@ from verinfer.models.codec import (
     error_output,
 )
 from verinfer.models.execution import PINNED
+from verinfer.models.inputs import InputResolver, InputUnavailable, is_reference
 
 NUMPY_DTYPES: dict[int, Any] = {
     DType.FLOAT: np.float32,
@@ -179,10 +180,20 @@ class Watchdog:
 class ModelRuntime:
     """Runs registered model versions; sessions are kept in an LRU keyed by artifact hash."""
 
-    def __init__(self, store: ArtifactStore, *, timeout: float = 30.0, max_sessions: int = 8) -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        *,
+        timeout: float = 30.0,
+        max_sessions: int = 8,
+        inputs: InputResolver | None = None,
+    ) -> None:
         self.store = store
         self.timeout = timeout
         self.max_sessions = max_sessions
+        # Fetches external inputs (a request's input that is a reference); None answers every reference
+        # with INPUT_UNAVAILABLE.
+        self.inputs = inputs
         self._sessions: OrderedDict[bytes, ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[bytes, threading.Lock] = {}
@@ -217,12 +228,24 @@ class ModelRuntime:
         started = time.perf_counter()
         session = self.session(version)
         try:
-            feed = prepare_inputs(version.spec.inputs, encoded_input)
+            feed = prepare_inputs(version.spec.inputs, self._inline(encoded_input))
             output = self._execute(session, version, feed)
             code = None
         except InputRejected as exc:
             output, code = error_output(exc.code), int(exc.code)
         return Execution(output, code, time.perf_counter() - started)
+
+    def _inline(self, encoded_input: bytes) -> bytes:
+        """The input's tensor bytes: itself, or what its reference names (INPUT_UNAVAILABLE if that
+        cannot be had with the right hash)."""
+        if not is_reference(encoded_input):
+            return encoded_input
+        if self.inputs is None:
+            raise InputRejected(ErrorCode.INPUT_UNAVAILABLE, "external input, and no input store configured")
+        try:
+            return self.inputs.resolve(encoded_input)
+        except InputUnavailable as exc:
+            raise InputRejected(ErrorCode.INPUT_UNAVAILABLE, str(exc)) from None
 
     def _execute(self, session: ort.InferenceSession, version: ModelVersion, feed: dict[str, Any]) -> bytes:
         names = [o.name for o in version.spec.outputs]

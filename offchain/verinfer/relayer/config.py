@@ -52,6 +52,10 @@ class RuntimeConfig:
     max_sessions: int = 8
     fetch_timeout: float = 30.0
     max_artifact_mb: int = 512
+    # External inputs: the largest fetched, and how long a reference's URIs are tried before the
+    # request is answered INPUT_UNAVAILABLE.
+    max_input_mb: int = 64
+    input_wait: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from verinfer.models.codec import (
     error_output,
 )
 from verinfer.models.execution import ExecutionClass
+from verinfer.models.inputs import InputResolver, input_store
 from verinfer.models.runtime import Execution, ModelRuntime
 from verinfer.relayer.config import RelayerConfig, split_listen
 from verinfer.relayer.journal import Journal, RequestRow, State
@@ -120,8 +121,16 @@ class Relayer:
             fetch_timeout=config.runtime.fetch_timeout,
             max_bytes=config.runtime.max_artifact_mb << 20,
         )
+        inputs = InputResolver(
+            input_store(
+                config.runtime.cache_dir,
+                fetch_timeout=config.runtime.fetch_timeout,
+                max_bytes=config.runtime.max_input_mb << 20,
+            ),
+            wait=config.runtime.input_wait,
+        )
         self.runtime = ModelRuntime(
-            store, timeout=config.runtime.timeout, max_sessions=config.runtime.max_sessions
+            store, timeout=config.runtime.timeout, max_sessions=config.runtime.max_sessions, inputs=inputs
         )
         self._pool = ThreadPoolExecutor(config.runtime.workers, thread_name_prefix="inference")
         self._jobs: dict[int, _Job] = {}
