@@ -71,6 +71,10 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
     assert digest_only["settle"] < stored["settle"]  # storing the output costs gas
     many = gas["attested_batched"]
     assert many["5"]["settle_per_request"] < many["1"]["settle_per_request"]  # one transaction shared
+    inputs = gas["inputs"]
+    assert inputs["100 KB"]["inline"] is None  # over the inline cap: by reference only
+    assert inputs["1 KB"]["reference"] < inputs["1 KB"]["inline"] < inputs["16 KB"]["inline"]
+    assert inputs["1 KB"]["reference_bytes"] == inputs["100 KB"]["reference_bytes"]
     pay = gas["payment"]
     assert 0 < pay["credit"] < pay["transfer"] and pay["saved"] == pay["transfer"] - pay["credit"]
 

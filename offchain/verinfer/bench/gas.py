@@ -8,6 +8,7 @@ measures the same request paid by approval and transfer instead. The committee i
 the block after the request's: the bench waits for that block (the devnet's block keeper mines it, or
 the bench does), reads the committee with `previewCommittee`, and the first commit pays for the draw."""
 
+import hashlib
 import json
 import os
 import statistics
@@ -40,6 +41,7 @@ from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
 from verinfer.devnet.state import dev_account
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import commitment, output_digest
+from verinfer.models.inputs import InputRef
 from verinfer.models.runtime import ModelRuntime
 
 CALLBACK_GAS = 200_000
@@ -380,6 +382,29 @@ class GasBench:
         )
         return {"credit": credit, "transfer": transfer, "saved": transfer - credit}
 
+    def inputs(self, sizes_kb: Sequence[int]) -> dict[str, Any]:
+        """A k = 3 request's gas with its input inline against by reference (docs/protocol.md 4.1), at
+        each size. The hub reads neither form, so the bytes need not be a real tensor; sizes over the
+        hub's inline cap can only go by reference."""
+        version = self.dapp.model(MODEL)
+        fee = self.dapp.quote(version, 3)
+        cap = int(self.stack.contracts.view("hub", "params")[1])
+        store = self.stack.state.store_url or "http://127.0.0.1:8700"
+        out: dict[str, Any] = {"inline_cap_bytes": cap}
+        for kb in sizes_kb:
+            payload = os.urandom(kb * 1024)
+            sha = hashlib.sha256(payload).digest()
+            ref = InputRef(sha, len(payload), (f"{store}/inputs/{sha.hex()}",)).encode()
+            row: dict[str, Any] = {"reference": self._request_gas(version, ref, fee)}
+            row["reference_bytes"] = len(ref)
+            row["inline"] = self._request_gas(version, payload, fee) if len(payload) <= cap else None
+            out[f"{kb} KB"] = row
+        return out
+
+    def _request_gas(self, version: ModelVersion, data: bytes, fee: int) -> int:
+        args = request_struct(version, data, k=3, max_fee=fee)
+        return self.dapp.transact("hub", "requestInference", args).gas_used
+
     def finalize_after_silence(self) -> dict[str, int]:
         """k = 3, one member commits but never reveals: `finalize` after the window settles, slashes and
         calls back. The silent member is in two model pools."""
@@ -500,6 +525,7 @@ def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
         "attested": bench.attested((3,) if quick else (1, 3, 5), 1 if quick else 3),
         "attested_batched": bench.attested_batched((1, 5) if quick else (1, 10, 50)),
         "payment": bench.payment(),
+        "inputs": bench.inputs((1, 16, 100)),
         "finalize_after_silence": bench.finalize_after_silence(),
         "batched": bench.batched((1, 5) if quick else (1, 10, 50)),
         "draw": bench.draw(draw_sizes, 2 if quick else 5),

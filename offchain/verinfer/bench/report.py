@@ -243,6 +243,20 @@ def markdown(results: dict[str, Any]) -> str:
                     for n, b in gas["attested_batched"].items()
                 ],
             )
+        if "inputs" in gas:
+            sizes = {k: v for k, v in gas["inputs"].items() if k != "inline_cap_bytes"}
+            out += [
+                f"## Request gas by input size (k=3; inline cap {gas['inputs']['inline_cap_bytes']} bytes;"
+                " a reference is the input's SHA-256, size and one URL)",
+                "",
+            ]
+            out += _table(
+                ["input", "inline", "by reference", "reference bytes"],
+                [
+                    [size, "-" if g["inline"] is None else g["inline"], g["reference"], g["reference_bytes"]]
+                    for size, g in sizes.items()
+                ],
+            )
         if "payment" in gas:
             pay = gas["payment"]
             out += [
