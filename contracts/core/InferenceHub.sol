@@ -173,7 +173,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
 
     /// @inheritdoc IInferenceHub
     function deposit(address account, uint256 amount) external nonReentrant {
-        if (account == address(0) || amount == 0) revert InvalidDeposit();
+        if (account == address(0) || account == address(this) || amount == 0) revert InvalidDeposit();
         _pull(msg.sender, amount);
         claimable[account] += amount;
         emit Deposited(account, msg.sender, amount);

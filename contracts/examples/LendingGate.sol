@@ -48,6 +48,9 @@ contract LendingGate is InferenceConsumer {
     uint32 public constant CALLBACK_GAS = 300_000;
 
     mapping(uint256 requestId => Application) public applications;
+    /// @notice Fees owed back to applicants whose requests expired or were disputed: never lent out
+    ///         (the hub may already have spent the refund itself on a later application's fee).
+    uint256 public owedRefunds;
 
     /// @notice An application was sent for scoring.
     event LoanRequested(uint256 indexed requestId, address indexed applicant);
@@ -101,12 +104,13 @@ contract LendingGate is InferenceConsumer {
             // Expired and Disputed requests are refunded in full (credited to this contract); a
             // Failed one paid the operators who ran the model on the applicant's input.
             if (status == IInferenceHub.Status.Failed) app.refundable = 0;
+            else owedRefunds += app.refundable;
             emit LoanDecided(requestId, app.applicant, Decision.NoResult, 0);
             return;
         }
         TensorCodec.Tensor[] memory tensors = TensorCodec.decode(output);
         int256 score = TensorCodec.at(TensorCodec.find(tensors, scoreTensor), scoreIndex);
-        bool approved = score <= maxScore && token.balanceOf(address(this)) >= loanAmount;
+        bool approved = score <= maxScore && _canLend();
         app.score = score;
         app.refundable = 0;
         app.decision = approved ? Decision.Approved : Decision.Rejected;
@@ -122,8 +126,15 @@ contract LendingGate is InferenceConsumer {
         uint256 amount = app.refundable;
         if (app.decision != Decision.NoResult || amount == 0) revert NothingRefundable(requestId);
         app.refundable = 0;
+        owedRefunds -= amount;
         claimRefunds();
         emit FeeRefunded(requestId, app.applicant, amount);
         token.safeTransfer(app.applicant, amount);
+    }
+
+    /// @dev A loan leaves what is owed back to applicants: in tokens here, or as credit at the hub.
+    function _canLend() private view returns (bool) {
+        uint256 held = token.balanceOf(address(this));
+        return held >= loanAmount && held + hub.claimable(address(this)) >= loanAmount + owedRefunds;
     }
 }

@@ -236,7 +236,7 @@ interface IInferenceHub {
     error InsufficientGasForCallback(uint256 available, uint256 required);
     /// @notice Nothing is credited to the account.
     error NothingToClaim(address account);
-    /// @notice A deposit of nothing, or for the zero address.
+    /// @notice A deposit of nothing, or for the zero address or the hub itself.
     error InvalidDeposit();
     /// @notice The request is not settled yet.
     error ResultNotReady(uint256 requestId);

@@ -439,7 +439,9 @@ contract AttestedMode is ModeBase, EIP712 {
         if (!r.digestOnly) _storeOutput(digest, output);
         emit Attested(requestId, digest, agree, dissent);
 
-        outcome.paid = _membersIn(committee, agree);
+        // A quorum that could not get the input did no work: nobody is paid or held for (fees go back).
+        bool unavailable = digest == TensorCodec.INPUT_UNAVAILABLE_DIGEST;
+        outcome.paid = _membersIn(committee, unavailable ? 0 : agree);
         outcome.penalized = _membersIn(committee, dissent);
         uint256 n = outcome.penalized.length;
         outcome.faults = new IInferenceHub.Fault[](n);
@@ -449,7 +451,7 @@ contract AttestedMode is ModeBase, EIP712 {
             outcome.bps[i] = r.slashBpsDissent;
         }
         // Everyone not paid, not slashed now and not slashed before may still show its agreement.
-        outcome.held = uint8(k - agreeing - _popcount(penalized | dissent));
+        outcome.held = unavailable ? 0 : uint8(k - agreeing - _popcount(penalized | dissent));
         hub.settle(requestId, outcome, output);
     }
 

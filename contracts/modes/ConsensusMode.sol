@@ -406,7 +406,8 @@ contract ConsensusMode is ModeBase {
         r.settledBlock = uint40(block.number);
         r.errorCode = outcome.errorCode;
         address[] memory committee = _committee(requestId, k);
-        outcome.paid = _membersIn(committee, agreeMask);
+        // A quorum that could not get the input did no work: nobody is paid (the fees go back).
+        outcome.paid = _membersIn(committee, best == TensorCodec.INPUT_UNAVAILABLE_DIGEST ? 0 : agreeMask);
         _penalties(outcome, r, committee, revealed, agreeMask, _judged(requestId, k, revealed, best, agreeing));
         hub.settle(requestId, outcome, output);
     }

@@ -1360,9 +1360,20 @@ def test_settle__member_without_the_external_input__not_slashed__fee_held_then_r
     assert book.deltas()[a.address] == OP_FEE and c.address not in book.deltas()
 
 
-def test_settle__quorum_could_not_get_the_input__failed__member_with_an_output_not_slashed(
-    hub: Any, attested: Any, staking: Any, new_request: Any, committee: Any, signed: Any, dapp: Any
+def test_settle__quorum_could_not_get_the_input__failed__nobody_paid_or_slashed(
+    hub: Any,
+    attested: Any,
+    staking: Any,
+    new_request: Any,
+    committee: Any,
+    signed: Any,
+    ledger: Any,
+    dapp: Any,
+    model_owner: Any,
 ) -> None:
+    """A quorum on INPUT_UNAVAILABLE did no work: nobody is paid or held for (or lazy members could all
+    answer it), everything but the protocol fee goes back, and nobody is slashed."""
+    book = ledger()
     rid = new_request()
     a, b, c = committee(rid)
     stake = stake_of(staking, c)
@@ -1372,5 +1383,12 @@ def test_settle__quorum_could_not_get_the_input__failed__member_with_an_output_n
     assert (result.status, result.errorCode) == (Status.FAILED, ErrorCode.INPUT_UNAVAILABLE)
     assert receipt.decode_logs(hub.MemberPenalized) == []
     assert stake_of(staking, c) == stake
+    assert hub.heldFees(rid) == 0
+    deltas = book.deltas()
+    assert not any(deltas.get(m.address) for m in (a, b, c)) and model_owner.address not in deltas
+    assert deltas[dapp.address] == total_fee() - PROTOCOL_FEE
+    with ape.reverts(hub.NothingHeld):
+        attested.attestLate(rid, signed(c, rid, UNAVAILABLE)[1], sender=dapp)
+    book.assert_conserved(total_fee())
     with ape.reverts(attested.NotDissent):
         attested.reportDissent(rid, signed(c, rid, OUT), sender=dapp)

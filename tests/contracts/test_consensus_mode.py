@@ -356,11 +356,14 @@ def test_reveal__member_without_the_external_input__neither_slashed_nor_paid(
     assert hub.claimable(c) == 0
 
 
-def test_reveal__majority_could_not_get_the_input__failed__minority_output_not_slashed(
-    hub, consensus, staking, rid, committee, act
+def test_reveal__majority_could_not_get_the_input__failed__nobody_paid_or_slashed(
+    hub, consensus, staking, rid, committee, act, dapp
 ):
+    """Members that could not get the input did no work: a quorum on INPUT_UNAVAILABLE is not paid (or
+    lazy members could all answer it), and the member with an output is not slashed."""
     a, b, c = committee
     stake = int(staking.operatorInfo(c).stake)
+    credits = {op.address: hub.claimable(op) for op in (a, b, c, dapp)}
     for op, out in ((a, UNAVAILABLE), (b, UNAVAILABLE), (c, OUT)):
         act.commit(op, rid, out)
     for op, out in ((a, UNAVAILABLE), (b, UNAVAILABLE), (c, OUT)):
@@ -369,3 +372,7 @@ def test_reveal__majority_could_not_get_the_input__failed__minority_output_not_s
     assert (result.status, result.errorCode) == (3, ErrorCode.INPUT_UNAVAILABLE)  # Failed
     assert receipt.decode_logs(hub.MemberPenalized) == []
     assert int(staking.operatorInfo(c).stake) == stake
+    assert all(hub.claimable(op) == credits[op.address] for op in (a, b, c))
+    r = hub.getRequest(rid)
+    refund = hub.claimable(dapp) - credits[dapp.address]
+    assert refund == r.modelFee + 3 * r.operatorFee  # all but the protocol fee

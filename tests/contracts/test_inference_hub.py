@@ -159,10 +159,11 @@ def test_deposit__credits_the_account_from_the_payer(hub, token, dapp, challenge
     assert hub.claimable(challenger) == 0
 
 
-@pytest.mark.parametrize("who,amount", [("zero", 1), ("dapp", 0)])
-def test_deposit__nothing_or_for_nobody__reverts(hub, token, dapp, fund, who, amount):
+@pytest.mark.parametrize("who,amount", [("zero", 1), ("hub", 1), ("dapp", 0)])
+def test_deposit__nothing_or_for_nobody_or_the_hub__reverts(hub, token, dapp, fund, who, amount):
+    """A credit of the hub itself could never leave it (claimFor(hub) pays the hub)."""
     fund(dapp, 10, hub)
-    account = "0x" + "00" * 20 if who == "zero" else dapp
+    account = {"zero": "0x" + "00" * 20, "hub": hub.address, "dapp": dapp.address}[who]
     with ape.reverts(hub.InvalidDeposit):
         hub.deposit(account, amount, sender=dapp)
     assert token.balanceOf(dapp) == 10

@@ -6,7 +6,7 @@ import pytest
 from eth_utils import keccak
 from hexbytes import HexBytes
 from verinfer.chain.contracts import Status
-from verinfer.models.codec import ErrorCode, error_output
+from verinfer.models.codec import ErrorCode, Tensor, encode_tensors, error_output
 from web3.exceptions import ContractCustomError
 
 from tests.conftest import (
@@ -292,3 +292,31 @@ def test_fee_on_transfer_token__refused_at_escrow(project, deployer, registry, m
     # A deposit is held to the same exact-amount check.
     with ape.reverts(hub.TransferAmountMismatch):
         hub.deposit(dapp, 10 * E18, sender=dapp)
+
+
+def test_lending_gate__refund_owed__never_lent_out_even_after_the_hub_spent_it_on_a_new_fee(
+    hub, consensus, token, project, deployer, fund, model, dapp, by_address, act
+):
+    """An expired application's refund lands in the gate's hub credit, which then pays the next
+    application's fee, leaving that applicant's tokens in the gate: they are still owed back."""
+    loan = 50 * E18
+    gate = deployer.deploy(project.LendingGate, hub, token, *model, "probabilities", 1, 500_000, loan)
+    fee = hub.quote(*model, 3)
+    token.mint(gate, loan - fee, sender=deployer)  # one fee short of a loan
+    fund(dapp, 2 * fee, gate)
+    first = gate.applyForLoan(sample_input(), sender=dapp).decode_logs(gate.LoanRequested)[0].requestId
+    ape.chain.mine(TEST_PARAMS["commit_window"] + 2)
+    consensus.finalize(first, sender=dapp)  # expired: the fee is owed back
+    assert gate.owedRefunds() == fee and hub.claimable(gate) == fee
+    second = gate.applyForLoan(sample_input(), sender=dapp).decode_logs(gate.LoanRequested)[0].requestId
+    assert hub.claimable(gate) == 0 and token.balanceOf(gate) == loan  # the credit paid the new fee
+    ape.chain.mine(1)
+    approving = encode_tensors([Tensor("probabilities", (1, 2), (900_000, 100_000), 6)])
+    for op in committee_of(hub, by_address, second):
+        act.commit(op, second, approving)
+    receipts = [act.reveal(op, second, approving) for op in committee_of(hub, by_address, second)]
+    decided = receipts[-1].decode_logs(gate.LoanDecided)[0]
+    assert decided.decision == 3  # Rejected: lending would spend the first applicant's refund
+    before = token.balanceOf(dapp)
+    gate.refundFee(first, sender=dapp)
+    assert token.balanceOf(dapp) - before == fee and gate.owedRefunds() == 0

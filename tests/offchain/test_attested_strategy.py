@@ -181,3 +181,12 @@ def test_no_quorum__nothing_sent_however_long_it_waits(
         clock.now += 1.0
     assert chain.sent == []
     s.close()
+
+
+def test_quorum_in_the_last_block__settles_at_once_without_waiting(
+    chain: FakeChain, journal: Journal, clock: Clock
+) -> None:
+    s = strategy(chain, journal, full_wait=0.05)
+    signed(journal, 1, MEMBERS[0], MEMBERS[1])
+    s.act(journal.active(), DEADLINE - 1)  # the next block is the last that can settle
+    assert settled_signers(chain) == [sorted(m.address for m in MEMBERS[:2])]

@@ -93,8 +93,11 @@ class Connection:
             client.account = self._signer(client.rpc.chain_id())
         return client
 
-    def devnet_store(self) -> str | None:
-        """The running devnet's model store URL, if there is a devnet at the chosen home."""
+    def devnet_store(self, chain_id: int) -> str | None:
+        """The devnet's model store URL, when talking to a dev chain with a devnet at the chosen home
+        (never for another chain: its members could not reach a local store)."""
+        if chain_id not in DEV_CHAIN_IDS:
+            return None
         state = DevnetState.load(self.devnet_home or default_home())
         return (state.store_url or None) if state is not None else None
 

@@ -87,7 +87,7 @@ def infer(
     input over the hub's inline cap is uploaded to the model store and sent by its hash."""
     inputs = parse_input(input_text)
     client = conn.client()
-    client.input_store = input_store or conn.devnet_store()
+    client.input_store = input_store or conn.devnet_store(client.rpc.chain_id())
     pending = client.request(
         model, inputs, k=k, mode=mode, input_decimals=input_decimals, digest_only=digest_only
     )

@@ -14,12 +14,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.crypto import keccak
 
-from verinfer.models.artifacts import ArtifactError, ArtifactMismatch, ArtifactStore
+from verinfer.models.artifacts import CHUNK, ArtifactStore
 
 INPUT_REF_TAG = keccak(text="verinfer.input-ref.v1")
 REF_TYPES = ["bytes32", "bytes32", "uint64", "string[]"]
@@ -27,10 +28,17 @@ INPUT_SUFFIX = ".input"
 # How long a relayer keeps trying a reference's URIs before it answers INPUT_UNAVAILABLE.
 DEFAULT_INPUT_WAIT = 10.0
 RETRY_PAUSE = 0.25
+REMOTE_SCHEMES = ("http", "https")
+# Each URI may take the fetch timeout: a reference naming hundreds must not hold a worker for hours.
+MAX_URIS = 4
 
 
 class InputUnavailable(RuntimeError):
     """No URI of a reference gave bytes with its hash (in time)."""
+
+
+class WrongBytes(ValueError):
+    """A URI served a whole body, but not the referenced bytes (size or hash)."""
 
 
 @dataclass(frozen=True)
@@ -70,38 +78,73 @@ def input_store(root: Path, fetch_timeout: float = 30.0, max_bytes: int = 64 << 
 
 
 class InputResolver:
-    """Turns a request's input into inline tensor bytes, fetching a reference's bytes when needed."""
+    """Turns a request's input into inline tensor bytes, fetching a reference's bytes when needed.
 
-    def __init__(self, store: ArtifactStore, wait: float = DEFAULT_INPUT_WAIT) -> None:
-        self.store = store
+    Everything a requester chooses is bounded: only http(s), at most MAX_URIS URIs, at most `max_bytes`
+    (and never more than the reference's size), and one wall-clock deadline `wait` for the whole
+    resolution, enforced on every read (a server that trickles bytes cannot hold a worker). Fetched
+    inputs are kept in memory only: a requester cannot fill a relayer's disk."""
+
+    def __init__(self, *, wait: float = DEFAULT_INPUT_WAIT, max_bytes: int = 64 << 20) -> None:
         self.wait = wait
+        self.max_bytes = max_bytes
 
     def resolve(self, data: bytes) -> bytes:
         """`data` itself when inline; the referenced bytes (hash checked) otherwise. InputUnavailable
-        when the reference is malformed, too large, or no URI serves the right bytes within `wait`."""
+        for anything else: a malformed or too large reference, or no URI serving the right bytes
+        within `wait` (a URI that serves other bytes is dropped; the others are retried)."""
         if not is_reference(data):
             return data
         try:
             ref = decode_reference(data)
         except ValueError as exc:
             raise InputUnavailable(str(exc)) from None
-        if ref.size > self.store.max_bytes:
-            raise InputUnavailable(f"input of {ref.size} bytes is over this relayer's {self.store.max_bytes}")
+        if ref.size > self.max_bytes:
+            raise InputUnavailable(f"input of {ref.size} bytes is over this relayer's {self.max_bytes}")
+        # Only the network: a requester must not make a relayer read its own disk (file://, a FIFO).
+        uris = [u for u in ref.uris if urlparse(u).scheme in REMOTE_SCHEMES][:MAX_URIS]
+        if not uris:
+            raise InputUnavailable(f"no http or https URI in the input reference {list(ref.uris)}")
         deadline = time.monotonic() + self.wait
+        problems: dict[str, str] = {}
         while True:
-            try:
-                path = self.store.get(ref.sha256, ref.uris)
-            except ArtifactMismatch as exc:
-                raise InputUnavailable(str(exc)) from None  # wrong bytes stay wrong: no retry
-            except ArtifactError as exc:
-                if time.monotonic() + RETRY_PAUSE > deadline:
-                    raise InputUnavailable(str(exc)) from None
-                time.sleep(RETRY_PAUSE)
-                continue
-            payload = path.read_bytes()
-            if len(payload) != ref.size:
-                raise InputUnavailable(f"input is {len(payload)} bytes, the reference says {ref.size}")
-            return payload
+            for uri in list(uris):
+                try:
+                    payload = self._fetch(uri, ref.size, deadline)
+                    got = hashlib.sha256(payload).digest()
+                    if got != ref.sha256:
+                        raise WrongBytes(f"sha256 {got.hex()} does not match {ref.sha256.hex()}")
+                    return payload
+                except WrongBytes as exc:
+                    problems[uri] = f"{uri}: {exc}"
+                    uris.remove(uri)  # other bytes stay other bytes: not retried
+                except Exception as exc:  # any failure of a requester-chosen server is its problem
+                    problems[uri] = f"{uri}: {getattr(exc, 'reason', None) or exc or type(exc).__name__}"
+            if not uris or time.monotonic() + RETRY_PAUSE > deadline:
+                raise InputUnavailable("; ".join(problems.values()) or "no URI answered in time")
+            time.sleep(RETRY_PAUSE)
+
+    @staticmethod
+    def _fetch(uri: str, size: int, deadline: float) -> bytes:
+        """At most `size` bytes from `uri`. Every socket operation waits at most what was left of
+        `deadline` when the fetch began, and each read is one receive, so a server that trickles bytes
+        is cut off at most that long past the deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("out of time")
+        with urllib.request.urlopen(uri, timeout=left) as response:
+            data = bytearray()
+            while len(data) <= size:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("out of time")
+                chunk = response.read1(min(CHUNK, size + 1 - len(data)))
+                if not chunk:
+                    break
+                data += chunk
+        if len(data) != size:
+            more = "+" if len(data) > size else ""
+            raise WrongBytes(f"served {len(data)}{more} bytes, the reference says {size}")
+        return bytes(data)
 
 
 def upload(store_url: str, payload: bytes, timeout: float = 60.0) -> InputRef:

@@ -24,7 +24,7 @@ from verinfer.models.codec import (
     error_output,
 )
 from verinfer.models.execution import PINNED
-from verinfer.models.inputs import InputResolver, InputUnavailable, is_reference
+from verinfer.models.inputs import InputResolver, is_reference
 
 NUMPY_DTYPES: dict[int, Any] = {
     DType.FLOAT: np.float32,
@@ -244,8 +244,8 @@ class ModelRuntime:
             raise InputRejected(ErrorCode.INPUT_UNAVAILABLE, "external input, and no input store configured")
         try:
             return self.inputs.resolve(encoded_input)
-        except InputUnavailable as exc:
-            raise InputRejected(ErrorCode.INPUT_UNAVAILABLE, str(exc)) from None
+        except Exception as exc:  # whatever a requester's server did, the answer is INPUT_UNAVAILABLE
+            raise InputRejected(ErrorCode.INPUT_UNAVAILABLE, str(exc) or type(exc).__name__) from None
 
     def _execute(self, session: ort.InferenceSession, version: ModelVersion, feed: dict[str, Any]) -> bytes:
         names = [o.name for o in version.spec.outputs]

@@ -5,6 +5,7 @@ PUT /inputs/<sha256> stores one (only bytes that hash to the name, up to a size 
 import hashlib
 import json
 import re
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +16,9 @@ from verinfer.models.inputs import input_store
 ARTIFACT = re.compile(r"^/([0-9a-f]{64})\.onnx$")
 INPUT = re.compile(r"^/inputs/([0-9a-f]{64})$")
 MAX_INPUT_BYTES = 64 << 20
+# Uploads read at once (each holds its body in memory) and seconds a silent client is kept.
+UPLOADS = 4
+SOCKET_TIMEOUT = 30.0
 
 
 def make_server(
@@ -24,9 +28,11 @@ def make_server(
     inputs only with `accept_inputs`."""
     root = Path(root).resolve()
     inputs = input_store(root, max_bytes=max_input_bytes)
+    uploads = threading.BoundedSemaphore(UPLOADS)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "verinfer-store"
+        timeout = SOCKET_TIMEOUT  # a client that stops sending is dropped, not waited for
 
         def do_HEAD(self) -> None:
             self._serve(body=False)
@@ -35,6 +41,8 @@ def make_server(
             self._serve(body=True)
 
         def do_PUT(self) -> None:
+            # Every refusal closes the connection: the body it did not read must not be parsed as a request.
+            self.close_connection = True
             match = INPUT.match(self.path.split("?", 1)[0])
             if not accept_inputs or match is None:
                 self._send(HTTPStatus.FORBIDDEN, "text/plain", b"this store takes no uploads here\n", True)
@@ -47,9 +55,14 @@ def make_server(
             if not 0 < size <= max_input_bytes:
                 message = f"an input must be 1 to {max_input_bytes} bytes, not {size}\n".encode()
                 self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", message, True)
-                self.close_connection = True
                 return
-            payload = self.rfile.read(size)
+            if not uploads.acquire(blocking=False):
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"too many uploads at once\n", True)
+                return
+            try:
+                payload = self.rfile.read(size)
+            finally:
+                uploads.release()
             if hashlib.sha256(payload).hexdigest() != match.group(1):
                 self._send(
                     HTTPStatus.UNPROCESSABLE_ENTITY, "text/plain", b"sha256 differs from the name\n", True

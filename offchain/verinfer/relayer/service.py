@@ -44,7 +44,7 @@ from verinfer.models.codec import (
     error_output,
 )
 from verinfer.models.execution import ExecutionClass
-from verinfer.models.inputs import InputResolver, input_store
+from verinfer.models.inputs import InputResolver
 from verinfer.models.runtime import Execution, ModelRuntime
 from verinfer.relayer.config import RelayerConfig, split_listen
 from verinfer.relayer.journal import Journal, RequestRow, State
@@ -121,14 +121,7 @@ class Relayer:
             fetch_timeout=config.runtime.fetch_timeout,
             max_bytes=config.runtime.max_artifact_mb << 20,
         )
-        inputs = InputResolver(
-            input_store(
-                config.runtime.cache_dir,
-                fetch_timeout=config.runtime.fetch_timeout,
-                max_bytes=config.runtime.max_input_mb << 20,
-            ),
-            wait=config.runtime.input_wait,
-        )
+        inputs = InputResolver(wait=config.runtime.input_wait, max_bytes=config.runtime.max_input_mb << 20)
         self.runtime = ModelRuntime(
             store, timeout=config.runtime.timeout, max_sessions=config.runtime.max_sessions, inputs=inputs
         )

@@ -23,6 +23,7 @@ from verinfer.chain import attestations
 from verinfer.chain.attestations import Attestation, Domain
 from verinfer.chain.contracts import OnchainRequest
 from verinfer.chain.txmanager import TxOutcome, TxRejected
+from verinfer.models.codec import ErrorCode, error_output, output_digest
 from verinfer.relayer.journal import Journal, RequestRow, State
 from verinfer.relayer.modes import StrategyContext
 from verinfer.relayer.peers import PeerClient, PeerConfig
@@ -32,6 +33,8 @@ from verinfer.relayer.peers import PeerClient, PeerConfig
 # of the slashed operator (see consensus mode).
 SETTLE_RESERVE = 20_000
 KINDS = ("settle", "attest_late", "expire_round", "equivocation", "dissent")
+# The digest of INPUT_UNAVAILABLE's error output: never dissent, on either side (docs/protocol.md 4.1).
+UNAVAILABLE = output_digest(error_output(ErrorCode.INPUT_UNAVAILABLE))
 
 
 class Equivocation(RuntimeError):
@@ -137,6 +140,8 @@ class AttestedStrategy:
             return
         groups, equivocators = tally(self.ctx.journal.attestations(request_id), row.committee)
         for other, signed in groups.items():
+            if UNAVAILABLE in (other, digest):
+                continue  # never dissent (the requester chooses who gets an external input)
             for a in signed if other != digest else ():
                 if not counted & (1 << row.committee.index(a.signer)) and a.signer not in equivocators:
                     data = self._calldata("reportDissent", request_id, (a.output_digest, a.signature))
@@ -198,7 +203,8 @@ class AttestedStrategy:
         # A member left out pays a transaction (attestLate) to get its fee: the rest of the committee
         # usually signs within milliseconds of the quorum, so wait briefly for it.
         since = self._quorum_since.setdefault(row.request_id, time.monotonic())
-        if len(held) < row.k and time.monotonic() - since < self.peers.full_wait:
+        last_block = head + 1 >= row.reveal_deadline  # no later block can settle it
+        if len(held) < row.k and not last_block and time.monotonic() - since < self.peers.full_wait:
             return None
         # Members take turns a block apart, in member order among those who signed this digest.
         turn = sum(1 for a in agreeing if row.committee.index(a.signer) < row.member)
