@@ -3,23 +3,21 @@ transaction manager that records what it is asked to send: once it holds a quoru
 `full_wait` for the rest of the committee (each member left out pays an `attestLate` of its own), then
 settles with what it holds. The strategy's clock is a test clock: nothing sleeps."""
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from verinfer.chain import attestations
 from verinfer.chain.attestations import Domain
-from verinfer.relayer.config import RelayerConfig
 from verinfer.relayer.journal import Journal, RequestRow, State
-from verinfer.relayer.metrics import Metrics
-from verinfer.relayer.modes import StrategyContext
 from verinfer.relayer.modes import attested as attested_module
 from verinfer.relayer.modes.attested import AttestedStrategy
 from verinfer.relayer.peers import PeerConfig
+
+from tests.offchain.strategies import fake_context
 
 MEMBERS: list[LocalAccount] = [Account.from_key(bytes([i + 1]) * 32) for i in range(3)]
 ME = MEMBERS[0]
@@ -76,19 +74,7 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def strategy(chain: FakeChain, journal: Journal, full_wait: float) -> AttestedStrategy:
-    ctx = StrategyContext(
-        address=ME.address,
-        config=RelayerConfig(),
-        contracts=cast(Any, chain),
-        journal=journal,
-        txm=cast(Any, chain),
-        metrics=Metrics(),
-        decoder=cast(Any, None),
-        log=logging.getLogger("test"),
-        miss=lambda row, reason: None,
-        reconcile=lambda row: None,
-        observe=lambda row, stage: None,
-    )
+    ctx = fake_context(ME.address, chain, journal)
     return AttestedStrategy(ctx, ME, DOMAIN, PeerConfig(full_wait=full_wait), lambda member: "")
 
 

@@ -2,23 +2,22 @@
 what it is asked to send: what is committed, revealed or finalized in which block, what is missed,
 and how much gas a possibly settling transaction reserves."""
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from verinfer.chain.txmanager import TxOutcome, TxRejected
 from verinfer.relayer.config import RelayerConfig
 from verinfer.relayer.journal import Journal, RequestRow, State
-from verinfer.relayer.metrics import Metrics
-from verinfer.relayer.modes import StrategyContext
 from verinfer.relayer.modes.consensus import (
     CALLBACK_RESERVE,
     CREDIT_RESERVE,
     SLASH_RESERVE,
     ConsensusStrategy,
 )
+
+from tests.offchain.strategies import fake_context
 
 ME = "0x00000000000000000000000000000000000000A1"
 PEERS = ("0x00000000000000000000000000000000000000B2", "0x00000000000000000000000000000000000000C3")
@@ -78,19 +77,7 @@ def strategy(chain: FakeChain, journal: Journal) -> ConsensusStrategy:
         missed.append((row.request_id, reason))
         journal.update(row.request_id, State.MISSED, detail=reason, reason=reason)
 
-    ctx = StrategyContext(
-        address=ME,
-        config=RelayerConfig(),
-        contracts=cast(Any, chain),
-        journal=journal,
-        txm=cast(Any, chain),
-        metrics=Metrics(),
-        decoder=cast(Any, None),
-        log=logging.getLogger("test"),
-        miss=miss,
-        reconcile=lambda row: None,
-        observe=lambda row, stage: None,
-    )
+    ctx = fake_context(ME, chain, journal, miss)
     made = ConsensusStrategy(ctx)
     made.missed = missed  # type: ignore[attr-defined]
     return made
