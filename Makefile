@@ -11,9 +11,14 @@ export APE_DATA_FOLDER ?= $(ROOT)/.toolchain/ape
 # Slither has its own venv: its web3/eth-utils pins clash with ape's.
 SLITHER_VENV := $(TOOLCHAIN)/slither-venv
 
-.PHONY: install env lint test demo bench clean
+.PHONY: install qemu env lint test demo bench clean
 
-install: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
+install: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION) qemu
+
+# qemu-user runs a relayer on an emulated CPU of another class (tests) and `models calibrate` across classes.
+qemu:
+	@command -v qemu-x86_64 >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -q qemu-user >/dev/null; } \
+		|| { echo "qemu-x86_64 is missing: install Debian's qemu-user (apt-get install qemu-user)"; exit 1; }
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)

@@ -21,6 +21,8 @@ contract ModelRegistry is IModelRegistry {
     /// @notice Largest `maxOutputBytes` a version may declare; the hub applies its own, lower cap
     ///         (what one block can reveal and store).
     uint32 public constant MAX_OUTPUT_BYTES = 1 << 20;
+    /// @notice Longest execution class in bytes.
+    uint256 public constant MAX_CLASS_LENGTH = 128;
 
     struct Model {
         address owner;
@@ -31,7 +33,8 @@ contract ModelRegistry is IModelRegistry {
 
     mapping(bytes32 modelId => Model) private _models;
     mapping(bytes32 modelId => mapping(uint32 version => Version)) private _versions;
-    mapping(bytes32 modelId => mapping(bytes32 sha => uint32 version)) private _versionOfArtifact;
+    /// @dev keyed by the artifact hash for portable versions, by keccak(hash, classId) for the others
+    mapping(bytes32 modelId => mapping(bytes32 artifactKey => uint32 version)) private _versionOfArtifact;
 
     modifier onlyModelOwner(bytes32 modelId) {
         address owner = _models[modelId].owner;
@@ -55,7 +58,9 @@ contract ModelRegistry is IModelRegistry {
         onlyModelOwner(modelId)
         returns (uint32 version)
     {
-        _validate(modelId, params);
+        bytes32 classId = _classId(bytes(params.executionClass));
+        bytes32 artifactKey = _artifactKey(params.artifactSha256, classId);
+        _validate(modelId, params, artifactKey);
         Model storage model = _models[modelId];
         version = ++model.versionCount;
         Version storage stored = _versions[modelId][version];
@@ -66,9 +71,11 @@ contract ModelRegistry is IModelRegistry {
         stored.maxOutputBytes = params.maxOutputBytes;
         stored.verifier = params.verifier;
         stored.publishedAt = uint64(block.number);
+        stored.classId = classId;
         stored.uris = params.uris;
         stored.tensorSpec = params.tensorSpec;
-        _versionOfArtifact[modelId][params.artifactSha256] = version;
+        stored.executionClass = params.executionClass;
+        _versionOfArtifact[modelId][artifactKey] = version;
         emit VersionPublished(
             modelId,
             version,
@@ -79,7 +86,9 @@ contract ModelRegistry is IModelRegistry {
             params.modes,
             params.fee,
             params.maxOutputBytes,
-            params.verifier
+            params.verifier,
+            classId,
+            params.executionClass
         );
     }
 
@@ -141,8 +150,14 @@ contract ModelRegistry is IModelRegistry {
             modes: stored.modes,
             deprecated: stored.deprecated,
             maxOutputBytes: stored.maxOutputBytes,
-            verifier: stored.verifier
+            verifier: stored.verifier,
+            classId: stored.classId
         });
+    }
+
+    /// @inheritdoc IModelRegistry
+    function classOf(bytes32 modelId, uint32 version) external view returns (bytes32) {
+        return _storedVersion(modelId, version).classId;
     }
 
     /// @inheritdoc IModelRegistry
@@ -157,9 +172,9 @@ contract ModelRegistry is IModelRegistry {
         return _versions[modelId][version];
     }
 
-    function _validate(bytes32 modelId, VersionParams calldata params) private view {
+    function _validate(bytes32 modelId, VersionParams calldata params, bytes32 artifactKey) private view {
         if (params.artifactSha256 == bytes32(0)) revert InvalidArtifactHash();
-        uint32 existing = _versionOfArtifact[modelId][params.artifactSha256];
+        uint32 existing = _versionOfArtifact[modelId][artifactKey];
         if (existing != 0) revert DuplicateArtifact(modelId, existing);
         if (params.uris.length == 0) revert InvalidUris();
         for (uint256 i = 0; i < params.uris.length; ++i) {
@@ -174,6 +189,29 @@ contract ModelRegistry is IModelRegistry {
         if (params.tensorSpec.length == 0) revert InvalidTensorSpec();
         (IOSpec[] memory inputs, IOSpec[] memory outputs) = abi.decode(params.tensorSpec, (IOSpec[], IOSpec[]));
         if (inputs.length == 0 || outputs.length == 0) revert InvalidTensorSpec();
+    }
+
+    /// @dev The id of the machine part of an execution class (everything before the last '/'), which
+    ///      operators register for; zero for the empty (portable) class. The registry checks only the
+    ///      shape: the canonical form is the publisher's and the relayers' to check, and a class no
+    ///      relayer recognises simply has nobody to draw.
+    function _classId(bytes calldata text) private pure returns (bytes32) {
+        uint256 length = text.length;
+        if (length == 0) return bytes32(0);
+        if (length > MAX_CLASS_LENGTH) revert InvalidExecutionClass();
+        uint256 cut = length;
+        while (cut != 0 && text[cut - 1] != "/") --cut;
+        // A machine part and a settings part, both non-empty: "m/s" at least.
+        if (cut < 2 || cut == length) revert InvalidExecutionClass();
+        for (uint256 i = 0; i < length; ++i) {
+            if (uint8(text[i]) <= 0x20 || uint8(text[i]) >= 0x7f) revert InvalidExecutionClass();
+        }
+        return keccak256(text[:cut - 1]);
+    }
+
+    /// @dev The same artifact may be published once per class: each is a different promise.
+    function _artifactKey(bytes32 sha, bytes32 classId) private pure returns (bytes32) {
+        return classId == bytes32(0) ? sha : keccak256(abi.encode(sha, classId));
     }
 
     /// @dev Names are addressed as `name@version` on the command line: '@', upper case, spaces and

@@ -6,6 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IOperatorStaking} from "./interfaces/IOperatorStaking.sol";
+import {Pools} from "./libraries/Pools.sol";
 import {StakeTree} from "./libraries/StakeTree.sol";
 
 /// @title OperatorStaking
@@ -79,10 +80,13 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     mapping(address operator => OperatorState) private _operators;
     mapping(address operator => Unbonding[]) private _queue;
     mapping(address operator => uint256) private _queueHead;
-    mapping(address operator => bytes32[]) private _modelsOf;
-    mapping(bytes32 modelId => StakeTree.Tree) private _pools;
-    mapping(bytes32 modelId => mapping(address operator => uint32 slot)) private _slotOf;
-    mapping(bytes32 modelId => mapping(address operator => bool)) private _registered;
+    /// @dev the pools an operator is in (see `poolOf`), which a change of weight updates
+    mapping(address operator => bytes32[]) private _poolsOf;
+    /// @dev the model and class a pool was created for (pool ids are hashes)
+    mapping(bytes32 poolId => Registration) private _poolKey;
+    mapping(bytes32 poolId => StakeTree.Tree) private _pools;
+    mapping(bytes32 poolId => mapping(address operator => uint32 slot)) private _slotOf;
+    mapping(bytes32 poolId => mapping(address operator => bool)) private _registered;
     mapping(address operator => string) private _endpoints;
 
     /// @param token_ staking token
@@ -154,38 +158,41 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     // ------------------------------------------------------------------ pools
 
     /// @inheritdoc IOperatorStaking
-    function register(bytes32 modelId) external {
+    function register(bytes32 modelId, bytes32 classId) external {
         if (!registry.exists(modelId)) revert UnknownModel(modelId);
-        if (_registered[modelId][msg.sender]) revert AlreadyRegistered(msg.sender, modelId);
-        bytes32[] storage models = _modelsOf[msg.sender];
-        if (models.length >= MAX_MODELS_PER_OPERATOR) revert TooManyModels(MAX_MODELS_PER_OPERATOR);
-        StakeTree.Tree storage pool = _pools[modelId];
-        uint32 slot = _slotOf[modelId][msg.sender];
+        bytes32 poolId = poolOf(modelId, classId);
+        if (_registered[poolId][msg.sender]) revert AlreadyRegistered(msg.sender, modelId, classId);
+        bytes32[] storage pools = _poolsOf[msg.sender];
+        if (pools.length >= MAX_MODELS_PER_OPERATOR) revert TooManyModels(MAX_MODELS_PER_OPERATOR);
+        StakeTree.Tree storage pool = _pools[poolId];
+        uint32 slot = _slotOf[poolId][msg.sender];
         if (slot == 0) {
+            if (pool.latestMeta().size == 0) _poolKey[poolId] = Registration(modelId, classId);
             slot = pool.append(msg.sender, _epoch());
-            _slotOf[modelId][msg.sender] = slot;
+            _slotOf[poolId][msg.sender] = slot;
         }
-        _registered[modelId][msg.sender] = true;
-        models.push(modelId);
+        _registered[poolId][msg.sender] = true;
+        pools.push(poolId);
         pool.set(slot, _weight(_operators[msg.sender]), _epoch());
-        emit ModelJoined(msg.sender, modelId);
+        emit ModelJoined(msg.sender, modelId, classId);
     }
 
     /// @inheritdoc IOperatorStaking
-    function deregister(bytes32 modelId) external {
-        if (!_registered[modelId][msg.sender]) revert NotRegistered(msg.sender, modelId);
-        _registered[modelId][msg.sender] = false;
-        _pools[modelId].set(_slotOf[modelId][msg.sender], 0, _epoch());
-        bytes32[] storage models = _modelsOf[msg.sender];
-        uint256 last = models.length - 1;
+    function deregister(bytes32 modelId, bytes32 classId) external {
+        bytes32 poolId = poolOf(modelId, classId);
+        if (!_registered[poolId][msg.sender]) revert NotRegistered(msg.sender, modelId, classId);
+        _registered[poolId][msg.sender] = false;
+        _pools[poolId].set(_slotOf[poolId][msg.sender], 0, _epoch());
+        bytes32[] storage pools = _poolsOf[msg.sender];
+        uint256 last = pools.length - 1;
         for (uint256 i = 0; i <= last; ++i) {
-            if (models[i] == modelId) {
-                models[i] = models[last];
-                models.pop();
+            if (pools[i] == poolId) {
+                pools[i] = pools[last];
+                pools.pop();
                 break;
             }
         }
-        emit ModelLeft(msg.sender, modelId);
+        emit ModelLeft(msg.sender, modelId, classId);
     }
 
     // ------------------------------------------------------------------ faults
@@ -242,26 +249,26 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     // ------------------------------------------------------------------ draw
 
     /// @inheritdoc IOperatorStaking
-    function drawCommittee(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+    function drawCommittee(bytes32 poolId, uint256 k, uint256 seed, uint256 seedBlock)
         external
         view
         returns (address[] memory committee)
     {
-        (committee,) = _drawFrom(modelId, k, seed, seedBlock);
+        (committee,) = _drawFrom(poolId, k, seed, seedBlock);
     }
 
     /// @inheritdoc IOperatorStaking
-    function drawCommitteeSlots(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+    function drawCommitteeSlots(bytes32 poolId, uint256 k, uint256 seed, uint256 seedBlock)
         external
         view
         returns (address[] memory committee, uint256[] memory slots)
     {
-        return _drawFrom(modelId, k, seed, seedBlock);
+        return _drawFrom(poolId, k, seed, seedBlock);
     }
 
     /// @inheritdoc IOperatorStaking
-    function membersAt(bytes32 modelId, uint256[] calldata slots) external view returns (address[] memory members) {
-        StakeTree.Tree storage pool = _pools[modelId];
+    function membersAt(bytes32 poolId, uint256[] calldata slots) external view returns (address[] memory members) {
+        StakeTree.Tree storage pool = _pools[poolId];
         members = new address[](slots.length);
         for (uint256 i = 0; i < slots.length; ++i) {
             members[i] = pool.memberAt(slots[i]);
@@ -269,8 +276,13 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     /// @inheritdoc IOperatorStaking
-    function eligibleAt(bytes32 modelId, uint256 seedBlock) external view returns (uint256) {
-        return _pools[modelId].metaAt(_drawEpoch(seedBlock)).eligible;
+    function eligibleAt(bytes32 poolId, uint256 seedBlock) external view returns (uint256) {
+        return _pools[poolId].metaAt(_drawEpoch(seedBlock)).eligible;
+    }
+
+    /// @inheritdoc IOperatorStaking
+    function poolOf(bytes32 modelId, bytes32 classId) public pure returns (bytes32) {
+        return Pools.id(modelId, classId);
     }
 
     /// @inheritdoc IOperatorStaking
@@ -316,7 +328,7 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
             faults: _decayedFaults(op),
             jailed: op.jailed,
             jailedUntil: op.jailedUntil,
-            modelCount: _modelsOf[operator].length
+            modelCount: _poolsOf[operator].length
         });
     }
 
@@ -326,8 +338,12 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     /// @inheritdoc IOperatorStaking
-    function modelsOf(address operator) external view returns (bytes32[] memory) {
-        return _modelsOf[operator];
+    function registrationsOf(address operator) external view returns (Registration[] memory registrations) {
+        bytes32[] storage pools = _poolsOf[operator];
+        registrations = new Registration[](pools.length);
+        for (uint256 i = 0; i < pools.length; ++i) {
+            registrations[i] = _poolKey[pools[i]];
+        }
     }
 
     /// @inheritdoc IOperatorStaking
@@ -339,29 +355,29 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     /// @inheritdoc IOperatorStaking
-    function poolInfo(bytes32 modelId) external view returns (uint256 slots, uint256 eligible, uint256 totalWeight) {
-        StakeTree.Meta memory meta = _pools[modelId].latestMeta();
+    function poolInfo(bytes32 poolId) external view returns (uint256 slots, uint256 eligible, uint256 totalWeight) {
+        StakeTree.Meta memory meta = _pools[poolId].latestMeta();
         return (meta.size, meta.eligible, meta.total);
     }
 
     /// @inheritdoc IOperatorStaking
-    function weightOf(address operator, bytes32 modelId) external view returns (uint256) {
-        uint32 slot = _slotOf[modelId][operator];
-        return slot == 0 ? 0 : _pools[modelId].weightOf(slot);
+    function weightOf(address operator, bytes32 poolId) external view returns (uint256) {
+        uint32 slot = _slotOf[poolId][operator];
+        return slot == 0 ? 0 : _pools[poolId].weightOf(slot);
     }
 
     // ------------------------------------------------------------------ internals
 
-    function _drawFrom(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+    function _drawFrom(bytes32 poolId, uint256 k, uint256 seed, uint256 seedBlock)
         private
         view
         returns (address[] memory, uint256[] memory)
     {
         if (k == 0 || k > MAX_COMMITTEE) revert InvalidCommitteeSize(k);
-        StakeTree.Tree storage pool = _pools[modelId];
+        StakeTree.Tree storage pool = _pools[poolId];
         uint256 epoch = _drawEpoch(seedBlock);
         uint256 eligible = pool.metaAt(epoch).eligible;
-        if (eligible < k) revert InsufficientOperators(modelId, eligible, k);
+        if (eligible < k) revert InsufficientOperators(poolId, eligible, k);
         return pool.draw(k, seed, epoch);
     }
 
@@ -370,12 +386,12 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     function _refreshWeight(address operator) private {
-        bytes32[] storage models = _modelsOf[operator];
+        bytes32[] storage pools = _poolsOf[operator];
         uint256 weight = _weight(_operators[operator]);
         uint256 epoch = _epoch();
-        for (uint256 i = 0; i < models.length; ++i) {
-            bytes32 modelId = models[i];
-            _pools[modelId].set(_slotOf[modelId][operator], weight, epoch);
+        for (uint256 i = 0; i < pools.length; ++i) {
+            bytes32 poolId = pools[i];
+            _pools[poolId].set(_slotOf[poolId][operator], weight, epoch);
         }
     }
 

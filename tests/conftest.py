@@ -141,6 +141,7 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
         modes: int = 1,
         decimals: int = 6,
         max_output_bytes: int = 65_536,
+        execution_class: str = "",
     ) -> tuple[bytes, int]:
         model_id = registry.modelIdOf(name)
         if not registry.exists(model_id):
@@ -155,6 +156,7 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
             fee,
             max_output_bytes,
             ape.utils.ZERO_ADDRESS,
+            execution_class,
         )
         receipt = registry.publishVersion(model_id, params, sender=model_owner)
         return model_id, receipt.return_value
@@ -170,13 +172,16 @@ def next_epoch(staking: Any) -> None:
 
 @pytest.fixture(scope="session")
 def join(staking: Any, fund: Callable[..., None]) -> Callable[..., None]:
-    """Funds, stakes and registers operators for a model; they are drawable once it returns."""
+    """Funds, stakes and registers operators for a model (portable versions unless `class_id` is given);
+    they are drawable once it returns."""
 
-    def _join(ops: list[Any], model_id: bytes, amount: int = 1_000 * E18) -> None:
+    def _join(
+        ops: list[Any], model_id: bytes, amount: int = 1_000 * E18, class_id: bytes = bytes(32)
+    ) -> None:
         for op in ops:
             fund(op, amount, staking)
             staking.stake(amount, sender=op)
-            staking.register(model_id, sender=op)
+            staking.register(model_id, class_id, sender=op)
         next_epoch(staking)
 
     return _join
@@ -281,7 +286,7 @@ def committee_of(hub: Any, accounts_by_address: dict[str, Any], request_id: int)
     seed_block = mode.getRound(request_id).seedBlock
     seed_hash = bytes(ape.chain.blocks[seed_block].hash)
     staking = ape.project.OperatorStaking.at(hub.staking())
-    drawn = staking.drawCommittee(r.modelId, r.k, seed_of(request_id, seed_hash), seed_block)
+    drawn = staking.drawCommittee(hub.poolOf(request_id), r.k, seed_of(request_id, seed_hash), seed_block)
     return [accounts_by_address[a] for a in drawn]
 
 

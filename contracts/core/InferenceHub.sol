@@ -10,6 +10,7 @@ import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
 import {IOperatorStaking} from "../interfaces/IOperatorStaking.sol";
 import {IVerificationMode} from "../interfaces/IVerificationMode.sol";
+import {Pools} from "../libraries/Pools.sol";
 import {TensorCodec} from "../libraries/TensorCodec.sol";
 
 /// @title InferenceHub
@@ -252,6 +253,12 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
     }
 
     /// @inheritdoc IInferenceHub
+    function poolOf(uint256 requestId) external view returns (bytes32) {
+        Request storage r = _known(requestId);
+        return Pools.id(r.modelId, registry.classOf(r.modelId, r.version));
+    }
+
+    /// @inheritdoc IInferenceHub
     function getResult(uint256 requestId) external view returns (Result memory result) {
         Request storage r = _known(requestId);
         Status status = r.status;
@@ -387,7 +394,7 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
         fee = uint256(terms.fee) + uint256(request.k) * p.operatorFee + p.protocolFee;
         if (fee > request.maxFee) revert FeeExceedsMax(fee, request.maxFee);
         seedBlock = uint40(block.number + 1);
-        uint256 eligible = staking.eligibleAt(request.modelId, seedBlock);
+        uint256 eligible = staking.eligibleAt(Pools.id(request.modelId, terms.classId), seedBlock);
         if (eligible < request.k) revert InsufficientOperators(request.modelId, eligible, request.k);
         _store(requestId, request, terms.fee, p);
         deadline = IVerificationMode(mode).open(

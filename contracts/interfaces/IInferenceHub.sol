@@ -347,10 +347,16 @@ interface IInferenceHub {
     /// @return the request
     function getRequest(uint256 requestId) external view returns (Request memory);
 
-    /// @notice A request's model (what a mode contract needs to draw its committee).
+    /// @notice A request's model.
     /// @param requestId the request
     /// @return modelId the model
     function modelOf(uint256 requestId) external view returns (bytes32 modelId);
+
+    /// @notice The operator pool a request's committee is drawn from: its model's operators registered
+    ///         for its version's execution class (see IOperatorStaking.poolOf).
+    /// @param requestId the request
+    /// @return poolId the pool
+    function poolOf(uint256 requestId) external view returns (bytes32 poolId);
 
     /// @notice The settled result; reverts with ResultNotReady while pending.
     /// @param requestId the request

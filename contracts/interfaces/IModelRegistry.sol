@@ -14,6 +14,12 @@ interface IModelRegistry {
     /// @param maxOutputBytes largest encoded output a request settles with; a larger output is the
     ///        canonical error OUTPUT_TOO_LARGE. At least the length of an error output (416 bytes)
     /// @param verifier ZK verifier contract, required when the ZK mode is allowed
+    /// @param executionClass where outputs are bit-identical: `runtime==version/cpu-class/settings`, such
+    ///        as `onnxruntime==1.32.0/x86-64-fma3/t1-seq-opt_basic-prepack`. Committees are drawn only
+    ///        from operators registered for the machine part (everything before the last '/'), and
+    ///        every member runs the settings part. Empty: portable, the owner's word that the outputs
+    ///        agree on every CPU class and runtime version under the pinned settings (drawn from every
+    ///        operator registered for the model without a class)
     struct VersionParams {
         bytes32 artifactSha256;
         string[] uris;
@@ -23,6 +29,7 @@ interface IModelRegistry {
         uint96 fee;
         uint32 maxOutputBytes;
         address verifier;
+        string executionClass;
     }
 
     /// @notice One input or output of a model: its name, ONNX element type and shape
@@ -43,8 +50,11 @@ interface IModelRegistry {
         uint32 maxOutputBytes;
         address verifier;
         uint64 publishedAt;
+        /// @dev keccak256 of the machine part of `executionClass`; zero when portable
+        bytes32 classId;
         string[] uris;
         bytes tensorSpec;
+        string executionClass;
     }
 
     /// @notice The settlement-relevant terms of a version, in one call.
@@ -56,6 +66,8 @@ interface IModelRegistry {
         bool deprecated;
         uint32 maxOutputBytes;
         address verifier;
+        /// @dev the class operators must be registered for to be drawn; zero when portable
+        bytes32 classId;
     }
 
     /// @notice A model name was claimed.
@@ -75,6 +87,8 @@ interface IModelRegistry {
     /// @param fee owner fee per inference
     /// @param maxOutputBytes largest encoded output
     /// @param verifier ZK verifier or zero
+    /// @param classId keccak256 of the machine part of the execution class (zero: portable)
+    /// @param executionClass the execution class (empty: portable)
     event VersionPublished(
         bytes32 indexed modelId,
         uint32 indexed version,
@@ -85,7 +99,9 @@ interface IModelRegistry {
         uint8 modes,
         uint96 fee,
         uint32 maxOutputBytes,
-        address verifier
+        address verifier,
+        bytes32 classId,
+        string executionClass
     );
 
     /// @notice A version was deprecated: new requests for it are refused.
@@ -121,7 +137,9 @@ interface IModelRegistry {
     error NotPendingOwner(bytes32 modelId, address caller);
     /// @notice The artifact hash is zero.
     error InvalidArtifactHash();
-    /// @notice The same artifact is published already as `version` of this model.
+    /// @notice The execution class is not empty and not `machine/settings` of at most 128 bytes.
+    error InvalidExecutionClass();
+    /// @notice The same artifact is published already as `version` of this model, in the same class.
     error DuplicateArtifact(bytes32 modelId, uint32 version);
     /// @notice No artifact URI was given, or one is empty.
     error InvalidUris();
@@ -189,8 +207,14 @@ interface IModelRegistry {
     /// @notice The settlement terms of a version; reverts for unknown models or versions.
     /// @param modelId the model
     /// @param version the version number
-    /// @return the owner, fee, decimals, modes, deprecation flag and verifier
+    /// @return the owner, fee, decimals, modes, deprecation flag, verifier and class
     function terms(bytes32 modelId, uint32 version) external view returns (Terms memory);
+
+    /// @notice The execution class committees for a version are drawn within; reverts for unknown versions.
+    /// @param modelId the model
+    /// @param version the version number
+    /// @return classId keccak256 of the machine part of the class, zero when portable
+    function classOf(bytes32 modelId, uint32 version) external view returns (bytes32 classId);
 
     /// @notice The current owner of a model.
     /// @param modelId the model

@@ -3,7 +3,10 @@ pragma solidity ^0.8.24;
 
 /// @title IOperatorStaking
 /// @notice Operator stake, unbonding queue, slashing and jailing, and the stake-weighted
-///         committee draw over the operators registered for a model.
+///         committee draw over the operators registered for a model and execution class.
+/// @dev A pool is a model and an execution class (`poolOf`): a version with a class draws only from
+///      operators who registered for that class of the model, a portable version (class zero) from
+///      those registered without one. An operator declares each class it serves by registering for it.
 /// @dev Every change to who can be drawn (stake, unbonding, joining or leaving a pool, jail) takes
 ///      effect for draws from the next epoch on: a draw reads the pools as they stood at the end of
 ///      the epoch before its seed block, so no weight chosen after a seed was knowable counts.
@@ -18,6 +21,12 @@ interface IOperatorStaking {
         /// @dev block from which `unjail` is allowed (when jailed)
         uint40 jailedUntil;
         uint256 modelCount;
+    }
+
+    /// @notice A pool an operator is in: a model and an execution class (zero: portable).
+    struct Registration {
+        bytes32 modelId;
+        bytes32 classId;
     }
 
     /// @notice A pending withdrawal.
@@ -41,14 +50,16 @@ interface IOperatorStaking {
     /// @param operator the operator
     /// @param amount tokens withdrawn
     event Withdrawn(address indexed operator, uint256 amount);
-    /// @notice The operator joined a model's pool.
+    /// @notice The operator joined a model's pool for one execution class.
     /// @param operator the operator
     /// @param modelId the model
-    event ModelJoined(address indexed operator, bytes32 indexed modelId);
-    /// @notice The operator left a model's pool.
+    /// @param classId the execution class (zero: portable versions)
+    event ModelJoined(address indexed operator, bytes32 indexed modelId, bytes32 indexed classId);
+    /// @notice The operator left a model's pool for one execution class.
     /// @param operator the operator
     /// @param modelId the model
-    event ModelLeft(address indexed operator, bytes32 indexed modelId);
+    /// @param classId the execution class (zero: portable versions)
+    event ModelLeft(address indexed operator, bytes32 indexed modelId, bytes32 indexed classId);
     /// @notice Stake was slashed.
     /// @param operator the operator
     /// @param amount tokens taken from active and unbonding stake
@@ -95,18 +106,18 @@ interface IOperatorStaking {
     error NothingToWithdraw();
     /// @notice The model is not in the registry.
     error UnknownModel(bytes32 modelId);
-    /// @notice The operator is in that model's pool already.
-    error AlreadyRegistered(address operator, bytes32 modelId);
-    /// @notice The operator is not in that model's pool.
-    error NotRegistered(address operator, bytes32 modelId);
-    /// @notice The operator is in the maximum number of pools.
+    /// @notice The operator is in that model's pool for that class already.
+    error AlreadyRegistered(address operator, bytes32 modelId, bytes32 classId);
+    /// @notice The operator is not in that model's pool for that class.
+    error NotRegistered(address operator, bytes32 modelId, bytes32 classId);
+    /// @notice The operator is in the maximum number of pools (a model counts once per class).
     error TooManyModels(uint256 max);
     /// @notice The operator is not jailed.
     error NotJailed(address operator);
     /// @notice The operator's jail period has not ended.
     error JailPeriodNotOver(address operator, uint256 until);
-    /// @notice Fewer eligible operators than the committee size.
-    error InsufficientOperators(bytes32 modelId, uint256 eligible, uint256 requested);
+    /// @notice Fewer eligible operators in the pool than the committee size.
+    error InsufficientOperators(bytes32 poolId, uint256 eligible, uint256 requested);
     /// @notice The committee size is zero or above the maximum.
     error InvalidCommitteeSize(uint256 k);
     /// @notice A basis-point value is above 10000.
@@ -130,18 +141,23 @@ interface IOperatorStaking {
     /// @return amount tokens sent to the caller
     function withdraw() external returns (uint256 amount);
 
-    /// @notice Joins a model's pool so the caller can be drawn for its requests (from the next epoch).
+    /// @notice Joins a model's pool for one execution class, so the caller can be drawn for requests to
+    ///         the model's versions of that class (from the next epoch). The class is the caller's word
+    ///         that its machine computes that class's bits; its relayer checks the machine first.
     /// @param modelId the model
-    function register(bytes32 modelId) external;
+    /// @param classId keccak256 of the machine part of the class (`runtime==version/cpu-class`), or zero
+    ///        for the model's portable versions
+    function register(bytes32 modelId, bytes32 classId) external;
 
     /// @notice Publishes where the caller's relayer takes messages from its committee peers (attested
     ///         mode exchanges signatures there); an empty URL withdraws it. Requires stake.
     /// @param url an http:// or https:// URL of at most 256 bytes, or empty
     function setEndpoint(string calldata url) external;
 
-    /// @notice Leaves a model's pool (drawn no more from the next epoch).
+    /// @notice Leaves a model's pool for one class (drawn no more from the next epoch).
     /// @param modelId the model
-    function deregister(bytes32 modelId) external;
+    /// @param classId the class registered for (zero: portable)
+    function deregister(bytes32 modelId, bytes32 classId) external;
 
     /// @notice Leaves jail once the jail period is over and stake is back at the minimum. Faults
     ///         are kept (they decay with time), so the next fault may jail again.
@@ -157,44 +173,51 @@ interface IOperatorStaking {
         external
         returns (uint256 slashed);
 
-    /// @notice Draws `k` distinct operators of a model, weighted by stake, from the pool as it stood
+    /// @notice Draws `k` distinct operators of a pool, weighted by stake, from the pool as it stood
     ///         at the end of the epoch before `seedBlock`'s.
-    /// @param modelId the model
+    /// @param poolId the pool (`poolOf(model, class)`)
     /// @param k committee size
     /// @param seed randomness (derived from `seedBlock`'s hash)
     /// @param seedBlock the block the seed comes from
     /// @return committee the drawn operators
-    function drawCommittee(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+    function drawCommittee(bytes32 poolId, uint256 k, uint256 seed, uint256 seedBlock)
         external
         view
         returns (address[] memory committee);
 
-    /// @notice `drawCommittee` with each member's slot in the model's pool. A slot never changes hands,
+    /// @notice `drawCommittee` with each member's slot in the pool. A slot never changes hands,
     ///         so a mode can keep a committee as its slots (four bytes a member) and read it back with
     ///         `membersAt`.
-    /// @param modelId the model
+    /// @param poolId the pool
     /// @param k committee size
     /// @param seed randomness (derived from `seedBlock`'s hash)
     /// @param seedBlock the block the seed comes from
     /// @return committee the drawn operators
-    /// @return slots their slots in the model's pool, in the same order
-    function drawCommitteeSlots(bytes32 modelId, uint256 k, uint256 seed, uint256 seedBlock)
+    /// @return slots their slots in the pool, in the same order
+    function drawCommitteeSlots(bytes32 poolId, uint256 k, uint256 seed, uint256 seedBlock)
         external
         view
         returns (address[] memory committee, uint256[] memory slots);
 
-    /// @notice The operators holding `slots` in a model's pool (the zero address for a slot never used).
-    /// @param modelId the model
+    /// @notice The operators holding `slots` in a pool (the zero address for a slot never used).
+    /// @param poolId the pool
     /// @param slots pool slots
     /// @return members one operator per slot
-    function membersAt(bytes32 modelId, uint256[] calldata slots) external view returns (address[] memory members);
+    function membersAt(bytes32 poolId, uint256[] calldata slots) external view returns (address[] memory members);
 
     /// @notice How many operators a draw seeded at `seedBlock` chooses from (those with weight at
     ///         the end of the epoch before its own; the pool as written last if that epoch has not ended).
-    /// @param modelId the model
+    /// @param poolId the pool
     /// @param seedBlock the seed block
     /// @return eligible operators with weight
-    function eligibleAt(bytes32 modelId, uint256 seedBlock) external view returns (uint256 eligible);
+    function eligibleAt(bytes32 poolId, uint256 seedBlock) external view returns (uint256 eligible);
+
+    /// @notice The pool of a model's versions of one execution class: the model id itself for portable
+    ///         versions (class zero), else keccak256(abi.encode(modelId, classId)).
+    /// @param modelId the model
+    /// @param classId the class (zero: portable)
+    /// @return the pool id
+    function poolOf(bytes32 modelId, bytes32 classId) external pure returns (bytes32);
 
     /// @notice The epoch a block belongs to (epochs count from 1).
     /// @param blockNumber the block
@@ -214,10 +237,10 @@ interface IOperatorStaking {
     /// @return the operator's record
     function operatorInfo(address operator) external view returns (OperatorInfo memory);
 
-    /// @notice The models an operator is registered for.
+    /// @notice The pools an operator is registered for: model and class of each.
     /// @param operator the operator
-    /// @return model ids
-    function modelsOf(address operator) external view returns (bytes32[] memory);
+    /// @return registrations one per pool, in no particular order
+    function registrationsOf(address operator) external view returns (Registration[] memory registrations);
 
     /// @notice The endpoint an operator published (empty if none).
     /// @param operator the operator
@@ -229,16 +252,16 @@ interface IOperatorStaking {
     /// @return pending entries
     function unbondingsOf(address operator) external view returns (Unbonding[] memory);
 
-    /// @notice A model pool's size as written last (drawn from the next epoch on).
-    /// @param modelId the model
+    /// @notice A pool's size as written last (drawn from the next epoch on).
+    /// @param poolId the pool
     /// @return slots members ever joined
     /// @return eligible members with weight
     /// @return totalWeight sum of weights
-    function poolInfo(bytes32 modelId) external view returns (uint256 slots, uint256 eligible, uint256 totalWeight);
+    function poolInfo(bytes32 poolId) external view returns (uint256 slots, uint256 eligible, uint256 totalWeight);
 
-    /// @notice An operator's weight in a model's pool as written last.
+    /// @notice An operator's weight in a pool as written last.
     /// @param operator the operator
-    /// @param modelId the model
+    /// @param poolId the pool
     /// @return weight its stake if eligible, else zero
-    function weightOf(address operator, bytes32 modelId) external view returns (uint256 weight);
+    function weightOf(address operator, bytes32 poolId) external view returns (uint256 weight);
 }

@@ -411,7 +411,7 @@ contract AttestedMode is ModeBase, EIP712 {
             if (i % 8 == 0) word = _slotWords[requestId][i / 8];
             slots[i] = (word >> (32 * (i % 8))) & type(uint32).max;
         }
-        return staking.membersAt(hub.modelOf(requestId), slots);
+        return staking.membersAt(hub.poolOf(requestId), slots);
     }
 
     function _settle(uint256 requestId, Round storage r, bytes calldata output, Signed[] calldata signatures)

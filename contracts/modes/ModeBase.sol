@@ -112,7 +112,7 @@ abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardT
     function _draw(uint256 requestId, uint256 k, uint256 seedBlock) internal returns (address[] memory committee) {
         uint256[] memory slots;
         (committee, slots) =
-            staking.drawCommitteeSlots(hub.modelOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+            staking.drawCommitteeSlots(hub.poolOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
         _keepCommittee(requestId, committee, slots);
         emit CommitteeDrawn(requestId, committee);
     }
@@ -131,12 +131,12 @@ abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardT
     ///      below k (otherwise the request expires with a full refund and nobody is penalized).
     function _drawable(uint256 requestId, uint256 k, uint256 seedBlock) internal view returns (bool) {
         if (block.number > seedBlock + SEED_HORIZON) return false;
-        return staking.eligibleAt(hub.modelOf(requestId), seedBlock) >= k;
+        return staking.eligibleAt(hub.poolOf(requestId), seedBlock) >= k;
     }
 
     /// @dev The committee a request will have, as drawn now (reverts while the seed is not readable).
     function _previewDraw(uint256 requestId, uint256 k, uint256 seedBlock) internal view returns (address[] memory) {
-        return staking.drawCommittee(hub.modelOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+        return staking.drawCommittee(hub.poolOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
     }
 
     /// @dev A member's index in a committee kept by the default `_keepCommittee`.

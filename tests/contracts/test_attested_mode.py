@@ -105,7 +105,7 @@ def committee(
         if rnd.drawn:
             return [by_address[a] for a in attested.getCommittee(rid)]
         seed = seed_of(rid, bytes(chain.blocks[rnd.seedBlock].hash))
-        return [by_address[a] for a in staking.drawCommittee(hub.modelOf(rid), rnd.k, seed, rnd.seedBlock)]
+        return [by_address[a] for a in staking.drawCommittee(hub.poolOf(rid), rnd.k, seed, rnd.seedBlock)]
 
     return _committee
 

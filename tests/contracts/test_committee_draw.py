@@ -72,7 +72,7 @@ def crowd(staking, make_model, new_operator):
     for i in range(N_OPERATORS):
         op = new_operator(crowd_weight(i))
         staking.stake(crowd_weight(i), sender=op)
-        staking.register(model_id, sender=op)
+        staking.register(model_id, bytes(32), sender=op)
         ops.append(op)
     next_epoch(staking)
     return model_id, ops
@@ -122,7 +122,7 @@ def test_draw__largest_committee__distinct(staking, crowd, chain):
 def test_draw__ineligible_never_drawn_from_the_next_epoch(staking, crowd, chain):
     model_id, ops = crowd
     for op in ops[:40]:
-        staking.deregister(model_id, sender=op)
+        staking.deregister(model_id, bytes(32), sender=op)
     for op in ops[40:50]:
         staking.requestUnbond(staking.operatorInfo(op).stake, sender=op)
     assert staking.poolInfo(model_id)[1] == 50
@@ -145,8 +145,8 @@ def test_draw__operator_joining_in_the_seed_epoch__never_drawn_for_it(staking, c
     # Stakes and registers in the seed's epoch, with far more stake than the whole pool.
     newcomer = new_operator(1_000_000 * E18)
     staking.stake(1_000_000 * E18, sender=newcomer)
-    staking.register(model_id, sender=newcomer)
-    staking.register(model_id, sender=late_registrant)
+    staking.register(model_id, bytes(32), sender=newcomer)
+    staking.register(model_id, bytes(32), sender=late_registrant)
     assert same_epoch(staking, seed_block, chain.blocks.height)
     assert staking.poolInfo(model_id)[1] == N_OPERATORS + 2
     assert staking.eligibleAt(model_id, seed_block) == N_OPERATORS
@@ -177,7 +177,7 @@ def test_draw__pool_changes_in_the_seed_epoch_or_later__leave_the_draw_unchanged
     token.mint(grower, 10_000 * E18, sender=deployer)
     token.approve(staking, 10_000 * E18, sender=grower)
     staking.stake(10_000 * E18, sender=grower)
-    staking.deregister(model_id, sender=leaver)
+    staking.deregister(model_id, bytes(32), sender=leaver)
     staking.requestUnbond(staking.operatorInfo(unbonder).stake, sender=unbonder)
     for _ in range(TEST_PARAMS["jail_threshold"]):
         staking.slash(jailbird, 100, slasher, 0, sender=slasher)
@@ -186,7 +186,7 @@ def test_draw__pool_changes_in_the_seed_epoch_or_later__leave_the_draw_unchanged
 
     next_epoch(staking)
     staking.requestUnbond(staking.operatorInfo(grower).stake, sender=grower)
-    staking.register(model_id, sender=leaver)
+    staking.register(model_id, bytes(32), sender=leaver)
     next_epoch(staking)
     assert draws(staking, model_id, seed_block, k=9) == before
     # Seeds from now on see the changes: the unbonded and jailed are out.
@@ -218,7 +218,7 @@ def test_draw__history__each_seed_epoch_reads_the_pool_of_the_epoch_before(
         weights[1] += 5_000 * E18
         staking.requestUnbond(100 * E18, sender=shrinker)
         weights[21 + 2 * step] -= 100 * E18
-        staking.deregister(model_id, sender=leaver)
+        staking.deregister(model_id, bytes(32), sender=leaver)
         weights[10 + step] = 0
         # Later seeds of this epoch still read the previous epoch's end.
         assert same_epoch(staking, seed_block, chain.blocks.height)
@@ -239,7 +239,7 @@ def test_draw__gas_grows_sublinearly(staking, crowd, chain, make_model, new_oper
     for _ in range(10):
         op = new_operator(100 * E18)
         staking.stake(100 * E18, sender=op)
-        staking.register(small, sender=op)
+        staking.register(small, bytes(32), sender=op)
     next_epoch(staking)
     seed_block = chain.blocks.height
     gas_10 = staking.drawCommittee.estimate_gas_cost(small, 5, 1, seed_block)
@@ -316,14 +316,14 @@ def test_attested__committee_of_sixteen__members_leave_rejoin_and_newcomers_join
         rid, output, [signed(m, output) for i, m in enumerate(committee) if i not in (7, 15)], sender=dapp
     )
     left7, left15 = by_address[committee[7]], by_address[committee[15]]
-    staking.deregister(model_id, sender=left7)
-    staking.deregister(model_id, sender=left15)
+    staking.deregister(model_id, bytes(32), sender=left7)
+    staking.deregister(model_id, bytes(32), sender=left15)
     staking.requestUnbond(staking.operatorInfo(left15).stake, sender=left15)
     for _ in range(3):
         newcomer = new_operator(200 * E18)
         staking.stake(200 * E18, sender=newcomer)
-        staking.register(model_id, sender=newcomer)
-    staking.register(model_id, sender=left15)  # rejoins on its old slot
+        staking.register(model_id, bytes(32), sender=newcomer)
+    staking.register(model_id, bytes(32), sender=left15)  # rejoins on its old slot
     assert list(attested.getCommittee(rid)) == committee
 
     receipt = attested.attestLate(rid, signed(committee[15], output)[1], sender=dapp)

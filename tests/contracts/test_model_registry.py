@@ -2,6 +2,7 @@
 
 import ape
 import pytest
+from eth_utils import keccak
 
 from tests.conftest import SPEC
 
@@ -18,6 +19,7 @@ def version_params(sha: bytes = b"\x01" * 32, **over):
         "fee": 5,
         "max_output_bytes": 4_096,
         "verifier": ZERO,
+        "execution_class": "",
     }
     p.update(over)
     return (
@@ -29,6 +31,7 @@ def version_params(sha: bytes = b"\x01" * 32, **over):
         p["fee"],
         p["max_output_bytes"],
         p["verifier"],
+        p["execution_class"],
     )
 
 
@@ -98,6 +101,37 @@ def test_publish_version__stores_everything_and_emits(registry, model_id, model_
     )
 
 
+CLASS = "onnxruntime==1.32.0/x86-64-fma3/t1-seq-opt_basic-prepack"
+
+
+def test_publish_version__execution_class__id_of_machine_part_and_once_per_class(
+    registry, model_id, model_owner
+):
+    receipt = registry.publishVersion(model_id, version_params(execution_class=CLASS), sender=model_owner)
+    class_id = keccak(b"onnxruntime==1.32.0/x86-64-fma3")  # settings are not part of the pool
+    event = receipt.decode_logs(registry.VersionPublished)[0]
+    assert (event.classId, event.executionClass) == (class_id, CLASS)
+    v = registry.getVersion(model_id, 1)
+    assert (v.classId, v.executionClass) == (class_id, CLASS)
+    assert registry.terms(model_id, 1).classId == class_id == registry.classOf(model_id, 1)
+    # The same artifact is another promise in another class, and portable once more; twice is refused.
+    other = CLASS.replace("fma3", "avx512")
+    assert (
+        registry.publishVersion(
+            model_id, version_params(execution_class=other), sender=model_owner
+        ).return_value
+        == 2
+    )
+    assert registry.publishVersion(model_id, version_params(), sender=model_owner).return_value == 3
+    assert (
+        registry.classOf(model_id, 3) == bytes(32) and registry.getVersion(model_id, 3).executionClass == ""
+    )
+    with ape.reverts(registry.DuplicateArtifact):
+        registry.publishVersion(model_id, version_params(execution_class=CLASS), sender=model_owner)
+    with ape.reverts(registry.UnknownVersion):
+        registry.classOf(model_id, 4)
+
+
 @pytest.mark.parametrize(
     ("over", "error"),
     [
@@ -113,6 +147,11 @@ def test_publish_version__stores_everything_and_emits(registry, model_id, model_
         ({"max_output_bytes": 415}, "InvalidMaxOutputBytes"),
         ({"max_output_bytes": (1 << 20) + 1}, "InvalidMaxOutputBytes"),
         ({"max_output_bytes": 2**32 - 1}, "InvalidMaxOutputBytes"),
+        ({"execution_class": "onnxruntime==1.32.0"}, "InvalidExecutionClass"),  # no settings part
+        ({"execution_class": "/t1-seq"}, "InvalidExecutionClass"),  # no machine part
+        ({"execution_class": "onnxruntime==1.32.0/x86-64-fma3/"}, "InvalidExecutionClass"),
+        ({"execution_class": "onnxruntime==1.32.0/x86 64/t1"}, "InvalidExecutionClass"),  # a space
+        ({"execution_class": "a/" + "b" * 127}, "InvalidExecutionClass"),  # 129 bytes
     ],
 )
 def test_publish_version__invalid__reverts(registry, model_id, model_owner, over, error):

@@ -42,7 +42,7 @@ def staked(op, staking, token, fund, model_id):
     held_before = token.balanceOf(staking)
     fund(op, 1_000 * E18, staking)
     staking.stake(1_000 * E18, sender=op)
-    staking.register(model_id, sender=op)
+    staking.register(model_id, bytes(32), sender=op)
     assert token.balanceOf(staking) - held_before == 1_000 * E18
     return op
 
@@ -80,7 +80,7 @@ def test_stake__no_allowance__reverts(staking, token, op, deployer):
 def test_below_min_stake__not_eligible(staking, op, fund, model_id):
     fund(op, MIN - 1, staking)
     staking.stake(MIN - 1, sender=op)
-    staking.register(model_id, sender=op)
+    staking.register(model_id, bytes(32), sender=op)
     assert staking.weightOf(op, model_id) == 0
     assert staking.poolInfo(model_id)[1] == 0
 
@@ -163,24 +163,24 @@ def test_set_unbonding_period__shorter__reverts(staking, deployer):
 
 def test_register__errors(staking, op, model_id, make_model):
     with ape.reverts(staking.UnknownModel):
-        staking.register(b"\x05" * 32, sender=op)
-    staking.register(model_id, sender=op)
+        staking.register(b"\x05" * 32, bytes(32), sender=op)
+    staking.register(model_id, bytes(32), sender=op)
     with ape.reverts(staking.AlreadyRegistered):
-        staking.register(model_id, sender=op)
+        staking.register(model_id, bytes(32), sender=op)
     for i in range(staking.MAX_MODELS_PER_OPERATOR() - 1):
-        staking.register(make_model(f"extra-{i}")[0], sender=op)
+        staking.register(make_model(f"extra-{i}")[0], bytes(32), sender=op)
     with ape.reverts(staking.TooManyModels):
-        staking.register(make_model("one-too-many")[0], sender=op)
+        staking.register(make_model("one-too-many")[0], bytes(32), sender=op)
 
 
 def test_deregister__zeroes_weight_and_rejoin_restores(staked, staking, model_id):
-    receipt = staking.deregister(model_id, sender=staked)
-    assert receipt.events == [staking.ModelLeft(staked, model_id)]
+    receipt = staking.deregister(model_id, bytes(32), sender=staked)
+    assert receipt.events == [staking.ModelLeft(staked, model_id, bytes(32))]
     assert staking.weightOf(staked, model_id) == 0
-    assert staking.modelsOf(staked) == []
+    assert staking.registrationsOf(staked) == []
     with ape.reverts(staking.NotRegistered):
-        staking.deregister(model_id, sender=staked)
-    staking.register(model_id, sender=staked)
+        staking.deregister(model_id, bytes(32), sender=staked)
+    staking.register(model_id, bytes(32), sender=staked)
     assert staking.weightOf(staked, model_id) == 1_000 * E18
     assert staking.poolInfo(model_id)[0] == 1  # the slot is reused
 
@@ -353,7 +353,7 @@ def test_eligible_at__counts_a_new_operator_from_the_next_epoch(staking, op, fun
     next_epoch(staking)
     fund(op, MIN, staking)
     staking.stake(MIN, sender=op)
-    joined = staking.register(model_id, sender=op).block_number
+    joined = staking.register(model_id, bytes(32), sender=op).block_number
     epoch_end = (joined // staking.epochBlocks() + 1) * staking.epochBlocks()  # first block of the next
     assert staking.poolInfo(model_id)[1] == 1
     assert staking.eligibleAt(model_id, epoch_end - 1) == 0

@@ -92,7 +92,7 @@ def test_operator_joining_after_the_seed__is_never_drawn_for_it(
     ape.chain.set_balance(whale.address, 10 * E18)
     fund(whale, 100_000 * E18, staking)
     staking.stake(100_000 * E18, sender=whale)
-    staking.register(fair_model[0], sender=whale)
+    staking.register(fair_model[0], bytes(32), sender=whale)
     next_epoch(staking)
     for rid in rids:
         drawn = list(consensus.draw(rid, sender=dapp).events.filter(consensus.CommitteeDrawn)[0].committee)
@@ -126,7 +126,7 @@ def test_callback__gets_its_whole_limit_with_a_large_output_under_the_least_gas(
     that settles still leaves the callback its full limit."""
     model_ref = make_model("large-output", max_output_bytes=60_000)
     for op in operators:
-        staking.register(model_ref[0], sender=op)
+        staking.register(model_ref[0], bytes(32), sender=op)
     next_epoch(staking)
     probe = deployer.deploy(project.GasProbeConsumer, hub)
     limit = 1_000_000
@@ -192,7 +192,7 @@ def test_output__larger_than_allowed__cannot_be_revealed__the_error_settles_fail
 ):
     model_ref = make_model("small-output", max_output_bytes=416)
     for op in operators:
-        staking.register(model_ref[0], sender=op)
+        staking.register(model_ref[0], bytes(32), sender=op)
     next_epoch(staking)
     rid = request_id_of(make_request(model_ref=model_ref))
     committee = committee_of(hub, by_address, rid)
@@ -282,7 +282,7 @@ def test_fee_on_transfer_token__refused_at_escrow(project, deployer, registry, m
     fot.mint(op, 1_000 * E18, sender=deployer)
     fot.approve(staking, 2**256 - 1, sender=op)
     staking.stake(1_000 * E18, sender=op)
-    staking.register(model[0], sender=op)
+    staking.register(model[0], bytes(32), sender=op)
     next_epoch(staking)
     fot.setFeeOn(True, sender=deployer)
     fot.mint(dapp, 100 * E18, sender=deployer)

@@ -110,6 +110,7 @@ class RelayerProcess:
     config: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    emulator: tuple[str, ...] = ()  # e.g. ("qemu-x86_64", "-cpu", "max"): runs on an emulated CPU
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
 
@@ -122,8 +123,9 @@ class RelayerProcess:
         log = self.home / f"relayer-{self.starts}.log"
         self.logs.append(log)
         handle = open(log, "wb")  # noqa: SIM115 (owned by the child)
+        argv = [sys.executable, "-m", "verinfer", "relayer", "run", "--config", str(self.config)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "verinfer", "relayer", "run", "--config", str(self.config)],
+            [*self.emulator, *argv],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -169,7 +171,7 @@ class RelayerProcess:
             return 0 if self.proc.returncode == -signal.SIGKILL else self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=20)
+            return self.proc.wait(timeout=120 if self.emulator else 20)  # emulated: slower
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -246,6 +248,7 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
         fee: int = E18,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         modes: int = 1,
+        execution_class: str = "",
     ) -> tuple[bytes, int]:
         name = f"{sample.name}-{os.getpid()}-{next(counter)}"
         digest = model_store.put(sample.onnx)
@@ -262,6 +265,7 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
             fee,
             max_output_bytes,
             ape.utils.ZERO_ADDRESS,
+            execution_class,
         )
         registry.publishVersion(model_id, params, sender=model_owner)
         return model_id, 1
@@ -270,18 +274,18 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
 
 
 @pytest.fixture
-def crew(staking: Any, fund: Callable[..., None]) -> Callable[[bytes, int], list[Operator]]:
-    """`crew(model_id, n)`: n fresh operators, funded, staked and registered for the model, in its pool
-    for the next request's draw."""
+def crew(staking: Any, fund: Callable[..., None]) -> Callable[..., list[Operator]]:
+    """`crew(model_id, n)`: n fresh operators, funded, staked and registered for the model (for
+    `class_id`'s versions; portable ones by default), in its pool for the next request's draw."""
 
-    def _crew(model_id: bytes, n: int = 3) -> list[Operator]:
+    def _crew(model_id: bytes, n: int = 3, class_id: bytes = bytes(32)) -> list[Operator]:
         out = []
         for _ in range(n):
             account = ape.accounts.test_accounts.generate_test_account()
             ape.chain.set_balance(account.address, 100 * E18)
             fund(account, 1_000 * E18, staking)
             staking.stake(1_000 * E18, sender=account)
-            staking.register(model_id, sender=account)
+            staking.register(model_id, class_id, sender=account)
             key = bytes.fromhex(str(account.private_key).removeprefix("0x"))
             out.append(Operator(account, key))
         next_epoch(staking)
@@ -292,8 +296,9 @@ def crew(staking: Any, fund: Callable[..., None]) -> Callable[[bytes, int], list
 
 @pytest.fixture
 def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Callable[..., RelayerProcess]]:
-    """`relayers(operator, lie=False, rpc=None, start=True, tx=None, peers=None)`: a configured, started
-    relayer process; `peers` (a dict, {} for the defaults) serves attested mode's signature exchange."""
+    """`relayers(operator, lie=False, rpc=None, start=True, tx=None, peers=None, emulator=())`: a
+    configured, started relayer process; `peers` (a dict, {} for the defaults) serves attested mode's
+    signature exchange; `emulator` runs it under qemu-user as another CPU."""
     started: list[RelayerProcess] = []
     start_block = ape.chain.blocks.head.number
 
@@ -305,6 +310,7 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
         start: bool = True,
         tx: dict[str, Any] | None = None,
         peers: dict[str, Any] | None = None,
+        emulator: tuple[str, ...] = (),
     ) -> RelayerProcess:
         home = tmp_path / operator.account.address
         home.mkdir()
@@ -332,7 +338,7 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
         path = home / "relayer.toml"
         path.write_text(to_toml(config))
         env = {**os.environ, "RELAYER_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT / "offchain")}
-        process = RelayerProcess(operator, home, path, env)
+        process = RelayerProcess(operator, home, path, env, emulator=emulator)
         started.append(process)
         if start:
             process.start().wait_ready()

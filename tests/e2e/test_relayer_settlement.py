@@ -90,7 +90,7 @@ def test_slow_model__does_not_hold_up_a_fast_one(
     fast_model, slow_ref = publish(sample), publish(slow)
     operators = crew(fast_model[0], 3)
     for op in operators:
-        staking.register(slow_ref[0], sender=op.account)
+        staking.register(slow_ref[0], bytes(32), sender=op.account)
     next_epoch(staking)
     procs = [relayers(op) for op in operators]
 

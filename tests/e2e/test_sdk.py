@@ -206,7 +206,9 @@ def test_wait__nobody_can_fetch_the_model__windows_close_while_idle__client_fina
     name = "unfetchable-iris"
     publish_model(owner, store, model.SerializeToString(), name=name, decimals=6, fee=0)
     for n in (1, 2, 3):
-        devnet.client(f"operator-{n}").transact("staking", "register", owner.contracts.model_id_of(name))
+        devnet.client(f"operator-{n}").transact(
+            "staking", "register", owner.contracts.model_id_of(name), bytes(32)
+        )
     epoch = int(owner.contracts.view("staking", "epochBlocks"))
     anvil_mine(epoch)  # the pools reach draws from the next epoch
     store.path(owner.model(name).artifact_sha256).unlink()
@@ -265,7 +267,9 @@ def test_infer__1_mb_input__uploaded_to_the_store_and_sent_by_hash__equals_direc
     modes = MODES["consensus"] | MODES["attested"]
     publish_model(owner, store, onnx_bytes, name=name, decimals=2, fee=0, modes=modes)
     for i in (1, 2, 3):
-        devnet.client(f"operator-{i}").transact("staking", "register", owner.contracts.model_id_of(name))
+        devnet.client(f"operator-{i}").transact(
+            "staking", "register", owner.contracts.model_id_of(name), bytes(32)
+        )
     anvil_mine(int(owner.contracts.view("staking", "epochBlocks")))
     features = (np.random.default_rng(5).integers(-1000, 1000, (1, n)) / 100).astype(np.float32)
     version = dapp.model(name)

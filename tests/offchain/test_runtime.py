@@ -1,5 +1,6 @@
 """Artifact store and ONNX runtime: hashes checked, deterministic outputs, canonical error codes."""
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from verinfer.chain.contracts import ModelVersion
 from verinfer.models.artifacts import ArtifactMismatch, ArtifactStore, ArtifactUnavailable
 from verinfer.models.codec import ErrorCode, Tensor, decode_tensors, encode_tensors, error_code_of
+from verinfer.models.execution import PINNED, ExecutionClass, OptLevel, SessionSettings
 from verinfer.models.runtime import ModelRuntime
 from verinfer.models.samples import SAMPLES, SampleModel, iris_mlp
 from verinfer.models.spec import spec_from_onnx
@@ -153,3 +155,22 @@ def test_runtime__sessions_kept_in_an_lru(store: ArtifactStore) -> None:
 def test_samples__build_reproducibly() -> None:
     for build in SAMPLES.values():
         assert hashlib.sha256(build().onnx).digest() == hashlib.sha256(build().onnx).digest()
+
+
+def test_runtime__version_class__runs_its_settings_and_a_class_nobody_can_run_is_a_runtime_error(
+    store: ArtifactStore, iris: SampleModel
+) -> None:
+    digest = store.put(iris.onnx)
+    runtime = ModelRuntime(store)
+    portable = version_of(iris.onnx, (store.path(digest).as_uri(),))
+    here = ExecutionClass.current(SessionSettings(intra_op_threads=2, optimization=OptLevel.ALL))
+    classed = dataclasses.replace(portable, execution_class=str(here), class_id=here.class_id)
+    x = encode_tensors([Tensor.from_array("features", iris.examples[:2].astype(np.float64), 6)])
+    assert runtime.run(classed, x).error_code is None
+    sessions = list(runtime._sessions)  # one per (artifact, settings)
+    assert [s for _, s in sessions] == [here.settings]
+    runtime.run(portable, x)
+    assert [s for _, s in runtime._sessions] == [here.settings, PINNED]
+    garbled = dataclasses.replace(portable, execution_class=here.machine + "/t1-fast")
+    execution = runtime.run(garbled, x)
+    assert execution.error_code == ErrorCode.RUNTIME and error_code_of(execution.output) == ErrorCode.RUNTIME

@@ -101,8 +101,13 @@ class OperatorInfo:
     faults: int
     jailed: bool
     jailed_until: int  # first block at which a jailed operator may unjail
-    models: tuple[bytes, ...]
+    registrations: tuple[tuple[bytes, bytes], ...]  # (model id, class id) of each pool; class zero: portable
     endpoint: str  # where its relayer takes messages from committee peers ("" if none published)
+
+    @property
+    def models(self) -> tuple[bytes, ...]:
+        """The models it is registered for, in any class, each once."""
+        return tuple(dict.fromkeys(model for model, _ in self.registrations))
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ class ModelVersion:
     verifier: str
     uris: tuple[str, ...]
     spec: TensorSpec
+    execution_class: str = ""  # "" when portable
+    class_id: bytes = bytes(32)  # the pool's class: keccak256 of the class's machine part, zero when portable
 
 
 class Contracts:
@@ -254,7 +261,7 @@ class Contracts:
 
     def operator(self, address: str) -> OperatorInfo:
         info = self.fields("staking", "operatorInfo", self.view("staking", "operatorInfo", address))
-        models = self.view("staking", "modelsOf", address)
+        registrations = self.registrations(address)
         return OperatorInfo(
             address,
             info["stake"],
@@ -262,9 +269,13 @@ class Contracts:
             info["faults"],
             info["jailed"],
             info["jailedUntil"],
-            tuple(bytes(m) for m in models),
+            registrations,
             str(self.view("staking", "endpointOf", address)),
         )
+
+    def registrations(self, address: str) -> tuple[tuple[bytes, bytes], ...]:
+        """The (model id, class id) pools an operator is in."""
+        return tuple((bytes(m), bytes(c)) for m, c in self.view("staking", "registrationsOf", address))
 
     def logs(self, contract: str, event: str, from_block: int | None = None, **topics: Any) -> list[Any]:
         """Decoded `event` logs of `contract` since the deployment (or `from_block`), in chain order."""
@@ -295,4 +306,6 @@ class Contracts:
             verifier=f["verifier"],
             uris=tuple(f["uris"]),
             spec=TensorSpec.decode(bytes(f["tensorSpec"])),
+            execution_class=str(f["executionClass"]),
+            class_id=bytes(f["classId"]),
         )

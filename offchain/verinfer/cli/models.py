@@ -15,6 +15,7 @@ from verinfer.devnet.state import DevnetState, default_home
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.calibrate import DEFAULT_DECIMALS, qemu_on_path
 from verinfer.models.calibrate import calibrate as run_calibration
+from verinfer.models.execution import PORTABLE, ExecutionClass
 from verinfer.models.names import NAME_RULE, model_name_problem
 
 
@@ -55,6 +56,17 @@ def models() -> None:
     show_default=True,
     help="Largest encoded output; a larger one settles as the OUTPUT_TOO_LARGE error.",
 )
+@click.option(
+    "--execution-class",
+    "execution_class",
+    default="here",
+    show_default=True,
+    metavar="here|portable|CLASS",
+    help="Where outputs are bit-identical, so committees are drawn only from operators of that class: "
+    "this machine's class under the pinned settings, portable (outputs agree on every CPU and runtime: "
+    "check with `models calibrate`), or a class like "
+    "onnxruntime==1.32.0/x86-64-fma3/t1-seq-opt_basic-prepack.",
+)
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Model store directory.")
 @click.option("--store-url", help="Base URL the store is served at (registered as the artifact's http URI).")
 @click.option(
@@ -73,6 +85,7 @@ def publish(
     fee: str,
     modes: tuple[str, ...],
     max_output_bytes: int,
+    execution_class: str,
     store: Path | None,
     store_url: str | None,
     calibrate_inputs: Path | None,
@@ -99,9 +112,16 @@ def publish(
         base_url=store_url,
         modes=sum(MODES[m] for m in set(modes)),
         max_output_bytes=max_output_bytes,
+        execution_class=_execution_class(execution_class),
     )
     extra = {} if calibration is None else {"calibration": calibration}
     emit(as_json, {"name": name, **_version(version), **extra}, _show_lines(client, name, version))
+
+
+def _execution_class(choice: str) -> str:
+    if choice == "here":
+        return str(ExecutionClass.current())
+    return PORTABLE if choice == "portable" else choice  # publish checks it is canonical
 
 
 def _check_decimals(onnx_file: Path, inputs: Path, decimals: int) -> str:
@@ -212,6 +232,7 @@ def _show_lines(client: Client, name: str, v: ModelVersion) -> list[str]:
         f"  sha256     {v.artifact_sha256.hex()}",
         f"  fee        {client.tokens(v.fee)}   decimals {v.decimals}   modes {', '.join(modes)}   "
         f"max output {v.max_output_bytes} bytes",
+        f"  class      {v.execution_class or 'portable (any CPU class, pinned settings)'}",
         f"  inputs     {describe(v.spec.inputs)}",
         f"  outputs    {describe(v.spec.outputs)}",
         *(f"  uri        {uri}" for uri in v.uris),

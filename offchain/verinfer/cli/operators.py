@@ -9,6 +9,7 @@ from verinfer.chain.contracts import OperatorInfo
 from verinfer.cli.common import JSON, Connection, connection, emit, token_units
 from verinfer.client import operator as actions
 from verinfer.client.client import Client
+from verinfer.models.execution import NO_CLASS, PINNED, ExecutionClass, UnsupportedCpu
 
 
 class NotAnOperator(click.ClickException):
@@ -26,8 +27,42 @@ def _json(info: OperatorInfo, names: dict[bytes, str]) -> dict[str, Any]:
         "jailed": info.jailed,
         "jailed_until": info.jailed_until,
         "models": [names.get(m, "0x" + m.hex()) for m in info.models],
+        "registrations": [
+            {"model": names.get(m, "0x" + m.hex()), "class": _class_name(c)} for m, c in info.registrations
+        ],
         "endpoint": info.endpoint,
     }
+
+
+def _class_name(class_id: bytes) -> str:
+    """`portable`, this machine's class by name, or the id of another class."""
+    if class_id == NO_CLASS:
+        return "portable"
+    try:
+        here = ExecutionClass.current()
+    except UnsupportedCpu:
+        here = None
+    return here.machine if here is not None and here.class_id == class_id else "0x" + class_id.hex()
+
+
+def _class_ids(choice: str | None) -> tuple[bytes, ...] | None:
+    """--class: None (portable and this machine's class), `portable`, `here`, or a machine part."""
+    if choice is None:
+        return None
+    if choice == "portable":
+        return (NO_CLASS,)
+    if choice == "here":
+        return (ExecutionClass.current().class_id,)
+    return (ExecutionClass.parse(f"{choice}/{PINNED.tag()}").class_id,)
+
+
+CLASS = click.option(
+    "--class",
+    "class_choice",
+    metavar="portable|here|RUNTIME==VERSION/CPU",
+    help="Which pool of the model: its portable versions, this machine's execution class, or a class by "
+    "name (like onnxruntime==1.32.0/x86-64-fma3). Default: portable and this machine's class.",
+)
 
 
 def _state(info: OperatorInfo) -> str:
@@ -141,20 +176,27 @@ def withdraw(conn: Connection, as_json: bool) -> None:
 
 @operator.command()
 @click.argument("model")
+@CLASS
 @connection(role="operator-1")
 @JSON
-def register(conn: Connection, model: str, as_json: bool) -> None:
-    """Join the committee pool of MODEL (by name); drawn for its requests from the next epoch."""
-    _act(conn, as_json, lambda c: actions.register(c, model), f"registered for {model}")
+def register(conn: Connection, model: str, class_choice: str | None, as_json: bool) -> None:
+    """Join the committee pools of MODEL (by name); drawn for its requests from the next epoch.
+
+    A version with an execution class draws only operators registered for that class: register for the
+    class of the machine your relayer runs on (it refuses to start in another one)."""
+    classes = _class_ids(class_choice)
+    _act(conn, as_json, lambda c: actions.register(c, model, classes), f"registered for {model}")
 
 
 @operator.command()
 @click.argument("model")
+@CLASS
 @connection(role="operator-1")
 @JSON
-def deregister(conn: Connection, model: str, as_json: bool) -> None:
-    """Leave the committee pool of MODEL; still drawable until the next epoch."""
-    _act(conn, as_json, lambda c: actions.deregister(c, model), f"deregistered from {model}")
+def deregister(conn: Connection, model: str, class_choice: str | None, as_json: bool) -> None:
+    """Leave the committee pools of MODEL (every class unless --class); drawable until the next epoch."""
+    classes = _class_ids(class_choice)
+    _act(conn, as_json, lambda c: actions.deregister(c, model, classes), f"deregistered from {model}")
 
 
 @operator.command()

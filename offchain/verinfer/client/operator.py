@@ -1,8 +1,11 @@
 """Operators: stake, unbond, withdraw, register for models and unjail, with the checks done first."""
 
+from collections.abc import Sequence
+
 from verinfer.chain.contracts import OperatorInfo
 from verinfer.client.client import Client
 from verinfer.client.errors import InvalidArgument
+from verinfer.models.execution import NO_CLASS, ExecutionClass
 
 
 def stake(client: Client, amount: int) -> OperatorInfo:
@@ -30,14 +33,38 @@ def withdraw(client: Client) -> OperatorInfo:
     return client.operator(client.address)
 
 
-def register(client: Client, model: str) -> OperatorInfo:
-    client.transact("staking", "register", client.model_info(model).model_id)
+def register(client: Client, model: str, class_ids: Sequence[bytes] | None = None) -> OperatorInfo:
+    """Joins MODEL's pools: for its portable versions and for versions of this machine's execution class
+    (or exactly `class_ids`); pools the operator is in already are skipped."""
+    model_id = client.model_info(model).model_id
+    wanted = (NO_CLASS, ExecutionClass.current().class_id) if class_ids is None else tuple(class_ids)
+    have = set(client.contracts.registrations(client.address))
+    todo = [c for c in dict.fromkeys(wanted) if (model_id, c) not in have]
+    if not todo:
+        raise InvalidArgument(f"already registered for {model} in {_classes(wanted)}")
+    for class_id in todo:
+        client.transact("staking", "register", model_id, class_id)
     return client.operator(client.address)
 
 
-def deregister(client: Client, model: str) -> OperatorInfo:
-    client.transact("staking", "deregister", client.model_info(model).model_id)
+def deregister(client: Client, model: str, class_ids: Sequence[bytes] | None = None) -> OperatorInfo:
+    """Leaves MODEL's pools: every class it is in, or only `class_ids`."""
+    model_id = client.model_info(model).model_id
+    have = [c for m, c in client.contracts.registrations(client.address) if m == model_id]
+    todo = have if class_ids is None else [c for c in class_ids if c in have]
+    if not todo:
+        raise InvalidArgument(
+            f"not registered for {model}" + ("" if class_ids is None else f" in {_classes(class_ids)}")
+        )
+    for class_id in todo:
+        client.transact("staking", "deregister", model_id, class_id)
     return client.operator(client.address)
+
+
+def _classes(class_ids: Sequence[bytes]) -> str:
+    return " and ".join(
+        "portable versions" if c == NO_CLASS else f"class 0x{c.hex()[:12]}" for c in class_ids
+    )
 
 
 def unjail(client: Client) -> OperatorInfo:

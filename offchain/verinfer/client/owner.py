@@ -10,6 +10,7 @@ from verinfer.client.client import (
 )
 from verinfer.client.errors import InvalidArgument, InvalidModelName, VerinferError
 from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.execution import PORTABLE, ExecutionClass
 from verinfer.models.names import model_name_problem
 from verinfer.models.spec import spec_from_onnx
 
@@ -31,10 +32,14 @@ def publish_model(
     base_url: str | None = None,
     modes: int = MODES["consensus"],
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    execution_class: str = PORTABLE,
 ) -> ModelVersion:
     """Stores the artifact, reads its tensor spec, registers the name if new and publishes a version.
 
-    An output longer than `max_output_bytes` (encoded) settles as the canonical OUTPUT_TOO_LARGE error."""
+    An output longer than `max_output_bytes` (encoded) settles as the canonical OUTPUT_TOO_LARGE error.
+    `execution_class` is canonical text (`ExecutionClass`) or PORTABLE ("": outputs agree everywhere)."""
+    if execution_class != PORTABLE:
+        execution_class = str(ExecutionClass.parse(execution_class))  # ExecutionClassError when not canonical
     if problem := model_name_problem(name):
         raise InvalidModelName(problem)
     if not MIN_OUTPUT_BYTES <= max_output_bytes <= MAX_OUTPUT_BYTES:
@@ -59,6 +64,7 @@ def publish_model(
         fee,
         max_output_bytes,
         ZERO_ADDRESS,
+        execution_class,
     )
     client.transact("registry", "publishVersion", model_id, params)
     published = client.contracts.model(model_id)

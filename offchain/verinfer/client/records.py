@@ -131,6 +131,7 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
         "modes": version.modes,
         "max_output_bytes": version.max_output_bytes,
         "deprecated": version.deprecated,
+        "execution_class": version.execution_class or "portable",
         "uris": list(version.uris),
         "inputs": io(version.spec.inputs),
         "outputs": io(version.spec.outputs),

@@ -25,6 +25,7 @@ from verinfer.devnet import blocks
 from verinfer.devnet.processes import DevnetError, free_port, port_in_use, spawn, stop, wait_http
 from verinfer.devnet.state import DevnetState, role_accounts
 from verinfer.models.artifacts import ArtifactStore
+from verinfer.models.execution import ExecutionClass
 from verinfer.models.samples import SAMPLES
 from verinfer.relayer.config import to_toml
 
@@ -130,6 +131,8 @@ def up(options: UpOptions, progress: Progress = lambda _: None) -> DevnetState:
                 fee=SAMPLE_FEE,
                 base_url=state.store_url,
                 modes=MODES["consensus"] | MODES["attested"],
+                # Drawn from the devnet's own operators, all on this machine: its class.
+                execution_class=str(ExecutionClass.current()),
             )
             state.models[name] = published.version
         for n in range(1, options.relayers + 1):
@@ -229,8 +232,9 @@ def _start_keeper(state: DevnetState, env: dict[str, str], root: Path) -> None:
 
 def _enlist(client: Client, models: list[str]) -> None:
     operator.stake(client, STAKE)
+    here = (ExecutionClass.current().class_id,)  # the samples are published in this machine's class
     for name in models:
-        operator.register(client, name)
+        operator.register(client, name, here)
 
 
 def _start_relayer(

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import onnxruntime as ort
+from eth_utils.crypto import keccak
 
 RUNTIME = "onnxruntime"
 CPUINFO = Path("/proc/cpuinfo")
@@ -47,7 +48,15 @@ def cpu_flags(cpuinfo: str) -> frozenset[str]:
 
 
 def parse_cpu_class(machine: str, cpuinfo: str) -> CpuClass:
-    """The class of a CPU from `platform.machine()` and /proc/cpuinfo text; UnsupportedCpu if none fits.
+    """The class of a CPU from `platform.machine()` and /proc/cpuinfo text; UnsupportedCpu if none fits."""
+    flags = cpu_flags(cpuinfo)
+    if machine.lower() in _X86 and not flags:
+        raise UnsupportedCpu("cannot tell the x86-64 CPU class: /proc/cpuinfo has no flags line")
+    return classify_cpu(machine, flags)
+
+
+def classify_cpu(machine: str, flags: frozenset[str]) -> CpuClass:
+    """The class of a CPU from its architecture and x86 feature flags (/proc/cpuinfo names).
 
     x86 without FMA3 or AVX2 is refused: ONNX Runtime falls back to kernels no committee is pinned to,
     so an operator there would be outvoted on every float output."""
@@ -56,9 +65,6 @@ def parse_cpu_class(machine: str, cpuinfo: str) -> CpuClass:
         return CpuClass.ARM64
     if arch not in _X86:
         raise UnsupportedCpu(f"unsupported CPU architecture {machine!r}: verinfer runs on x86-64 and arm64")
-    flags = cpu_flags(cpuinfo)
-    if not flags:
-        raise UnsupportedCpu("cannot tell the x86-64 CPU class: /proc/cpuinfo has no flags line")
     missing = [f for f in ("avx2", "fma") if f not in flags]
     if missing:
         names = " and ".join("FMA3" if f == "fma" else f.upper() for f in missing)
@@ -69,11 +75,28 @@ def parse_cpu_class(machine: str, cpuinfo: str) -> CpuClass:
     return CpuClass.X86_64_AVX512 if "avx512f" in flags else CpuClass.X86_64_FMA3
 
 
+_CPUID_FLAGS = {"AVX2": "avx2", "FMA3": "fma", "AVX512F": "avx512f"}
+
+
+def cpuid_flags() -> frozenset[str] | None:
+    """The x86 features the CPU itself reports (CPUID, as numpy's dispatcher reads it at import), in
+    /proc/cpuinfo's names; None when numpy does not expose them. Unlike /proc/cpuinfo this is what the
+    process really runs on: under an emulator (qemu-user) it is the emulated CPU, not the host's."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return frozenset(name for key, name in _CPUID_FLAGS.items() if features.get(key))
+
+
 def detect_cpu_class() -> CpuClass:
-    """This machine's CPU class (UnsupportedCpu if it has none)."""
+    """This machine's CPU class (UnsupportedCpu if it has none), from CPUID where numpy can read it."""
     machine = platform.machine()
     cpuinfo = ""
     if machine.lower() in _X86:
+        flags = cpuid_flags()
+        if flags is not None:
+            return classify_cpu(machine, flags)
         try:
             cpuinfo = CPUINFO.read_text()
         except OSError as exc:
@@ -171,6 +194,8 @@ class SessionSettings:
 
 
 PINNED = SessionSettings()
+PORTABLE = ""  # a version's execution class when its outputs agree on every class: pinned settings
+NO_CLASS = bytes(32)  # the on-chain class id of portable versions
 
 
 @dataclass(frozen=True)
@@ -183,7 +208,17 @@ class ExecutionClass:
     settings: SessionSettings = field(default=PINNED)
 
     def __str__(self) -> str:
-        return f"{self.runtime}=={self.version}/{self.cpu.value}/{self.settings.tag()}"
+        return f"{self.machine}/{self.settings.tag()}"
+
+    @property
+    def machine(self) -> str:
+        """What operators register for: `runtime==version/cpu-class` (settings are applied per version)."""
+        return f"{self.runtime}=={self.version}/{self.cpu.value}"
+
+    @property
+    def class_id(self) -> bytes:
+        """The on-chain id of the machine part: keccak256 of its bytes (the registry derives the same)."""
+        return keccak(self.machine.encode())
 
     @classmethod
     def parse(cls, text: str) -> "ExecutionClass":
@@ -219,3 +254,8 @@ class ExecutionClass:
         if declared.cpu != self.cpu:
             return f"the version needs a {declared.cpu} CPU, this machine is {self.cpu}"
         return None
+
+
+def version_settings(execution_class: str) -> SessionSettings:
+    """The session settings a version's class prescribes (the pinned ones for a portable version)."""
+    return PINNED if execution_class == PORTABLE else ExecutionClass.parse(execution_class).settings

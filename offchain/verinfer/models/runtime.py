@@ -1,6 +1,7 @@
 """ONNX Runtime execution with deterministic settings, spec checks, timeouts and canonical error outputs."""
 
 import itertools
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -23,8 +24,10 @@ from verinfer.models.codec import (
     encode_tensors,
     error_output,
 )
-from verinfer.models.execution import PINNED
+from verinfer.models.execution import PINNED, ExecutionClassError, SessionSettings, version_settings
 from verinfer.models.inputs import InputResolver, is_reference
+
+log = logging.getLogger(__name__)
 
 NUMPY_DTYPES: dict[int, Any] = {
     DType.FLOAT: np.float32,
@@ -178,7 +181,8 @@ class Watchdog:
 
 
 class ModelRuntime:
-    """Runs registered model versions; sessions are kept in an LRU keyed by artifact hash."""
+    """Runs registered model versions under their execution class's settings; sessions are kept in an LRU
+    keyed by artifact hash and settings."""
 
     def __init__(
         self,
@@ -194,30 +198,31 @@ class ModelRuntime:
         # Fetches external inputs (a request's input that is a reference); None answers every reference
         # with INPUT_UNAVAILABLE.
         self.inputs = inputs
-        self._sessions: OrderedDict[bytes, ort.InferenceSession] = OrderedDict()
+        self._sessions: OrderedDict[tuple[bytes, SessionSettings], ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[bytes, threading.Lock] = {}
+        self._loading: dict[tuple[bytes, SessionSettings], threading.Lock] = {}
         self._watchdog = Watchdog()
 
-    def session(self, version: ModelVersion) -> ort.InferenceSession:
-        """The loaded session for `version`; fetches and verifies the artifact first (ArtifactError)."""
-        sha = version.artifact_sha256
+    def session(self, version: ModelVersion, settings: SessionSettings = PINNED) -> ort.InferenceSession:
+        """The loaded session for `version` under `settings`; fetches and verifies the artifact first
+        (ArtifactError)."""
+        key = (version.artifact_sha256, settings)
         with self._lock:
-            if sha in self._sessions:
-                self._sessions.move_to_end(sha)
-                return self._sessions[sha]
-            loading = self._loading.setdefault(sha, threading.Lock())
+            if key in self._sessions:
+                self._sessions.move_to_end(key)
+                return self._sessions[key]
+            loading = self._loading.setdefault(key, threading.Lock())
         with loading:  # one load per artifact even when many requests arrive at once
             with self._lock:
-                if sha in self._sessions:
-                    return self._sessions[sha]
-            path = self.store.get(sha, version.uris)
-            session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+                if key in self._sessions:
+                    return self._sessions[key]
+            path = self.store.get(version.artifact_sha256, version.uris)
+            session = ort.InferenceSession(str(path), settings.options(), providers=["CPUExecutionProvider"])
             with self._lock:
-                self._sessions[sha] = session
+                self._sessions[key] = session
                 while len(self._sessions) > self.max_sessions:
                     self._sessions.popitem(last=False)
-                self._loading.pop(sha, None)
+                self._loading.pop(key, None)
             return session
 
     def run(self, version: ModelVersion, encoded_input: bytes) -> Execution:
@@ -226,7 +231,12 @@ class ModelRuntime:
         Artifact problems (ArtifactError) propagate: without the right model there is nothing to commit.
         """
         started = time.perf_counter()
-        session = self.session(version)
+        try:
+            settings = version_settings(version.execution_class)
+        except ExecutionClassError as exc:  # every member of the class reads the same text: all agree
+            log.warning("version %s has an execution class nobody can run: %s", version.version, exc)
+            return Execution(error_output(ErrorCode.RUNTIME), int(ErrorCode.RUNTIME), 0.0)
+        session = self.session(version, settings)
         try:
             feed = prepare_inputs(version.spec.inputs, self._inline(encoded_input))
             output = self._execute(session, version, feed)

@@ -43,7 +43,7 @@ from verinfer.models.codec import (
     error_code_of,
     error_output,
 )
-from verinfer.models.execution import ExecutionClass
+from verinfer.models.execution import NO_CLASS, ExecutionClass
 from verinfer.models.inputs import InputResolver
 from verinfer.models.runtime import Execution, ModelRuntime
 from verinfer.relayer.config import RelayerConfig, split_listen
@@ -100,6 +100,7 @@ class Relayer:
             )
         if config.testing.lie and self.chain_id not in DEV_CHAIN_IDS:
             raise SetupError(f"testing.lie is refused on chain {self.chain_id}: dev chains only")
+        self._check_classes()
         self.journal = Journal(config.journal.path)
         self.journal.bind(
             {"operator": self.address, "chain_id": str(self.chain_id), "hub": self.contracts.hub.address}
@@ -406,7 +407,7 @@ class Relayer:
         that draws may still read the pool from before (pools reach draws an epoch late)."""
         since = time.monotonic() - self._models_read
         if since >= MODELS_REFRESH or (model_id not in self._models and since >= MODELS_REFRESH_MIN):
-            current = {bytes(m) for m in self.contracts.view("staking", "modelsOf", self.address)}
+            current = {model for model, _ in self.contracts.registrations(self.address)}
             for gone in self._models - current:
                 self._left[gone] = self._head
             horizon = 2 * self._epoch_blocks
@@ -527,9 +528,29 @@ class Relayer:
         except (CodecError, ValueError) as exc:
             self._refuse(row, f"unusable model version: {exc}")
             return
+        if version.class_id not in (NO_CLASS, self.execution.class_id):
+            # Drawn from a pool this operator joined after the relayer started: not this machine's bits.
+            self._refuse(
+                row,
+                f"version {version.version} is of class {version.execution_class}, "
+                f"not {self.execution.machine}",
+            )
+            return
         future = self._pool.submit(self.runtime.run, version, row.input)
         future.add_done_callback(lambda _: self._wake.set())
         self._jobs[row.request_id] = _Job(row.input_hash, future)
+
+    def _check_classes(self) -> None:
+        """Refuses to start when the operator is registered for an execution class this machine is not:
+        it would be drawn for versions whose bits it cannot compute."""
+        for model_id, class_id in self.contracts.registrations(self.address):
+            if class_id not in (NO_CLASS, self.execution.class_id):
+                raise SetupError(
+                    f"{self.address} is registered for model 0x{model_id.hex()} in execution class "
+                    f"0x{class_id.hex()}, but this machine is {self.execution.machine}: deregister it "
+                    "(verinfer operator deregister MODEL --class ...) or run this operator on a machine of "
+                    "that class"
+                )
 
     def _version(self, model_id: bytes, version: int) -> ModelVersion:
         key = (model_id, version)
