@@ -95,9 +95,7 @@ def _row(request_id: int) -> RequestRow:
 def test_run__x86_cpu_without_fma3__refuses_before_any_rpc(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     from verinfer.models import execution
 
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx\n")
-    monkeypatch.setattr(execution, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(execution, "cpuid_flags", lambda: frozenset({"avx"}))  # what CPUID would report
     monkeypatch.setattr(execution.platform, "machine", lambda: "x86_64")
     (tmp_path / "local.json").write_text(json.dumps(_record()))
     # The RPC URL is unreachable: reaching it would exit 3, so exit 2 shows the CPU was checked first.

@@ -41,7 +41,7 @@ from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
 from verinfer.devnet.state import dev_account
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import commitment, output_digest
-from verinfer.models.execution import NO_CLASS
+from verinfer.models.execution import NO_CLASS, ExecutionClass
 from verinfer.models.inputs import InputRef
 from verinfer.models.runtime import ModelRuntime
 
@@ -49,7 +49,8 @@ CALLBACK_GAS = 200_000
 MODEL = "iris-mlp"  # k = 1, 3, 5 pool: five operators
 BATCH_MODEL = "diabetes-progression"  # batch pool: exactly three operators, so k = 3 draws all of them
 MIN_STAKE = 100 * TOKEN
-PORTABLE_ONLY = (NO_CLASS,)  # the bench publishes portable versions: operators join those pools only
+# The devnet publishes its samples in this machine's class: operators join that pool only.
+SAMPLE_POOL = (ExecutionClass.current().class_id,)
 Progress = Callable[[str], None]
 
 
@@ -123,9 +124,9 @@ class GasBench:
             client = self.stack.client(account)
             self.deployer.transact("token", "mint", account.address, 10 * STAKE)
             operator.stake(client, STAKE)
-            operator.register(client, MODEL, PORTABLE_ONLY)
+            operator.register(client, MODEL, SAMPLE_POOL)
             if i < 3:
-                operator.register(client, BATCH_MODEL, PORTABLE_ONLY)
+                operator.register(client, BATCH_MODEL, SAMPLE_POOL)
                 self.two_pools.add(account.address)
             self.members[account.address] = Member(client)
         self.consumer = self._deploy("DigestConsumer", ["address"], [self.stack.contracts.hub.address])
