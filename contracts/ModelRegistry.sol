@@ -59,7 +59,7 @@ contract ModelRegistry is IModelRegistry {
         returns (uint32 version)
     {
         bytes32 classId = _classId(bytes(params.executionClass));
-        bytes32 artifactKey = _artifactKey(params.artifactSha256, classId);
+        bytes32 artifactKey = _artifactKey(params.artifactSha256, params.executionClass);
         _validate(modelId, params, artifactKey);
         Model storage model = _models[modelId];
         version = ++model.versionCount;
@@ -209,9 +209,10 @@ contract ModelRegistry is IModelRegistry {
         return keccak256(text[:cut - 1]);
     }
 
-    /// @dev The same artifact may be published once per class: each is a different promise.
-    function _artifactKey(bytes32 sha, bytes32 classId) private pure returns (bytes32) {
-        return classId == bytes32(0) ? sha : keccak256(abi.encode(sha, classId));
+    /// @dev The same artifact may be published once per execution class (machine and settings): each is
+    ///      a different promise.
+    function _artifactKey(bytes32 sha, string calldata executionClass) private pure returns (bytes32) {
+        return bytes(executionClass).length == 0 ? sha : keccak256(abi.encode(sha, executionClass));
     }
 
     /// @dev Names are addressed as `name@version` on the command line: '@', upper case, spaces and

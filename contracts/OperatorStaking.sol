@@ -88,6 +88,8 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     mapping(bytes32 poolId => mapping(address operator => uint32 slot)) private _slotOf;
     mapping(bytes32 poolId => mapping(address operator => bool)) private _registered;
     mapping(address operator => string) private _endpoints;
+    /// @inheritdoc IOperatorStaking
+    mapping(bytes32 classId => bool) public classAllowed;
 
     /// @param token_ staking token
     /// @param registry_ model registry
@@ -160,6 +162,7 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     /// @inheritdoc IOperatorStaking
     function register(bytes32 modelId, bytes32 classId) external {
         if (!registry.exists(modelId)) revert UnknownModel(modelId);
+        if (classId != bytes32(0) && !classAllowed[classId]) revert ClassNotAllowed(classId);
         bytes32 poolId = poolOf(modelId, classId);
         if (_registered[poolId][msg.sender]) revert AlreadyRegistered(msg.sender, modelId, classId);
         bytes32[] storage pools = _poolsOf[msg.sender];
@@ -291,6 +294,18 @@ contract OperatorStaking is IOperatorStaking, AccessControl {
     }
 
     // ------------------------------------------------------------------ admin
+
+    /// @notice Lists (or delists) an execution class operators may register for. A model owner can only
+    ///         get a committee for a class that is listed, so nobody can invent a class and fill its pool
+    ///         with their own operators; delisting stops new registrations, existing ones keep serving.
+    /// @param machine the machine part of the class, such as `onnxruntime==1.32.0/x86-64-fma3`
+    /// @param allowed whether operators may register for it
+    function setClassAllowed(string calldata machine, bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (bytes(machine).length == 0) revert InvalidParameter();
+        bytes32 classId = keccak256(bytes(machine));
+        classAllowed[classId] = allowed;
+        emit ClassAllowed(classId, machine, allowed);
+    }
 
     /// @notice Lengthens the unbonding period for future unbonding requests. It never shortens:
     ///         slashers checked that their requests settle within it.

@@ -15,8 +15,10 @@ from typing import Any
 import click
 from ape import accounts, chain, networks, project
 from ape.cli import ConnectedProviderCommand
+from eth_utils.crypto import keccak
 from verinfer.chain.deployment import CONTRACTS
 from verinfer.chain.keys import DEV_CHAIN_IDS
+from verinfer.models.execution import PINNED, ExecutionClass, ExecutionClassError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = ROOT / "deployments" / "parameters.json"
@@ -43,6 +45,7 @@ INT_PARAMS = {
     "protocol_fee": (0, 2**64 - 1),
 }
 ADDRESS_PARAMS = ("token", "treasury")
+LIST_PARAMS = ("execution_classes",)  # machine parts operators may register for (staking's allow-list)
 
 
 class ParamsError(click.ClickException):
@@ -56,7 +59,7 @@ def load_params(path: Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = 
     except (OSError, json.JSONDecodeError) as exc:
         raise ParamsError(f"cannot read parameters file {path}: {exc}") from exc
     params.update(overrides or {})
-    unknown = set(params) - set(INT_PARAMS) - set(ADDRESS_PARAMS)
+    unknown = set(params) - set(INT_PARAMS) - set(ADDRESS_PARAMS) - set(LIST_PARAMS)
     if unknown:
         raise ParamsError(f"unknown parameter(s) {sorted(unknown)} in {path}")
     for name, (low, high) in INT_PARAMS.items():
@@ -67,6 +70,17 @@ def load_params(path: Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = 
         value = params.get(name)
         if value is not None and not (isinstance(value, str) and value.startswith("0x") and len(value) == 42):
             raise ParamsError(f"parameter {name} must be null or a 0x-prefixed address, got {value!r}")
+    classes = params.setdefault("execution_classes", [])
+    for text in classes if isinstance(classes, list) else [classes]:
+        try:
+            parsed = ExecutionClass.parse(f"{text}/{PINNED.tag()}") if isinstance(text, str) else None
+        except ExecutionClassError:
+            parsed = None
+        if parsed is None or parsed.machine != text:
+            raise ParamsError(
+                "parameter execution_classes must list classes like 'onnxruntime==1.32.0/x86-64-fma3', "
+                f"got {text!r}"
+            )
     return params
 
 
@@ -185,6 +199,9 @@ def deploy_stack(deployer: Any, params: dict[str, Any], record: dict[str, Any] |
     attested = get_or_deploy(
         "attested", project.AttestedMode, hub, staking, attested_params(params), deployer
     )
+    for machine in params["execution_classes"]:
+        if not staking.classAllowed(keccak(text=machine)):
+            staking.setClassAllowed(machine, True, sender=deployer)
     for mode_contract in (consensus, attested):
         mode = mode_contract.MODE()
         if hub.modeContract(mode) != mode_contract.address:

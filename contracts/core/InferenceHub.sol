@@ -394,8 +394,9 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
         fee = uint256(terms.fee) + uint256(request.k) * p.operatorFee + p.protocolFee;
         if (fee > request.maxFee) revert FeeExceedsMax(fee, request.maxFee);
         seedBlock = uint40(block.number + 1);
-        uint256 eligible = staking.eligibleAt(Pools.id(request.modelId, terms.classId), seedBlock);
-        if (eligible < request.k) revert InsufficientOperators(request.modelId, eligible, request.k);
+        bytes32 pool = Pools.id(request.modelId, terms.classId);
+        uint256 eligible = staking.eligibleAt(pool, seedBlock);
+        if (eligible < request.k) revert InsufficientOperators(pool, eligible, request.k);
         _store(requestId, request, terms.fee, p);
         deadline = IVerificationMode(mode).open(
             requestId,

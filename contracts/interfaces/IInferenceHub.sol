@@ -248,8 +248,8 @@ interface IInferenceHub {
     error UnknownModel(bytes32 modelId);
     /// @notice The model has no such version (raised by the registry).
     error UnknownVersion(bytes32 modelId, uint32 version);
-    /// @notice Fewer eligible operators than k.
-    error InsufficientOperators(bytes32 modelId, uint256 eligible, uint256 requested);
+    /// @notice Fewer eligible operators than k in the pool of the version's class (the model id for a portable version).
+    error InsufficientOperators(bytes32 poolId, uint256 eligible, uint256 requested);
 
     /// @notice Requests an inference and escrows its fee: from the caller's credit when that covers the
     ///         whole fee, otherwise pulled from its token balance (needs allowance). The committee is drawn from

@@ -139,7 +139,8 @@ interface IModelRegistry {
     error InvalidArtifactHash();
     /// @notice The execution class is not empty and not `machine/settings` of at most 128 bytes.
     error InvalidExecutionClass();
-    /// @notice The same artifact is published already as `version` of this model, in the same class.
+    /// @notice The same artifact is published already as `version` of this model, in the same execution
+    ///         class (machine and settings).
     error DuplicateArtifact(bytes32 modelId, uint32 version);
     /// @notice No artifact URI was given, or one is empty.
     error InvalidUris();

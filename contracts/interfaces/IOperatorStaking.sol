@@ -87,6 +87,12 @@ interface IOperatorStaking {
     /// @param treasury the new treasury
     event TreasuryUpdated(address indexed treasury);
 
+    /// @notice The admin listed or delisted an execution class.
+    /// @param classId keccak256 of `machine`
+    /// @param machine the class's machine part (`runtime==version/cpu-class`)
+    /// @param allowed whether operators may register for it
+    event ClassAllowed(bytes32 indexed classId, string machine, bool allowed);
+
     /// @notice An operator published (or, with an empty URL, withdrew) the endpoint its peers reach it at.
     /// @param operator the operator
     /// @param url an http(s) URL, or empty
@@ -106,6 +112,8 @@ interface IOperatorStaking {
     error NothingToWithdraw();
     /// @notice The model is not in the registry.
     error UnknownModel(bytes32 modelId);
+    /// @notice The class is not listed (`setClassAllowed`): nobody may register for it.
+    error ClassNotAllowed(bytes32 classId);
     /// @notice The operator is in that model's pool for that class already.
     error AlreadyRegistered(address operator, bytes32 modelId, bytes32 classId);
     /// @notice The operator is not in that model's pool for that class.
@@ -145,8 +153,8 @@ interface IOperatorStaking {
     ///         the model's versions of that class (from the next epoch). The class is the caller's word
     ///         that its machine computes that class's bits; its relayer checks the machine first.
     /// @param modelId the model
-    /// @param classId keccak256 of the machine part of the class (`runtime==version/cpu-class`), or zero
-    ///        for the model's portable versions
+    /// @param classId keccak256 of the machine part of the class (`runtime==version/cpu-class`), listed by
+    ///        the admin, or zero for the model's portable versions
     function register(bytes32 modelId, bytes32 classId) external;
 
     /// @notice Publishes where the caller's relayer takes messages from its committee peers (attested
@@ -211,6 +219,11 @@ interface IOperatorStaking {
     /// @param seedBlock the seed block
     /// @return eligible operators with weight
     function eligibleAt(bytes32 poolId, uint256 seedBlock) external view returns (uint256 eligible);
+
+    /// @notice Whether operators may register for a class (zero, portable, is always allowed).
+    /// @param classId the class id
+    /// @return allowed listed by the admin
+    function classAllowed(bytes32 classId) external view returns (bool allowed);
 
     /// @notice The pool of a model's versions of one execution class: the model id itself for portable
     ///         versions (class zero), else keccak256(abi.encode(modelId, classId)).

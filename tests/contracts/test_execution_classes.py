@@ -65,6 +65,25 @@ def test_register__per_class__own_pool_events_and_views(staking, classed):
     assert staking.weightOf(op, pool) == 600 * E18 == staking.weightOf(op, model_id)
 
 
+def test_register__unlisted_class__refused_and_only_the_admin_lists(staking, deployer, dapp, classed):
+    """Nobody can invent a class and be its whole pool: operators register only for listed classes."""
+    model_id, fma3, _, _ = classed
+    made_up = "onnxruntime==1.32.0x/x86-64-fma3"
+    made_up_id = keccak(made_up.encode())
+    assert staking.classAllowed(FMA3_ID) and staking.classAllowed(AVX512_ID)  # deployment parameters
+    with ape.reverts(staking.ClassNotAllowed, classId=made_up_id):
+        staking.register(model_id, made_up_id, sender=fma3[0])
+    with ape.reverts():
+        staking.setClassAllowed(made_up, True, sender=dapp)
+    receipt = staking.setClassAllowed(made_up, True, sender=deployer)
+    assert receipt.events == [staking.ClassAllowed(made_up_id, made_up, True)]
+    staking.register(model_id, made_up_id, sender=fma3[0])
+    staking.setClassAllowed(made_up, False, sender=deployer)  # delisting stops new registrations only
+    assert staking.weightOf(fma3[0], staking.poolOf(model_id, made_up_id)) == 1_000 * E18
+    with ape.reverts(staking.ClassNotAllowed):
+        staking.register(model_id, made_up_id, sender=fma3[1])
+
+
 def test_request__class_version__committee_only_from_its_class(
     hub, staking, make_request, by_address, classed
 ):

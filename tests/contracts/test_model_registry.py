@@ -128,8 +128,12 @@ def test_publish_version__execution_class__id_of_machine_part_and_once_per_class
     )
     with ape.reverts(registry.DuplicateArtifact):
         registry.publishVersion(model_id, version_params(execution_class=CLASS), sender=model_owner)
+    # Other settings on the same machine are another promise too, drawn from the same pool.
+    threads = CLASS.replace("t1-", "t2-")
+    receipt = registry.publishVersion(model_id, version_params(execution_class=threads), sender=model_owner)
+    assert registry.classOf(model_id, receipt.return_value) == class_id
     with ape.reverts(registry.UnknownVersion):
-        registry.classOf(model_id, 4)
+        registry.classOf(model_id, 5)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from verinfer.chain.keys import write_keystore
 from verinfer.chain.rpc import Rpc
 from verinfer.devnet.network import RPC_PROBE, project_root, tool_env
 from verinfer.devnet.processes import free_port, spawn, stop, wait_http
+from verinfer.models.execution import ExecutionClass
 from verinfer.models.samples import breast_cancer, iris_mlp
 
 from tests.conftest import wait_for
@@ -186,7 +187,11 @@ def test_operator_stake_unstake_register_unjail(devnet: Devnet) -> None:
     ok_json(
         devnet, "models", "publish", str(_artifact(devnet)), "--name", "for-operator-3", "--decimals", "4"
     )
-    assert "for-operator-3" in ok_json(devnet, "operator", "register", "for-operator-3", *who)["models"]
+    # Published in this machine's class (the default): the operator joins that pool only.
+    register = ("operator", "register", "for-operator-3", "--class", "here", *who)
+    joined = ok_json(devnet, *register)
+    assert {"model": "for-operator-3", "class": ExecutionClass.current().machine} in joined["registrations"]
+    assert "already registered" in fails(devnet, 2, *register)
 
     assert "NotJailed" in fails(devnet, 1, "operator", "unjail", *who)
     assert "no model named 'nope'" in fails(devnet, 2, "operator", "register", "nope", *who)

@@ -23,6 +23,7 @@ from verinfer.client import (
     UnknownModel,
     UnknownVersion,
 )
+from verinfer.client import operator as operator_actions
 from verinfer.client.client import request_struct
 from verinfer.client.errors import InvalidArgument
 from verinfer.client.inputs import encode_inputs
@@ -30,6 +31,7 @@ from verinfer.client.owner import publish_model
 from verinfer.devnet.demo import direct_run
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import ErrorCode, Tensor, encode_tensors
+from verinfer.models.execution import PINNED, ExecutionClass
 from verinfer.models.inputs import InputRef, decode_reference, upload
 from verinfer.models.samples import SAMPLES, SampleModel, iris_mlp
 
@@ -136,6 +138,21 @@ def test_models_and_operators__list_what_the_devnet_set_up(dapp: Client, devnet:
         if operator.address in addresses:
             assert operator.stake >= 1_000 * 10**18 and not operator.jailed
             assert {m.model_id for m in models.values() if m.name in SAMPLES} <= set(operator.models)
+    here = ExecutionClass.current()
+    assert iris.execution_class == str(here) and iris.class_id == here.class_id  # the devnet's class
+    member = next(o for o in operators if o.address in addresses)
+    assert (iris.model_id, here.class_id) in member.registrations
+
+
+def test_operator_register__another_class_or_again__refused_before_sending(devnet: Devnet) -> None:
+    client = devnet.client("operator-1")
+    nonce = client.contracts.rpc.w3.eth.get_transaction_count(client.address)
+    arm = ExecutionClass.parse(f"onnxruntime==1.32.0/arm64/{PINNED.tag()}")
+    with pytest.raises(InvalidArgument, match=r"this machine is .*: register for class 0x\w+ from a machine"):
+        operator_actions.register(client, "iris-mlp", (arm.class_id,))
+    with pytest.raises(InvalidArgument, match="already registered for iris-mlp in class 0x"):
+        operator_actions.register(client, "iris-mlp", (ExecutionClass.current().class_id,))
+    assert client.contracts.rpc.w3.eth.get_transaction_count(client.address) == nonce
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """`verinfer models calibrate`: variations measured, recommendations that match the measurements, one-line
-errors; the qemu path through its command and its result parsing only (qemu itself is not run)."""
+errors; the qemu path through its command and its result parsing, and with the real qemu-user (installed
+by `make install`) on the iris and long-softmax samples."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
+from sklearn.datasets import load_digits
 from verinfer.cli.main import cli
 from verinfer.models.calibrate import (
     ABSOLUTE_UNITS,
@@ -32,7 +35,7 @@ from verinfer.models.calibrate import (
 from verinfer.models.calibrate_worker import main as worker_main
 from verinfer.models.codec import to_fixed
 from verinfer.models.execution import PINNED, CpuClass, ExecutionClass
-from verinfer.models.samples import SampleModel, iris_mlp
+from verinfer.models.samples import SampleModel, digits_attention, iris_mlp
 from verinfer.models.spec import spec_from_onnx
 
 
@@ -87,14 +90,37 @@ def report_is_consistent(report: Report) -> None:
             assert rec.covers(agreement) and rec.relative >= agreement.needed_relative
 
 
+QEMU = shutil.which("qemu-x86_64") or "qemu-x86_64"
+EMULATED = "cpu-x86-64-fma3"  # the comparison with qemu's AVX2+FMA3 CPU
+
+
 def test_calibrate__iris__exact_is_safe_at_the_samples_decimals(
     iris: SampleModel, iris_files: tuple[Path, Path]
 ) -> None:
-    report = calibrate(*iris_files, (iris.decimals,))
+    assert ExecutionClass.current().cpu == CpuClass.X86_64_AVX512, "qemu emulates the other x86 class"
+    report = calibrate(*iris_files, (iris.decimals,), qemu=QEMU)
     assert report.rows == len(iris.examples)
-    assert {c.name for c in report.comparisons} == {v.name for v in VARIATIONS}
+    assert {c.name for c in report.comparisons} == {v.name for v in VARIATIONS} | {EMULATED}
+    assert all(c.skipped is None for c in report.comparisons)
     assert report.recommendation.kind == "exact" and report.recommendation.decimals == iris.decimals
     assert f"exact is safe at {iris.decimals} decimals" in report.recommendation.text
+    report_is_consistent(report)
+
+
+def test_calibrate__long_softmax_sample_on_another_cpu_class__differs_and_recommends_a_tolerance(
+    tmp_path: Path,
+) -> None:
+    """digits-attention's softmax over 1,437 memory entries sums in another order on AVX2+FMA3 kernels
+    than on AVX-512 ones: exact digests at its decimals and above would outvote honest operators."""
+    assert ExecutionClass.current().cpu == CpuClass.X86_64_AVX512, "qemu emulates the other x86 class"
+    model, inputs = tmp_path / "attention.onnx", tmp_path / "rows.npy"
+    model.write_bytes(digits_attention().onnx)
+    np.save(inputs, load_digits().data[-64:].astype(np.float32))
+    report = calibrate(model, inputs, (4, 6, 8), qemu=QEMU)
+    emulated = next(c for c in report.comparisons if c.name == EMULATED)
+    assert emulated.skipped is None and emulated.by_decimals[8].differing > 0
+    rec = report.recommendation
+    assert rec.kind == "tolerance" or rec.decimals < 8, rec.text
     report_is_consistent(report)
 
 

@@ -109,30 +109,12 @@ def test_parse__not_canonical__execution_class_error(text: str) -> None:
         ExecutionClass.parse(text)
 
 
-def test_compatible__same_runtime_and_cpu__none_whatever_the_settings() -> None:
-    here = ExecutionClass("onnxruntime", "1.32.0", CpuClass.ARM64)
-    assert here.compatible(here) is None
-    assert (
-        here.compatible(ExecutionClass("onnxruntime", "1.32.0", CpuClass.ARM64, SessionSettings(4))) is None
-    )
-
-
-def test_compatible__other_version__says_which() -> None:
-    here = ExecutionClass("onnxruntime", "1.32.0", CpuClass.ARM64)
-    reason = here.compatible(ExecutionClass("onnxruntime", "1.31.1", CpuClass.ARM64))
-    assert reason is not None and "onnxruntime==1.31.1" in reason and "1.32.0" in reason
-
-
-def test_compatible__other_cpu_class__says_which() -> None:
-    here = ExecutionClass("onnxruntime", "1.32.0", CpuClass.X86_64_AVX512)
-    reason = here.compatible(ExecutionClass("onnxruntime", "1.32.0", CpuClass.X86_64_FMA3))
-    assert reason is not None and "x86-64-fma3" in reason and "x86-64-avx512" in reason
-
-
-def test_compatible__other_runtime__says_which() -> None:
-    here = ExecutionClass("onnxruntime", "1.32.0", CpuClass.ARM64)
-    reason = here.compatible(ExecutionClass("tract", "1.32.0", CpuClass.ARM64))
-    assert reason is not None and "tract" in reason
+@pytest.mark.parametrize(
+    "tag", ["t9-seq-opt_basic-prepack", "t1-i9-seq-opt_basic-prepack", "t0-seq-opt_basic-prepack"]
+)
+def test_parse_tag__thread_counts_outside_1_to_8__refused(tag: str) -> None:
+    with pytest.raises(ExecutionClassError, match="thread counts must be 1 to 8"):
+        SessionSettings.parse_tag(tag)
 
 
 def test_session_options__runtime__the_pinned_settings() -> None:

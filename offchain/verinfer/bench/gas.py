@@ -41,7 +41,7 @@ from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
 from verinfer.devnet.state import dev_account
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.codec import commitment, output_digest
-from verinfer.models.execution import NO_CLASS, ExecutionClass
+from verinfer.models.execution import NO_CLASS
 from verinfer.models.inputs import InputRef
 from verinfer.models.runtime import ModelRuntime
 
@@ -49,8 +49,6 @@ CALLBACK_GAS = 200_000
 MODEL = "iris-mlp"  # k = 1, 3, 5 pool: five operators
 BATCH_MODEL = "diabetes-progression"  # batch pool: exactly three operators, so k = 3 draws all of them
 MIN_STAKE = 100 * TOKEN
-# The devnet publishes its samples in this machine's class: operators join that pool only.
-SAMPLE_POOL = (ExecutionClass.current().class_id,)
 Progress = Callable[[str], None]
 
 
@@ -124,9 +122,9 @@ class GasBench:
             client = self.stack.client(account)
             self.deployer.transact("token", "mint", account.address, 10 * STAKE)
             operator.stake(client, STAKE)
-            operator.register(client, MODEL, SAMPLE_POOL)
+            operator.register(client, MODEL)  # the devnet's samples are in this machine's class
             if i < 3:
-                operator.register(client, BATCH_MODEL, SAMPLE_POOL)
+                operator.register(client, BATCH_MODEL)
                 self.two_pools.add(account.address)
             self.members[account.address] = Member(client)
         self.consumer = self._deploy("DigestConsumer", ["address"], [self.stack.contracts.hub.address])
@@ -503,7 +501,9 @@ class GasBench:
         out: dict[str, Any] = {}
         rows = distinct_inputs(onnx, repeats * len(sizes), seed=4)
         for n, version in pools.items():
-            slots, eligible, _ = contracts.view("staking", "poolInfo", version.model_id)
+            slots, eligible, _ = contracts.view(
+                "staking", "poolInfo", contracts.view("staking", "poolOf", version.model_id, NO_CLASS)
+            )
             if (slots, eligible) != (n, n):
                 raise RuntimeError(f"pool of {n}: {eligible} eligible of {slots}")
             draws, draw_txs, requests = [], [], []

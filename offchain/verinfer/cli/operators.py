@@ -9,7 +9,7 @@ from verinfer.chain.contracts import OperatorInfo
 from verinfer.cli.common import JSON, Connection, connection, emit, token_units
 from verinfer.client import operator as actions
 from verinfer.client.client import Client
-from verinfer.models.execution import NO_CLASS, PINNED, ExecutionClass, UnsupportedCpu
+from verinfer.models.execution import NO_CLASS, ExecutionClass, UnsupportedCpu
 
 
 class NotAnOperator(click.ClickException):
@@ -46,22 +46,29 @@ def _class_name(class_id: bytes) -> str:
 
 
 def _class_ids(choice: str | None) -> tuple[bytes, ...] | None:
-    """--class: None (portable and this machine's class), `portable`, `here`, or a machine part."""
+    """--class: None (the default), `portable`, `here`, or a class id `0x...` (to leave another class)."""
     if choice is None:
         return None
     if choice == "portable":
         return (NO_CLASS,)
     if choice == "here":
         return (ExecutionClass.current().class_id,)
-    return (ExecutionClass.parse(f"{choice}/{PINNED.tag()}").class_id,)
+    try:
+        class_id = bytes.fromhex(choice.removeprefix("0x"))
+    except ValueError:
+        class_id = b""
+    if not choice.startswith("0x") or len(class_id) != 32:
+        raise click.BadParameter(f"{choice!r} is not portable, here or a class id (0x and 64 hex digits)")
+    return (class_id,)
 
 
 CLASS = click.option(
     "--class",
     "class_choice",
-    metavar="portable|here|RUNTIME==VERSION/CPU",
-    help="Which pool of the model: its portable versions, this machine's execution class, or a class by "
-    "name (like onnxruntime==1.32.0/x86-64-fma3). Default: portable and this machine's class.",
+    metavar="here|portable|0xID",
+    help="Which pool of the model: this machine's execution class (the default for register), its portable "
+    "versions (outputs the owner says agree on every class), or a class id as `operators show` prints it "
+    "(to leave a class of another machine). A relayer serves only its own machine's class.",
 )
 
 
@@ -180,10 +187,11 @@ def withdraw(conn: Connection, as_json: bool) -> None:
 @connection(role="operator-1")
 @JSON
 def register(conn: Connection, model: str, class_choice: str | None, as_json: bool) -> None:
-    """Join the committee pools of MODEL (by name); drawn for its requests from the next epoch.
+    """Join a committee pool of MODEL (by name); drawn for its requests from the next epoch.
 
-    A version with an execution class draws only operators registered for that class: register for the
-    class of the machine your relayer runs on (it refuses to start in another one)."""
+    A version with an execution class draws only operators registered for that class: by default this
+    joins the pool of this machine's class (run it where the relayer runs; the relayer refuses to start
+    registered for another). --class portable joins the pool of the model's portable versions."""
     classes = _class_ids(class_choice)
     _act(conn, as_json, lambda c: actions.register(c, model, classes), f"registered for {model}")
 

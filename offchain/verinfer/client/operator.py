@@ -34,10 +34,18 @@ def withdraw(client: Client) -> OperatorInfo:
 
 
 def register(client: Client, model: str, class_ids: Sequence[bytes] | None = None) -> OperatorInfo:
-    """Joins MODEL's pools: for its portable versions and for versions of this machine's execution class
-    (or exactly `class_ids`); pools the operator is in already are skipped."""
+    """Joins MODEL's pool for versions of this machine's execution class (or exactly `class_ids`: NO_CLASS
+    for its portable versions, whose agreement across classes rests on the owner's word, or this
+    machine's class); pools the operator is in already are skipped."""
     model_id = client.model_info(model).model_id
-    wanted = (NO_CLASS, ExecutionClass.current().class_id) if class_ids is None else tuple(class_ids)
+    here = ExecutionClass.current()
+    wanted = (here.class_id,) if class_ids is None else tuple(class_ids)
+    foreign = [c for c in wanted if c not in (NO_CLASS, here.class_id)]
+    if foreign:
+        raise InvalidArgument(
+            f"this machine is {here.machine}: register for {_classes(foreign)} from a machine of that class "
+            "(its relayer refuses to serve another)"
+        )
     have = set(client.contracts.registrations(client.address))
     todo = [c for c in dict.fromkeys(wanted) if (model_id, c) not in have]
     if not todo:

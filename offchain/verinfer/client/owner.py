@@ -10,7 +10,7 @@ from verinfer.client.client import (
 )
 from verinfer.client.errors import InvalidArgument, InvalidModelName, VerinferError
 from verinfer.models.artifacts import ArtifactStore
-from verinfer.models.execution import PORTABLE, ExecutionClass
+from verinfer.models.execution import MAX_CLASS_BYTES, PORTABLE, ExecutionClass, ExecutionClassError
 from verinfer.models.names import model_name_problem
 from verinfer.models.spec import spec_from_onnx
 
@@ -40,6 +40,8 @@ def publish_model(
     `execution_class` is canonical text (`ExecutionClass`) or PORTABLE ("": outputs agree everywhere)."""
     if execution_class != PORTABLE:
         execution_class = str(ExecutionClass.parse(execution_class))  # ExecutionClassError when not canonical
+        if len(execution_class) > MAX_CLASS_BYTES:
+            raise ExecutionClassError(f"execution class is over {MAX_CLASS_BYTES} bytes: {execution_class!r}")
     if problem := model_name_problem(name):
         raise InvalidModelName(problem)
     if not MIN_OUTPUT_BYTES <= max_output_bytes <= MAX_OUTPUT_BYTES:

@@ -130,6 +130,10 @@ _ORT_LEVELS = {
 }
 
 
+MAX_THREADS = 8  # per session, intra-op and inter-op each
+MAX_CLASS_BYTES = 128  # the registry's MAX_CLASS_LENGTH
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """The ONNX Runtime session settings that can change output bits; the defaults are the pinned ones."""
@@ -141,8 +145,11 @@ class SessionSettings:
     prepacking: bool = True
 
     def __post_init__(self) -> None:
-        if self.intra_op_threads < 1 or self.inter_op_threads < 1:
-            raise ExecutionClassError("thread counts must be at least 1")
+        # A version's settings bind every operator of its class: a thread count a small machine cannot
+        # honour would time out there and not elsewhere, and the minority would be outvoted.
+        for threads in (self.intra_op_threads, self.inter_op_threads):
+            if not 1 <= threads <= MAX_THREADS:
+                raise ExecutionClassError(f"thread counts must be 1 to {MAX_THREADS}, not {threads}")
 
     def options(self) -> ort.SessionOptions:
         """SessionOptions with exactly these settings (and quiet logging)."""
@@ -183,6 +190,8 @@ class SessionSettings:
                 else:
                     raise ValueError(part)
             settings = cls(intra, inter, mode, level, prepacking)
+        except ExecutionClassError:
+            raise
         except ValueError:
             settings = None
         if settings is None or settings.tag() != tag:
@@ -240,20 +249,6 @@ class ExecutionClass:
     def current(cls, settings: SessionSettings = PINNED) -> "ExecutionClass":
         """This machine's class under `settings` (UnsupportedCpu if the CPU has none)."""
         return cls(RUNTIME, ort.__version__, detect_cpu_class(), settings)
-
-    def compatible(self, declared: "ExecutionClass") -> str | None:
-        """Why a machine of this class cannot produce `declared`'s bits, or None if it can.
-
-        Settings are never a reason: whoever runs the model applies the declared ones."""
-        if declared.runtime != self.runtime:
-            return f"the version runs on {declared.runtime}, this machine has {self.runtime}"
-        if declared.version != self.version:
-            return (
-                f"the version needs {declared.runtime}=={declared.version}, this machine has {self.version}"
-            )
-        if declared.cpu != self.cpu:
-            return f"the version needs a {declared.cpu} CPU, this machine is {self.cpu}"
-        return None
 
 
 def version_settings(execution_class: str) -> SessionSettings:

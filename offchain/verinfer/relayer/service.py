@@ -407,7 +407,14 @@ class Relayer:
         that draws may still read the pool from before (pools reach draws an epoch late)."""
         since = time.monotonic() - self._models_read
         if since >= MODELS_REFRESH or (model_id not in self._models and since >= MODELS_REFRESH_MIN):
-            current = {model for model, _ in self.contracts.registrations(self.address)}
+            registrations = self.contracts.registrations(self.address)
+            for model, class_id in registrations:
+                if class_id not in (NO_CLASS, self.execution.class_id):  # joined since this relayer started
+                    log.error(
+                        "registered for another execution class: requests drawn from it will be refused",
+                        extra={"model": "0x" + model.hex(), "class_id": "0x" + class_id.hex()},
+                    )
+            current = {model for model, _ in registrations}
             for gone in self._models - current:
                 self._left[gone] = self._head
             horizon = 2 * self._epoch_blocks
@@ -548,8 +555,8 @@ class Relayer:
                 raise SetupError(
                     f"{self.address} is registered for model 0x{model_id.hex()} in execution class "
                     f"0x{class_id.hex()}, but this machine is {self.execution.machine}: deregister it "
-                    "(verinfer operator deregister MODEL --class ...) or run this operator on a machine of "
-                    "that class"
+                    f"(verinfer operator deregister MODEL --class 0x{class_id.hex()}) or run this operator "
+                    "on a machine of that class"
                 )
 
     def _version(self, model_id: bytes, version: int) -> ModelVersion:
