@@ -16,7 +16,7 @@ from verinfer.chain.rpc import Rpc
 from verinfer.devnet.network import RPC_PROBE, project_root, tool_env
 from verinfer.devnet.processes import free_port, spawn, stop, wait_http
 from verinfer.models.execution import ExecutionClass
-from verinfer.models.samples import breast_cancer, iris_mlp
+from verinfer.models.samples import SAMPLES, breast_cancer, iris_mlp
 
 from tests.conftest import wait_for
 from tests.e2e.conftest import Devnet, verinfer_cli
@@ -47,7 +47,7 @@ def test_devnet_status__everything_up_and_healthy(devnet: Devnet) -> None:
     names = {p["name"]: p for p in report["processes"]}
     assert set(names) == {"anvil", "store", "blocks", "relayer-1", "relayer-2", "relayer-3"}
     assert all(names[f"relayer-{n}"]["healthy"] for n in (1, 2, 3))
-    assert set(report["models"]) == {"breast-cancer-risk", "diabetes-progression", "iris-mlp"}
+    assert set(report["models"]) == set(SAMPLES)
 
 
 def test_devnet_up__while_running__refused(devnet: Devnet) -> None:
