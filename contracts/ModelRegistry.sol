@@ -23,6 +23,10 @@ contract ModelRegistry is IModelRegistry {
     uint32 public constant MAX_OUTPUT_BYTES = 1 << 20;
     /// @notice Longest execution class in bytes.
     uint256 public constant MAX_CLASS_LENGTH = 128;
+    /// @notice Largest relative tolerance: 1e6 millionths (100 %).
+    uint32 public constant MAX_TOLERANCE_PPM = 1_000_000;
+    /// @notice Modes that compare outputs element by element and so can settle a tolerance version.
+    uint8 public constant TOLERANCE_MODES = 0x01;
 
     struct Model {
         address owner;
@@ -69,6 +73,8 @@ contract ModelRegistry is IModelRegistry {
         stored.decimals = params.decimals;
         stored.modes = params.modes;
         stored.maxOutputBytes = params.maxOutputBytes;
+        stored.toleranceUnits = params.toleranceUnits;
+        stored.tolerancePpm = params.tolerancePpm;
         stored.verifier = params.verifier;
         stored.publishedAt = uint64(block.number);
         stored.classId = classId;
@@ -76,20 +82,7 @@ contract ModelRegistry is IModelRegistry {
         stored.tensorSpec = params.tensorSpec;
         stored.executionClass = params.executionClass;
         _versionOfArtifact[modelId][artifactKey] = version;
-        emit VersionPublished(
-            modelId,
-            version,
-            params.artifactSha256,
-            params.uris,
-            params.tensorSpec,
-            params.decimals,
-            params.modes,
-            params.fee,
-            params.maxOutputBytes,
-            params.verifier,
-            classId,
-            params.executionClass
-        );
+        emit VersionPublished(modelId, version, params.artifactSha256, params, classId);
     }
 
     /// @inheritdoc IModelRegistry
@@ -151,8 +144,16 @@ contract ModelRegistry is IModelRegistry {
             deprecated: stored.deprecated,
             maxOutputBytes: stored.maxOutputBytes,
             verifier: stored.verifier,
-            classId: stored.classId
+            classId: stored.classId,
+            toleranceUnits: stored.toleranceUnits,
+            tolerancePpm: stored.tolerancePpm
         });
+    }
+
+    /// @inheritdoc IModelRegistry
+    function toleranceOf(bytes32 modelId, uint32 version) external view returns (uint32, uint32) {
+        Version storage stored = _storedVersion(modelId, version);
+        return (stored.toleranceUnits, stored.tolerancePpm);
     }
 
     /// @inheritdoc IModelRegistry
@@ -186,6 +187,10 @@ contract ModelRegistry is IModelRegistry {
         if (params.maxOutputBytes < MIN_OUTPUT_BYTES || params.maxOutputBytes > MAX_OUTPUT_BYTES) {
             revert InvalidMaxOutputBytes(params.maxOutputBytes, MIN_OUTPUT_BYTES, MAX_OUTPUT_BYTES);
         }
+        if (
+            params.tolerancePpm > MAX_TOLERANCE_PPM
+                || ((params.toleranceUnits | params.tolerancePpm) != 0 && params.modes & ~TOLERANCE_MODES != 0)
+        ) revert InvalidTolerance(params.tolerancePpm, params.modes);
         if (params.tensorSpec.length == 0) revert InvalidTensorSpec();
         (IOSpec[] memory inputs, IOSpec[] memory outputs) = abi.decode(params.tensorSpec, (IOSpec[], IOSpec[]));
         if (inputs.length == 0 || outputs.length == 0) revert InvalidTensorSpec();

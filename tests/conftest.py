@@ -142,6 +142,7 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
         decimals: int = 6,
         max_output_bytes: int = 65_536,
         execution_class: str = "",
+        tolerance: tuple[int, int] = (0, 0),
     ) -> tuple[bytes, int]:
         model_id = registry.modelIdOf(name)
         if not registry.exists(model_id):
@@ -157,6 +158,7 @@ def make_model(registry: Any, model_owner: Any) -> Callable[..., tuple[bytes, in
             max_output_bytes,
             ape.utils.ZERO_ADDRESS,
             execution_class,
+            *tolerance,
         )
         receipt = registry.publishVersion(model_id, params, sender=model_owner)
         return model_id, receipt.return_value

@@ -259,6 +259,12 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
     }
 
     /// @inheritdoc IInferenceHub
+    function toleranceOf(uint256 requestId) external view returns (uint32, uint32) {
+        Request storage r = _known(requestId);
+        return registry.toleranceOf(r.modelId, r.version);
+    }
+
+    /// @inheritdoc IInferenceHub
     function getResult(uint256 requestId) external view returns (Result memory result) {
         Request storage r = _known(requestId);
         Status status = r.status;
@@ -403,7 +409,9 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
             request.k,
             seedBlock,
             terms.maxOutputBytes < p.maxOutputBytes ? terms.maxOutputBytes : p.maxOutputBytes,
-            request.digestOnly
+            // A tolerance version's mode keeps every revealed output: a disagreement is judged by comparing
+            // them. Digest-only still holds for what the core stores and returns.
+            request.digestOnly && (terms.toleranceUnits | terms.tolerancePpm) == 0
         );
     }
 

@@ -358,6 +358,12 @@ interface IInferenceHub {
     /// @return poolId the pool
     function poolOf(uint256 requestId) external view returns (bytes32 poolId);
 
+    /// @notice The agreement rule of a request's model version (see IModelRegistry.VersionParams).
+    /// @param requestId the request
+    /// @return units absolute part in units of the last decimal
+    /// @return ppm relative part in millionths (both zero: exact)
+    function toleranceOf(uint256 requestId) external view returns (uint32 units, uint32 ppm);
+
     /// @notice The settled result; reverts with ResultNotReady while pending.
     /// @param requestId the request
     /// @return the result

@@ -20,6 +20,11 @@ interface IModelRegistry {
     ///        every member runs the settings part. Empty: portable, the owner's word that the outputs
     ///        agree on every CPU class and runtime version under the pinned settings (drawn from every
     ///        operator registered for the model without a class)
+    /// @param toleranceUnits the agreement rule's absolute part, in units of the last decimal: two outputs
+    ///        agree when every element pair satisfies |a - b| <= toleranceUnits + tolerancePpm * max(|a|, |b|)
+    ///        / 1e6 (and names, shapes and decimals are equal). Both zero: exact (equal digests only)
+    /// @param tolerancePpm the agreement rule's relative part, in millionths (at most 1e6)
+    // solhint-disable-next-line gas-struct-packing
     struct VersionParams {
         bytes32 artifactSha256;
         string[] uris;
@@ -30,6 +35,8 @@ interface IModelRegistry {
         uint32 maxOutputBytes;
         address verifier;
         string executionClass;
+        uint32 toleranceUnits;
+        uint32 tolerancePpm;
     }
 
     /// @notice One input or output of a model: its name, ONNX element type and shape
@@ -48,6 +55,9 @@ interface IModelRegistry {
         uint8 modes;
         bool deprecated;
         uint32 maxOutputBytes;
+        /// @dev the agreement rule (both zero: exact), packed beside the fee so `terms` reads no extra slot
+        uint32 toleranceUnits;
+        uint32 tolerancePpm;
         address verifier;
         uint64 publishedAt;
         /// @dev keccak256 of the machine part of `executionClass`; zero when portable
@@ -68,6 +78,9 @@ interface IModelRegistry {
         address verifier;
         /// @dev the class operators must be registered for to be drawn; zero when portable
         bytes32 classId;
+        /// @dev the agreement rule; both zero: exact
+        uint32 toleranceUnits;
+        uint32 tolerancePpm;
     }
 
     /// @notice A model name was claimed.
@@ -80,28 +93,15 @@ interface IModelRegistry {
     /// @param modelId the model
     /// @param version the new version number (1-based)
     /// @param artifactSha256 sha256 of the artifact
-    /// @param uris artifact locations
-    /// @param tensorSpec encoded input and output spec
-    /// @param decimals output precision
-    /// @param modes allowed verification modes
-    /// @param fee owner fee per inference
-    /// @param maxOutputBytes largest encoded output
-    /// @param verifier ZK verifier or zero
+    /// @param params everything it was published with (artifact, URIs, spec, decimals, modes, fee, output cap,
+    ///        verifier, execution class, agreement rule)
     /// @param classId keccak256 of the machine part of the execution class (zero: portable)
-    /// @param executionClass the execution class (empty: portable)
     event VersionPublished(
         bytes32 indexed modelId,
         uint32 indexed version,
         bytes32 indexed artifactSha256,
-        string[] uris,
-        bytes tensorSpec,
-        uint8 decimals,
-        uint8 modes,
-        uint96 fee,
-        uint32 maxOutputBytes,
-        address verifier,
-        bytes32 classId,
-        string executionClass
+        VersionParams params,
+        bytes32 classId
     );
 
     /// @notice A version was deprecated: new requests for it are refused.
@@ -154,6 +154,9 @@ interface IModelRegistry {
     error VerifierRequired();
     /// @notice The version is deprecated already.
     error AlreadyDeprecated(bytes32 modelId, uint32 version);
+    /// @notice The relative tolerance is above 1e6 (100 %), or a tolerance was given with a mode that
+    ///         cannot compare outputs (only consensus compares them element by element).
+    error InvalidTolerance(uint32 tolerancePpm, uint8 modes);
     /// @notice The new owner is the zero address.
     error InvalidOwner();
 
@@ -216,6 +219,13 @@ interface IModelRegistry {
     /// @param version the version number
     /// @return classId keccak256 of the machine part of the class, zero when portable
     function classOf(bytes32 modelId, uint32 version) external view returns (bytes32 classId);
+
+    /// @notice The agreement rule of a version; reverts for unknown versions.
+    /// @param modelId the model
+    /// @param version the version number
+    /// @return units absolute part in units of the last decimal
+    /// @return ppm relative part in millionths (both zero: exact)
+    function toleranceOf(bytes32 modelId, uint32 version) external view returns (uint32 units, uint32 ppm);
 
     /// @notice The current owner of a model.
     /// @param modelId the model

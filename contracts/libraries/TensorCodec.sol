@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
 /// @title TensorCodec
 /// @notice The one tensor codec of verinfer: inputs and outputs travel as `abi.encode(Tensor[])`
 ///         with fixed-point values (`real = data / 10**decimals`). The Python twin lives in
@@ -53,6 +55,11 @@ library TensorCodec {
         return abi.decode(encoded, (Tensor[]));
     }
 
+    /// @notice Decodes the wire format from calldata; reverts on malformed bytes.
+    function decodeCalldata(bytes calldata encoded) internal pure returns (Tensor[] memory) {
+        return abi.decode(encoded, (Tensor[]));
+    }
+
     /// @notice The canonical error output for `code`.
     function errorOutput(uint8 code) internal pure returns (bytes memory) {
         Tensor[] memory tensors = new Tensor[](1);
@@ -75,6 +82,42 @@ library TensorCodec {
         if (last == 0 || last > type(uint8).max) return 0;
         uint8 code = uint8(last);
         return keccak256(encoded) == keccak256(errorOutput(code)) ? code : 0;
+    }
+
+    /// @notice Whether two decoded outputs agree under a tolerance: the same tensors (names, shapes,
+    ///         decimals, lengths) and every element pair within |a - b| <= units + ppm * max(|a|, |b|) / 1e6
+    ///         (the product rounded down). Exact comparison is units = ppm = 0.
+    function within(Tensor[] memory a, Tensor[] memory b, uint256 units, uint256 ppm) internal pure returns (bool) {
+        if (a.length != b.length) return false;
+        for (uint256 t = 0; t < a.length; ++t) {
+            Tensor memory x = a[t];
+            Tensor memory y = b[t];
+            if (x.decimals != y.decimals || x.data.length != y.data.length) return false;
+            if (keccak256(bytes(x.name)) != keccak256(bytes(y.name))) return false;
+            if (keccak256(abi.encodePacked(x.shape)) != keccak256(abi.encodePacked(y.shape))) return false;
+            int256[] memory xs = x.data;
+            int256[] memory ys = y.data;
+            for (uint256 i = 0; i < xs.length; ++i) {
+                if (!_close(xs[i], ys[i], units, ppm)) return false;
+            }
+        }
+        return true;
+    }
+
+    /// @dev |p - q| <= units + floor(ppm * max(|p|, |q|) / 1e6), without overflow for any int256.
+    function _close(int256 p, int256 q, uint256 units, uint256 ppm) private pure returns (bool) {
+        uint256 diff;
+        uint256 largest;
+        unchecked {
+            // Two's complement: the wrapped difference of the larger minus the smaller is exact.
+            diff = p >= q ? uint256(p) - uint256(q) : uint256(q) - uint256(p);
+            uint256 absP = p < 0 ? uint256(-(p + 1)) + 1 : uint256(p);
+            uint256 absQ = q < 0 ? uint256(-(q + 1)) + 1 : uint256(q);
+            largest = absP > absQ ? absP : absQ;
+        }
+        if (diff <= units) return true;
+        // diff - units <= floor(largest * ppm / 1e6), the product in 512 bits.
+        return ppm != 0 && diff - units <= Math.mulDiv(largest, ppm, 1e6);
     }
 
     /// @notice The first tensor named `name`; reverts with TensorNotFound otherwise.

@@ -482,8 +482,4 @@ contract AttestedMode is ModeBase, EIP712 {
         return signed != accepted && signed != TensorCodec.INPUT_UNAVAILABLE_DIGEST
             && accepted != TensorCodec.INPUT_UNAVAILABLE_DIGEST;
     }
-
-    function _popcount(uint16 mask) private pure returns (uint256 n) {
-        for (; mask != 0; mask &= mask - 1) ++n;
-    }
 }

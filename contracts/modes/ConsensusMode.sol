@@ -11,7 +11,9 @@ import {ModeBase} from "./ModeBase.sol";
 /// @notice k-of-n agreement by commit/reveal: a committee drawn from a future block's hash commits to
 ///         output digests, then reveals; a strict majority (k/2+1) on one output settles it, members
 ///         who revealed another output or withheld theirs lose the dissent rate, members who never
-///         committed the silence rate. No majority is Disputed; no reveal at all is Expired.
+///         committed the silence rate. No majority is Disputed; no reveal at all is Expired. For a version
+///         with a tolerance, revealed outputs that differ are compared element by element: members within
+///         the tolerance of the accepted output agree with it (paid, never slashed).
 contract ConsensusMode is ModeBase {
     /// @notice This mode's bit in the hub and in a version's `modes`.
     uint8 public constant MODE = 0x01;
@@ -66,6 +68,14 @@ contract ConsensusMode is ModeBase {
     mapping(uint256 requestId => Round) private _rounds;
     /// @dev Per member: the commitment until it reveals, then the revealed digest.
     mapping(uint256 requestId => mapping(uint256 member => bytes32)) private _memberHashes;
+    /// @dev What a tolerance decided, kept because resultOf cannot recompute it cheaply; empty otherwise.
+    mapping(uint256 requestId => Accepted) private _byTolerance;
+
+    /// @dev An accepted digest and the members within tolerance of it.
+    struct Accepted {
+        bytes32 digest;
+        uint16 agreeMask;
+    }
 
     /// @notice A committee member committed.
     /// @param requestId the request
@@ -271,6 +281,8 @@ contract ConsensusMode is ModeBase {
         if (settledBlock == 0 || !r.drawn) return (digest, output, agreeing, settledBlock, 0);
         // The tally is a pure function of the reveals, which are frozen once the round settles.
         (bytes32 best, uint16 agreeMask, uint256 count) = _tally(requestId, r.k, r.revealedMask);
+        Accepted memory judged = _byTolerance[requestId];
+        if (judged.agreeMask != 0) (best, agreeMask, count) = (judged.digest, judged.agreeMask, _popcount(judged.agreeMask));
         if (count < uint256(r.k) / 2 + 1) return (digest, output, agreeing, settledBlock, 0);
         digest = best;
         agreeing = _membersIn(_committee(requestId, r.k), agreeMask);
@@ -378,6 +390,9 @@ contract ConsensusMode is ModeBase {
         uint8 k = r.k;
         uint16 revealed = r.revealedMask;
         (bytes32 best, uint16 agreeMask, uint256 agreeing) = _tally(requestId, k, revealed);
+        if (agreeing != 0 && agreeing < _popcount(revealed)) {
+            (best, agreeMask, agreeing) = _tolerate(requestId, k, revealed, best, agreeMask, agreeing);
+        }
 
         bytes memory output;
         if (revealed == 0) {
@@ -436,6 +451,89 @@ contract ConsensusMode is ModeBase {
             if (count > agreeing) {
                 (best, agreeMask, agreeing) = (digests[i], mask, count);
             }
+        }
+    }
+
+    /// @dev When revealed digests differ and the version has a tolerance: with an exact quorum, its output
+    ///      stays accepted and every member within tolerance of it joins the agreement; without one, the
+    ///      accepted output is the revealed output the most members are within tolerance of (ties: the
+    ///      one more members revealed exactly, then the lowest member index; a lone liar can only win when
+    ///      it is itself within tolerance of a majority). An exact version returns the tally unchanged.
+    function _tolerate(uint256 requestId, uint256 k, uint16 revealed, bytes32 best, uint16 agreeMask, uint256 agreeing)
+        private
+        returns (bytes32, uint16, uint256)
+    {
+        (uint32 units, uint32 ppm) = hub.toleranceOf(requestId);
+        if ((units | ppm) == 0) return (best, agreeMask, agreeing);
+        (bytes32[] memory digests, uint16[] memory same) = _groups(requestId, k, revealed);
+        bool exactQuorum = agreeing >= k / 2 + 1;
+        uint16[] memory near = _near(digests, same, exactQuorum ? best : bytes32(0), units, ppm);
+        uint256 chosen = k;
+        uint256 score = 0;
+        for (uint256 i = 0; i < k; ++i) {
+            if (same[i] == 0) continue;
+            if (exactQuorum ? digests[i] != best : !_outranks(near[i], same[i], score, chosen == k ? 0 : same[chosen])) {
+                continue;
+            }
+            (chosen, score) = (i, _popcount(near[i]));
+        }
+        if (score >= k / 2 + 1) _byTolerance[requestId] = Accepted(digests[chosen], near[chosen]);
+        return (digests[chosen], near[chosen], score);
+    }
+
+    /// @dev For each group's first member, the members whose outputs agree with its output under (units,
+    ///      ppm): every pair of groups compared once, or only against `against`'s group when it is set.
+    function _near(bytes32[] memory digests, uint16[] memory same, bytes32 against, uint32 units, uint32 ppm)
+        private
+        view
+        returns (uint16[] memory near)
+    {
+        uint256 k = digests.length;
+        near = new uint16[](k);
+        bytes[] memory outputs = new bytes[](k);
+        for (uint256 i = 0; i < k; ++i) {
+            if (same[i] == 0) continue;
+            near[i] = same[i];
+            outputs[i] = _loadOutput(digests[i]);
+        }
+        for (uint256 i = 0; i < k; ++i) {
+            if (same[i] == 0 || (against != bytes32(0) && digests[i] != against)) continue;
+            for (uint256 j = against == bytes32(0) ? i + 1 : 0; j < k; ++j) {
+                if (same[j] == 0 || j == i || !_within(outputs[i], outputs[j], units, ppm)) continue;
+                near[i] |= same[j];
+                near[j] |= same[i];
+            }
+        }
+    }
+
+    /// @dev Whether a candidate within tolerance of `near` members, `same` of them exactly, beats the best so
+    ///      far (`score` members, `bestSame` exactly); earlier members win remaining ties.
+    function _outranks(uint16 near, uint16 same, uint256 score, uint16 bestSame) private pure returns (bool) {
+        uint256 n = _popcount(near);
+        return n > score || (n == score && _popcount(same) > _popcount(bestSame));
+    }
+
+    /// @dev Revealed members grouped by digest: `same[i]` is the mask of members that revealed member i's
+    ///      digest when i is the first of them, zero otherwise.
+    function _groups(uint256 requestId, uint256 k, uint16 revealed)
+        private
+        view
+        returns (bytes32[] memory digests, uint16[] memory same)
+    {
+        digests = new bytes32[](k);
+        same = new uint16[](k);
+        mapping(uint256 => bytes32) storage hashes = _memberHashes[requestId];
+        for (uint256 i = 0; i < k; ++i) {
+            if (revealed & (1 << i) == 0) continue;
+            digests[i] = hashes[i];
+            uint256 first = i;
+            for (uint256 j = 0; j < i; ++j) {
+                if (same[j] != 0 && digests[j] == digests[i]) {
+                    first = j;
+                    break;
+                }
+            }
+            same[first] |= uint16(1 << i);
         }
     }
 

@@ -7,6 +7,7 @@ import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 import {IOperatorStaking} from "../interfaces/IOperatorStaking.sol";
 import {IVerificationMode} from "../interfaces/IVerificationMode.sol";
 import {OutputStore} from "../libraries/OutputStore.sol";
+import {OutputComparison} from "./OutputComparison.sol";
 
 /// @title ModeBase
 /// @notice What every mode contract shares: the link to the core, the committee draw (from a seed
@@ -14,7 +15,7 @@ import {OutputStore} from "../libraries/OutputStore.sol";
 ///         once per digest in the code of data contracts (`OutputStore`). Each mode keeps its
 ///         committees itself, beside its own round state, so an operator transaction touches one
 ///         contract.
-abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardTransient {
+abstract contract ModeBase is IVerificationMode, OutputComparison, AccessControl, ReentrancyGuardTransient {
     /// @dev blockhash() reaches back this many blocks.
     uint256 internal constant SEED_HORIZON = 256;
     uint256 internal constant BPS = 10_000;
@@ -176,6 +177,10 @@ abstract contract ModeBase is IVerificationMode, AccessControl, ReentrancyGuardT
         for (uint256 i = 0; i < committee.length; ++i) {
             if (mask & (1 << i) != 0) chosen[n++] = committee[i];
         }
+    }
+
+    function _popcount(uint16 mask) internal pure returns (uint256 n) {
+        for (; mask != 0; mask &= mask - 1) ++n;
     }
 
     function _storeOutput(bytes32 digest, bytes calldata output) internal {

@@ -20,6 +20,8 @@ def version_params(sha: bytes = b"\x01" * 32, **over):
         "max_output_bytes": 4_096,
         "verifier": ZERO,
         "execution_class": "",
+        "tolerance_units": 0,
+        "tolerance_ppm": 0,
     }
     p.update(over)
     return (
@@ -32,6 +34,8 @@ def version_params(sha: bytes = b"\x01" * 32, **over):
         p["max_output_bytes"],
         p["verifier"],
         p["execution_class"],
+        p["tolerance_units"],
+        p["tolerance_ppm"],
     )
 
 
@@ -87,13 +91,14 @@ def test_publish_version__stores_everything_and_emits(registry, model_id, model_
     receipt = registry.publishVersion(model_id, version_params(), sender=model_owner)
     assert receipt.return_value == 1
     event = receipt.decode_logs(registry.VersionPublished)[0]
-    assert event.version == 1 and event.artifactSha256 == b"\x01" * 32 and event.fee == 5
+    assert event.version == 1 and event.artifactSha256 == b"\x01" * 32
+    assert event.params[5] == 5  # VersionParams.fee
     v = registry.getVersion(model_id, 1)
     assert v.artifactSha256 == b"\x01" * 32
     assert v.uris == ["file:///m.onnx", "https://models.example/m.onnx"]
     assert bytes(v.tensorSpec) == SPEC.encode()
     assert (v.decimals, v.modes, v.fee, v.maxOutputBytes, v.deprecated) == (6, 1, 5, 4_096, False)
-    assert event.maxOutputBytes == 4_096
+    assert event.params[6] == 4_096 and tuple(event.params[9:]) == (0, 0)  # output cap; exact agreement
     terms = registry.terms(model_id, 1)
     assert terms.owner == model_owner.address and terms.fee == 5 and terms.maxOutputBytes == 4_096
     assert (
@@ -110,7 +115,7 @@ def test_publish_version__execution_class__id_of_machine_part_and_once_per_class
     receipt = registry.publishVersion(model_id, version_params(execution_class=CLASS), sender=model_owner)
     class_id = keccak(b"onnxruntime==1.32.0/x86-64-fma3")  # settings are not part of the pool
     event = receipt.decode_logs(registry.VersionPublished)[0]
-    assert (event.classId, event.executionClass) == (class_id, CLASS)
+    assert (event.classId, event.params[8]) == (class_id, CLASS)  # VersionParams.executionClass
     v = registry.getVersion(model_id, 1)
     assert (v.classId, v.executionClass) == (class_id, CLASS)
     assert registry.terms(model_id, 1).classId == class_id == registry.classOf(model_id, 1)

@@ -249,6 +249,7 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         modes: int = 1,
         execution_class: str = "",
+        tolerance: tuple[int, int] = (0, 0),
     ) -> tuple[bytes, int]:
         name = f"{sample.name}-{os.getpid()}-{next(counter)}"
         digest = model_store.put(sample.onnx)
@@ -266,6 +267,7 @@ def publish(registry: Any, model_owner: Any, model_store: ArtifactStore) -> Call
             max_output_bytes,
             ape.utils.ZERO_ADDRESS,
             execution_class,
+            *tolerance,
         )
         registry.publishVersion(model_id, params, sender=model_owner)
         return model_id, 1

@@ -156,6 +156,31 @@ def test_models_publish__stores_serves_and_registers(devnet: Devnet, tmp_path: P
     assert "junk" not in {m["name"] for m in ok_json(devnet, "models", "list")}
 
 
+def test_models_publish__tolerance__registered_and_shown__refused_where_it_cannot_settle(
+    devnet: Devnet, tmp_path: Path
+) -> None:
+    artifact = tmp_path / "iris.onnx"
+    artifact.write_bytes(iris_mlp().onnx)
+    publish = ("models", "publish", str(artifact), "--decimals", "8")
+    tolerant = ok_json(devnet, *publish, "--name", "iris-tol", "--tolerance", "1+100ppm")
+    assert tolerant["tolerance"] == "1+100ppm"
+    shown = run(devnet, "models", "show", "iris-tol").stdout
+    assert "agreement  |a - b| <= 1 + 0.0001 * max(|a|, |b|) in units of the last decimal" in shown
+    assert ok_json(devnet, "models", "show", "iris-tol@1")["tolerance"] == "1+100ppm"
+    assert "tolerance must be exact, UNITS or UNITS+PPMppm" in fails(
+        devnet, 2, *publish, "--name", "iris-pct", "--tolerance", "1%"
+    )
+    assert "tolerance ppm must be 0..1000000" in fails(
+        devnet, 2, *publish, "--name", "iris-big", "--tolerance", "1+2000000ppm"
+    )
+    assert "allows consensus mode only" in fails(
+        devnet, 2, *publish, "--name", "iris-att", "--tolerance", "2", "--mode", "attested"
+    )
+    assert {"iris-pct", "iris-big", "iris-att"}.isdisjoint(
+        m["name"] for m in ok_json(devnet, "models", "list")
+    )
+
+
 def test_store__serves_only_artifacts(devnet: Devnet) -> None:
     listing = json.loads(urllib.request.urlopen(devnet.state.store_url + "/", timeout=5).read())
     assert len(listing) >= 3 and all(len(entry["sha256"]) == 64 for entry in listing)

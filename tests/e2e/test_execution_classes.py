@@ -7,8 +7,14 @@ import dataclasses
 import shutil
 from typing import Any
 
+import numpy as np
 from verinfer.chain.contracts import Status
-from verinfer.models.execution import NO_CLASS, CpuClass, ExecutionClass
+from verinfer.models.agreement import Tolerance
+from verinfer.models.calibrate import run_rows, run_under_qemu
+from verinfer.models.codec import Tensor, encode_tensors
+from verinfer.models.execution import NO_CLASS, PINNED, CpuClass, ExecutionClass
+from verinfer.models.samples import digits_attention
+from verinfer.models.spec import spec_from_onnx
 
 from tests.conftest import next_epoch
 from tests.e2e.conftest import direct_output, exact_features, features_input, settled, wait_for
@@ -75,8 +81,67 @@ def _publish_portable(registry: Any, model_owner: Any, model_id: bytes) -> int:
         v.maxOutputBytes,
         v.verifier,
         "",
+        v.toleranceUnits,
+        v.tolerancePpm,
     )
     return int(registry.publishVersion(model_id, params, sender=model_owner).return_value)
+
+
+def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes_the_minority(
+    hub: Any, staking: Any, publish: Any, crew: Any, relayers: Any, request_inference: Any
+) -> None:
+    """digits-attention at 8 decimals, portable, on a committee of two AVX-512 relayers and one emulated
+    AVX2+FMA3 relayer, on inputs where the classes compute different bytes: under a tolerance version
+    the request settles and everyone is paid, nobody slashed; under an exact version the same
+    disagreement is detected and the honest emulated member is slashed as a dissenter."""
+    assert HERE.cpu == CpuClass.X86_64_AVX512, "this test needs an AVX-512 host to emulate another class"
+    sample = dataclasses.replace(digits_attention(), decimals=8)
+    feeds = [{"features": exact_features(x[None])} for x in sample.examples]  # as relayers decode inputs
+    names = [o.name for o in spec_from_onnx(sample.onnx).outputs]
+    native_outputs = [_encoded(o, names) for o in run_rows(sample.onnx, feeds, PINNED)]
+    _, emulated = run_under_qemu(QEMU, sample.onnx, feeds)
+    differing = [i for i, o in enumerate(emulated) if _encoded(o, names) != native_outputs[i]]
+    assert differing, "expected the CPU classes to differ at 8 decimals on some example"
+    chosen = differing[:2]
+    rule = Tolerance(200, 100)  # |a - b| <= 2e-6 + 1e-4 * |value| at 8 decimals
+    tolerant = publish(sample, tolerance=(rule.units, rule.ppm))
+    exact = publish(sample)
+    native = crew(tolerant[0], 2)
+    slow_op = crew(tolerant[0], 1)[0]
+    members = [*native, slow_op]
+    for op in members:
+        staking.register(exact[0], NO_CLASS, sender=op.account)
+    next_epoch(staking)
+    for op in native:
+        relayers(op)
+    slow = relayers(slow_op, emulator=EMULATED, start=False).start()
+    slow.wait_ready(timeout=180)
+    stakes = {op.account.address: int(staking.operatorInfo(op.account).stake) for op in members}
+
+    def run(model: tuple[bytes, int]) -> list[int]:
+        ids = [request_inference(model, features_input(sample.examples[i : i + 1]), k=3) for i in chosen]
+        wait_for(lambda: all(settled(hub, i) for i in ids), 300, "settlement")
+        return ids
+
+    for rid, i in zip(run(tolerant), chosen, strict=True):
+        result = hub.getResult(rid)
+        assert int(result.status) == Status.FINALIZED
+        assert bytes(result.output) == native_outputs[i]  # the two AVX-512 members' exact quorum
+        assert sorted(result.agreeing) == sorted(stakes)  # the emulated member agrees within the rule
+    assert {a: int(staking.operatorInfo(a).stake) for a in stakes} == stakes
+
+    for rid in run(exact):
+        result = hub.getResult(rid)
+        assert int(result.status) == Status.FINALIZED
+        assert sorted(result.agreeing) == sorted(op.account.address for op in native)
+    after = {a: int(staking.operatorInfo(a).stake) for a in stakes}
+    assert after[slow_op.account.address] < stakes[slow_op.account.address]
+    assert all(after[op.account.address] == stakes[op.account.address] for op in native)
+
+
+def _encoded(outputs: dict[str, Any], names: list[str], decimals: int = 8) -> bytes:
+    """One row's outputs as the protocol encodes them, in the model's output order."""
+    return encode_tensors([Tensor.from_array(n, np.asarray(outputs[n]), decimals) for n in names])
 
 
 def test_cpu_without_fma3__relayer_refuses_in_one_line(

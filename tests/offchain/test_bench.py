@@ -77,6 +77,9 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
     assert inputs["1 KB"]["reference_bytes"] == inputs["100 KB"]["reference_bytes"]
     pay = gas["payment"]
     assert 0 < pay["credit"] < pay["transfer"] and pay["saved"] == pay["transfer"] - pay["credit"]
+    tolerance = gas["tolerance"]
+    assert 0 < tolerance["10"]["extra"] < tolerance["100"]["extra"]  # the comparison grows with the output
+    assert tolerance["marginal_per_element"] > 0
 
 
 def test_quick__latency_throughput_and_overhead_measured(quick: Path) -> None:

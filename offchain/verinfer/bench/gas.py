@@ -39,8 +39,9 @@ from verinfer.client.owner import publish_model
 from verinfer.devnet.blocks import mine_to_next_epoch
 from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
 from verinfer.devnet.state import dev_account
+from verinfer.models.agreement import Tolerance
 from verinfer.models.artifacts import ArtifactStore
-from verinfer.models.codec import commitment, output_digest
+from verinfer.models.codec import Tensor, commitment, encode_tensors, output_digest
 from verinfer.models.execution import NO_CLASS
 from verinfer.models.inputs import InputRef
 from verinfer.models.runtime import ModelRuntime
@@ -459,6 +460,58 @@ class GasBench:
             }
         return out
 
+    def tolerance(self, sizes: Sequence[int]) -> dict[str, Any]:
+        """k = 3 on a tolerance version with outputs of n elements: the settling reveal when all three
+        revealed the same bytes (nothing is compared) against when one member's bytes differ by one unit
+        in every element (the outputs are compared element by element; all three are paid). The
+        difference, per element, is what the tolerance path costs."""
+        self.progress("gas: tolerance comparisons")
+        name = "bench-tolerance"
+        onnx = sample(MODEL)
+        publish_model(
+            self.stack.client("owner"),
+            ArtifactStore(self.stack.state.store_dir),
+            onnx.onnx,
+            name=name,
+            decimals=6,
+            fee=TOKEN // 10,
+            base_url=self.stack.state.store_url,
+            tolerance=Tolerance(1, 0),
+        )
+        trio = [m for m in self.members.values() if m.address in self.two_pools]  # k = 3 draws all three
+        for m in trio:
+            operator.register(m.client, name, class_ids=(NO_CLASS,))
+        mine_to_next_epoch(self.stack.rpc, self.epoch_blocks)
+        rows = distinct_inputs(onnx, 2 * len(sizes), seed=12)
+        out: dict[str, Any] = {}
+        for n in sizes:
+            values = tuple(range(10**6, 10**6 + n))
+            same = encode_tensors([Tensor("y", (n,), values, 6)])
+            off = encode_tensors([Tensor("y", (n,), tuple(v + 1 for v in values), 6)])
+            settles = []
+            for outputs in ([same, same, same], [off, same, same]):
+                request_id, _, _, _ = self.request(name, 3, rows.pop(), callback=False)
+                members = self.committee(request_id)
+                for m, output in zip(members, outputs, strict=True):
+                    self.commit(m, [request_id], [output])
+                for m, output in zip(members, outputs, strict=True):
+                    gas, _ = self.reveal(m, [request_id], [output])
+                result = self.stack.contracts.result(request_id)
+                if result.status != Status.FINALIZED or len(result.agreeing) != 3:
+                    paid = len(result.agreeing)
+                    raise RuntimeError(f"request {request_id} ended {result.status.name}, {paid} of 3 paid")
+                settles.append(gas)
+            extra = settles[1] - settles[0]
+            out[str(n)] = {
+                "settle_equal": settles[0],
+                "settle_compared": settles[1],
+                "extra": extra,
+                "per_element": round(extra / n, 1),
+            }
+        first, last = out[str(sizes[0])]["extra"], out[str(sizes[-1])]["extra"]
+        out["marginal_per_element"] = round((last - first) / (sizes[-1] - sizes[0]), 1)
+        return out
+
     def draw(self, sizes: Sequence[int], repeats: int) -> dict[str, Any]:
         """Draw gas (k = 3) in pools of each size, pools sharing operators: a `draw(requestId)`
         transaction after each request's seed block, and the staking contract's part of it."""
@@ -533,6 +586,7 @@ def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
         "inputs": bench.inputs((1, 16, 100)),
         "finalize_after_silence": bench.finalize_after_silence(),
         "batched": bench.batched((1, 5) if quick else (1, 10, 50)),
+        "tolerance": bench.tolerance((10, 100) if quick else (10, 100, 1000)),
         "draw": bench.draw(draw_sizes, 2 if quick else 5),
     }
     draws = [results["draw"][str(n)]["draw"] for n in draw_sizes]

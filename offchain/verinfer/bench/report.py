@@ -288,6 +288,25 @@ def markdown(results: dict[str, Any]) -> str:
                 for n, b in gas["batched"].items()
             ],
         )
+        if "tolerance" in gas:
+            sizes = {k: v for k, v in gas["tolerance"].items() if k != "marginal_per_element"}
+            out += [
+                "## Tolerance agreement (k=3, consensus; the settling reveal when all outputs are equal, and"
+                " when one member's output differs by one unit in every element, within the tolerance)",
+                "",
+            ]
+            out += _table(
+                ["output elements", "settle, equal", "settle, compared", "extra", "extra / element"],
+                [
+                    [n, t["settle_equal"], t["settle_compared"], t["extra"], t["per_element"]]
+                    for n, t in sizes.items()
+                ],
+            )
+            out += [
+                f"Marginal cost of the comparison: {gas['tolerance']['marginal_per_element']} gas per output"
+                " element (loading both outputs, decoding them in a call of their own, comparing).",
+                "",
+            ]
         out += ["## Committee draw (k=3, a `draw(requestId)` transaction after the seed block)", ""]
         out += _table(
             ["operators", "draw gas (staking)", "draw transaction", "request gas"],

@@ -11,6 +11,7 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from verinfer.chain.calls import ViewCall
 from verinfer.chain.deployment import Deployment
 from verinfer.chain.rpc import Rpc
+from verinfer.models.agreement import EXACT, Tolerance
 from verinfer.models.codec import TensorSpec
 
 MODE_CONSENSUS = 1
@@ -127,6 +128,7 @@ class ModelVersion:
     spec: TensorSpec
     execution_class: str = ""  # "" when portable
     class_id: bytes = bytes(32)  # the pool's class: keccak256 of the class's machine part, zero when portable
+    tolerance: Tolerance = EXACT  # the agreement rule
 
 
 class Contracts:
@@ -308,4 +310,5 @@ class Contracts:
             spec=TensorSpec.decode(bytes(f["tensorSpec"])),
             execution_class=str(f["executionClass"]),
             class_id=bytes(f["classId"]),
+            tolerance=Tolerance(f["toleranceUnits"], f["tolerancePpm"]),
         )

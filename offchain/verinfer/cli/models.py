@@ -12,6 +12,7 @@ from verinfer.client.inputs import describe
 from verinfer.client.owner import publish_model
 from verinfer.client.records import version_json
 from verinfer.devnet.state import DevnetState, default_home
+from verinfer.models.agreement import Tolerance, ToleranceError
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.calibrate import DEFAULT_DECIMALS, qemu_on_path
 from verinfer.models.calibrate import calibrate as run_calibration
@@ -67,6 +68,15 @@ def models() -> None:
     "check with `models calibrate`), or a class like "
     "onnxruntime==1.32.0/x86-64-fma3/t1-seq-opt_basic-prepack.",
 )
+@click.option(
+    "--tolerance",
+    default="exact",
+    show_default=True,
+    metavar="exact|UNITS|UNITS+PPMppm",
+    help="Agreement rule: outputs agree when every value is within UNITS of the last decimal plus PPM "
+    "millionths of the larger value (like 1+100ppm, as `models calibrate` recommends); members within it "
+    "are paid and never slashed. Consensus mode only.",
+)
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Model store directory.")
 @click.option("--store-url", help="Base URL the store is served at (registered as the artifact's http URI).")
 @click.option(
@@ -86,6 +96,7 @@ def publish(
     modes: tuple[str, ...],
     max_output_bytes: int,
     execution_class: str,
+    tolerance: str,
     store: Path | None,
     store_url: str | None,
     calibrate_inputs: Path | None,
@@ -95,7 +106,13 @@ def publish(
 
     On a devnet the store and its URL default to the devnet's own.
     """
-    calibration = None if calibrate_inputs is None else _check_decimals(onnx_file, calibrate_inputs, decimals)
+    try:
+        rule = Tolerance.parse(tolerance)
+    except ToleranceError as e:
+        raise click.BadParameter(str(e), param_hint="--tolerance") from e
+    calibration = (
+        None if calibrate_inputs is None else _check_decimals(onnx_file, calibrate_inputs, decimals, rule)
+    )
     if store is None:
         devnet = DevnetState.load(conn.devnet_home or default_home())
         if devnet is None:
@@ -113,6 +130,7 @@ def publish(
         modes=sum(MODES[m] for m in set(modes)),
         max_output_bytes=max_output_bytes,
         execution_class=_execution_class(execution_class),
+        tolerance=rule,
     )
     extra = {} if calibration is None else {"calibration": calibration}
     emit(as_json, {"name": name, **_version(version), **extra}, _show_lines(client, name, version))
@@ -124,17 +142,21 @@ def _execution_class(choice: str) -> str:
     return PORTABLE if choice == "portable" else choice  # publish checks it is canonical
 
 
-def _check_decimals(onnx_file: Path, inputs: Path, decimals: int) -> str:
-    """Calibrates at `decimals` and below; warns on stderr when exact agreement ends below `decimals`."""
+def _check_decimals(onnx_file: Path, inputs: Path, decimals: int, rule: Tolerance) -> str:
+    """Calibrates at `decimals` and below; warns on stderr when honest operators may disagree at `decimals`
+    under `rule`: exact agreement ends below `decimals` and the rule is narrower than the one measured."""
     checked = tuple(sorted({*DEFAULT_DECIMALS, decimals} - {d for d in DEFAULT_DECIMALS if d > decimals}))
     report = run_calibration(onnx_file, inputs, checked, qemu=qemu_on_path())
     advice = report.recommendation
     stderr = click.get_text_stream("stderr")
     click.echo(f"calibration: {advice.text}", file=stderr)
-    if advice.kind != "exact" or advice.decimals < decimals:
+    exact_safe = advice.kind == "exact" and advice.decimals >= decimals
+    needed = advice.tolerance if advice.kind == "tolerance" and advice.decimals == decimals else None
+    if not exact_safe and (needed is None or not rule.covers(needed)):
+        hint = f" or --tolerance {needed}" if needed is not None else ""
         click.echo(
-            f"warning: at {decimals} decimals honest operators may disagree on this model's outputs"
-            " (and be slashed for it); consider fewer decimals",
+            f"warning: at {decimals} decimals under the rule {rule} honest operators may disagree on this"
+            f" model's outputs (and be slashed for it); consider fewer decimals{hint}",
             file=stderr,
         )
     return advice.text
@@ -233,6 +255,7 @@ def _show_lines(client: Client, name: str, v: ModelVersion) -> list[str]:
         f"  fee        {client.tokens(v.fee)}   decimals {v.decimals}   modes {', '.join(modes)}   "
         f"max output {v.max_output_bytes} bytes",
         f"  class      {v.execution_class or 'portable (any CPU class, pinned settings)'}",
+        f"  agreement  {v.tolerance.describe()}",
         f"  inputs     {describe(v.spec.inputs)}",
         f"  outputs    {describe(v.spec.outputs)}",
         *(f"  uri        {uri}" for uri in v.uris),

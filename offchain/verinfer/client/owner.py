@@ -9,10 +9,13 @@ from verinfer.client.client import (
     Client,
 )
 from verinfer.client.errors import InvalidArgument, InvalidModelName, VerinferError
+from verinfer.models.agreement import EXACT, Tolerance
 from verinfer.models.artifacts import ArtifactStore
 from verinfer.models.execution import MAX_CLASS_BYTES, PORTABLE, ExecutionClass, ExecutionClassError
 from verinfer.models.names import model_name_problem
 from verinfer.models.spec import spec_from_onnx
+
+TOLERANCE_MODES = MODES["consensus"]  # the registry's TOLERANCE_MODES: modes that compare outputs
 
 
 def artifact_uris(store: ArtifactStore, sha256: bytes, base_url: str | None) -> list[str]:
@@ -33,15 +36,19 @@ def publish_model(
     modes: int = MODES["consensus"],
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     execution_class: str = PORTABLE,
+    tolerance: Tolerance = EXACT,
 ) -> ModelVersion:
     """Stores the artifact, reads its tensor spec, registers the name if new and publishes a version.
 
     An output longer than `max_output_bytes` (encoded) settles as the canonical OUTPUT_TOO_LARGE error.
-    `execution_class` is canonical text (`ExecutionClass`) or PORTABLE ("": outputs agree everywhere)."""
+    `execution_class` is canonical text (`ExecutionClass`) or PORTABLE ("": outputs agree everywhere).
+    `tolerance` is the agreement rule (exact by default); only consensus mode can settle a tolerance."""
     if execution_class != PORTABLE:
         execution_class = str(ExecutionClass.parse(execution_class))  # ExecutionClassError when not canonical
         if len(execution_class) > MAX_CLASS_BYTES:
             raise ExecutionClassError(f"execution class is over {MAX_CLASS_BYTES} bytes: {execution_class!r}")
+    if not tolerance.exact and modes & ~TOLERANCE_MODES:
+        raise InvalidArgument(f"tolerance {tolerance} allows consensus mode only (attested compares digests)")
     if problem := model_name_problem(name):
         raise InvalidModelName(problem)
     if not MIN_OUTPUT_BYTES <= max_output_bytes <= MAX_OUTPUT_BYTES:
@@ -67,6 +74,8 @@ def publish_model(
         max_output_bytes,
         ZERO_ADDRESS,
         execution_class,
+        tolerance.units,
+        tolerance.ppm,
     )
     client.transact("registry", "publishVersion", model_id, params)
     published = client.contracts.model(model_id)

@@ -132,6 +132,7 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
         "max_output_bytes": version.max_output_bytes,
         "deprecated": version.deprecated,
         "execution_class": version.execution_class or "portable",
+        "tolerance": str(version.tolerance),
         "uris": list(version.uris),
         "inputs": io(version.spec.inputs),
         "outputs": io(version.spec.outputs),

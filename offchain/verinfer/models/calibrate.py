@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 from verinfer.client.errors import InputMismatch
 from verinfer.client.inputs import encode_inputs
+from verinfer.models.agreement import Tolerance
 from verinfer.models.codec import TensorSpec, to_fixed
 from verinfer.models.execution import (
     PINNED,
@@ -127,6 +128,11 @@ class Recommendation:
     absolute_units: int = 0
     relative: float = 0.0
 
+    @property
+    def tolerance(self) -> Tolerance:
+        """The on-chain rule (`models publish --tolerance`) at least as wide as this recommendation."""
+        return Tolerance.covering(self.absolute_units, self.relative)
+
     def covers(self, agreement: Agreement) -> bool:
         if self.kind == "exact":
             return agreement.differing == 0
@@ -157,6 +163,7 @@ class Report:
                 "decimals": rec.decimals,
                 "absolute_units": rec.absolute_units,
                 "relative": rec.relative,
+                "tolerance": str(rec.tolerance),
                 "text": rec.text,
             },
         }
@@ -364,7 +371,8 @@ def recommend(comparisons: Sequence[Comparison], decimals: Sequence[int]) -> Rec
     rule = f"|a - b| <= {ABSOLUTE_UNITS}" + (f" + {relative:g} * max(|a|, |b|)" if relative else "")
     text = (
         f"{checked} agree exactly in every variation; at {n} decimals accept {rule}"
-        f" in units of the last digit (worst measured: {worst} units)"
+        f" in units of the last digit (worst measured: {worst} units): publish with"
+        f" --decimals {n} --tolerance {Tolerance.covering(ABSOLUTE_UNITS, relative)}"
     )
     return Recommendation("tolerance", n, text, ABSOLUTE_UNITS, relative)
 
