@@ -25,8 +25,9 @@ contract ModelRegistry is IModelRegistry {
     uint256 public constant MAX_CLASS_LENGTH = 128;
     /// @notice Largest relative tolerance: 1e6 millionths (100 %).
     uint32 public constant MAX_TOLERANCE_PPM = 1_000_000;
-    /// @notice Modes that compare outputs element by element and so can settle a tolerance version.
-    uint8 public constant TOLERANCE_MODES = 0x01;
+    /// @notice Modes that compare outputs element by element and so can settle a tolerance version:
+    ///         consensus and attested.
+    uint8 public constant TOLERANCE_MODES = 0x09;
 
     struct Model {
         address owner;

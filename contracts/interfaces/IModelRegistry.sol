@@ -155,7 +155,7 @@ interface IModelRegistry {
     /// @notice The version is deprecated already.
     error AlreadyDeprecated(bytes32 modelId, uint32 version);
     /// @notice The relative tolerance is above 1e6 (100 %), or a tolerance was given with a mode that
-    ///         cannot compare outputs (only consensus compares them element by element).
+    ///         cannot compare outputs (consensus and attested compare them element by element).
     error InvalidTolerance(uint32 tolerancePpm, uint8 modes);
     /// @notice The new owner is the zero address.
     error InvalidOwner();

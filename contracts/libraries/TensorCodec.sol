@@ -84,15 +84,70 @@ library TensorCodec {
         return keccak256(encoded) == keccak256(errorOutput(code)) ? code : 0;
     }
 
+    /// @notice Whether `encoded` is exactly what `encode` gives for the tensors it decodes to: every offset
+    ///         where the canonical layout puts it (no overlap, no gap, nothing after the end), zero padding,
+    ///         and shape and decimals words within uint32 and uint8. Linear in the number of tensors and
+    ///         shape dimensions, and never reverts: bytes whose offsets overlap can decode to far more
+    ///         memory than their length, so they are refused before anything decodes them.
+    function isCanonical(bytes calldata encoded) internal pure returns (bool) {
+        uint256 n = encoded.length;
+        if (n < 64 || n % 32 != 0 || _word(encoded, 0) != 32) return false;
+        uint256 count = _word(encoded, 32);
+        if (count > (n - 64) / 32) return false;
+        uint256 end = count * 32; // tensor offsets count from the first head, at byte 64
+        for (uint256 i = 0; i < count; ++i) {
+            if (_word(encoded, 64 + 32 * i) != end) return false;
+            uint256 size = _tensorSize(encoded, 64 + end);
+            if (size == 0) return false;
+            end += size;
+        }
+        return 64 + end == n;
+    }
+
+    /// @dev The canonical byte length of the tensor encoded from `start`, or 0 when it is not canonical.
+    function _tensorSize(bytes calldata e, uint256 start) private pure returns (uint256) {
+        uint256 n = e.length;
+        if (start + 128 + 32 > n || _word(e, start) != 128 || _word(e, start + 96) > type(uint8).max) return 0;
+        // The name: length, then its bytes padded with zeros to whole words.
+        uint256 p = 128;
+        uint256 len = _word(e, start + p);
+        if (len > n) return 0;
+        uint256 words = (len + 31) / 32;
+        if (start + p + 32 + 32 * words > n) return 0;
+        if (len % 32 != 0 && _word(e, start + p + 32 * words) << (8 * (len % 32)) != 0) return 0;
+        p += 32 + 32 * words;
+        // The shape: length, then one uint32 a word.
+        if (_word(e, start + 32) != p || start + p + 32 > n) return 0;
+        len = _word(e, start + p);
+        if (len > (n - start - p - 32) / 32) return 0;
+        for (uint256 i = 0; i < len; ++i) {
+            if (_word(e, start + p + 32 + 32 * i) > type(uint32).max) return 0;
+        }
+        p += 32 + 32 * len;
+        // The data: length, then one int256 a word.
+        if (_word(e, start + 64) != p || start + p + 32 > n) return 0;
+        len = _word(e, start + p);
+        if (len > (n - start - p - 32) / 32) return 0;
+        return p + 32 + 32 * len;
+    }
+
+    function _word(bytes calldata e, uint256 start) private pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := calldataload(add(e.offset, start))
+        }
+    }
+
     /// @notice Whether two decoded outputs agree under a tolerance: the same tensors (names, shapes,
-    ///         decimals, lengths) and every element pair within |a - b| <= units + ppm * max(|a|, |b|) / 1e6
-    ///         (the product rounded down). Exact comparison is units = ppm = 0.
+    ///         decimals, lengths; each shape's product its data length) and every element pair within
+    ///         |a - b| <= units + ppm * max(|a|, |b|) / 1e6 (the product rounded down). Exact comparison is
+    ///         units = ppm = 0.
     function within(Tensor[] memory a, Tensor[] memory b, uint256 units, uint256 ppm) internal pure returns (bool) {
         if (a.length != b.length) return false;
         for (uint256 t = 0; t < a.length; ++t) {
             Tensor memory x = a[t];
             Tensor memory y = b[t];
             if (x.decimals != y.decimals || x.data.length != y.data.length) return false;
+            if (_elements(x.shape) != x.data.length) return false;
             if (keccak256(bytes(x.name)) != keccak256(bytes(y.name))) return false;
             if (keccak256(abi.encodePacked(x.shape)) != keccak256(abi.encodePacked(y.shape))) return false;
             int256[] memory xs = x.data;
@@ -102,6 +157,14 @@ library TensorCodec {
             }
         }
         return true;
+    }
+
+    /// @dev The product of a shape's dimensions (reverts on overflow, which a comparison takes as disagreement).
+    function _elements(uint32[] memory shape) private pure returns (uint256 product) {
+        product = 1;
+        for (uint256 i = 0; i < shape.length; ++i) {
+            product *= shape[i];
+        }
     }
 
     /// @dev |p - q| <= units + floor(ppm * max(|p|, |q|) / 1e6), without overflow for any int256.

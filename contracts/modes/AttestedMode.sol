@@ -18,7 +18,9 @@ import {ModeBase} from "./ModeBase.sol";
 ///         equivocation, slashable by anyone who shows them, with a reward. A member the submitter
 ///         left out loses nothing: its fee is held until the late window closes and paid when its
 ///         signature on the accepted digest is shown. Without a quorum by the deadline the request
-///         expires with a full refund and nobody is penalized.
+///         expires with a full refund and nobody is penalized. For a version with a tolerance, a
+///         signature on another digest counts as agreement when its output is shown and is within the
+///         tolerance of the accepted output, and as dissent only when shown and outside it.
 contract AttestedMode is ModeBase, EIP712 {
     /// @notice This mode's bit in the hub and in a version's `modes`.
     uint8 public constant MODE = 0x08;
@@ -76,6 +78,9 @@ contract AttestedMode is ModeBase, EIP712 {
     /// @dev Committees as pool slots, eight 32-bit slots a word (one word up to k = 8): a member is
     ///      looked up again only after settlement, and a word costs a third of three addresses.
     mapping(uint256 requestId => mapping(uint256 word => uint256)) private _slotWords;
+    /// @dev Tolerance versions: digests of the other outputs whose members agreed (shown in the settlement or
+    ///      late). A dissent shown later must be outside the rule of the accepted output and of each of them.
+    mapping(uint256 requestId => bytes32[]) private _agreedOthers;
 
     /// @notice A round settled on a quorum of signatures.
     /// @param requestId the request
@@ -125,6 +130,15 @@ contract AttestedMode is ModeBase, EIP712 {
     error LateWindowClosed(uint256 requestId, uint256 until);
     /// @notice The late window is still open.
     error LateWindowOpen(uint256 requestId, uint256 until);
+    /// @notice The version has a tolerance: a signature on another digest is judged only with its output.
+    error OutputNeeded(uint256 requestId);
+    /// @notice The output shown is not the one the signature is on.
+    error OutputMismatch(uint256 requestId, bytes32 signed, bytes32 shown);
+    /// @notice The output shown is not within the version's tolerance of the accepted one.
+    error NotWithinTolerance(uint256 requestId);
+    /// @notice A dissent in a tolerance version is judged against every agreeing output: show them all, in
+    ///         the order `agreedOutputs` lists them.
+    error AgreedOutputsNeeded(uint256 requestId, uint256 count);
 
     /// @param hub_ the core; it must register this contract for MODE
     /// @param staking_ operator staking (the core's)
@@ -173,7 +187,24 @@ contract AttestedMode is ModeBase, EIP712 {
     /// @param output the output the quorum signed
     /// @param signatures committee members' signatures, each with the digest it signed
     function settle(uint256 requestId, bytes calldata output, Signed[] calldata signatures) external nonReentrant {
-        _settle(requestId, _open(requestId), output, signatures);
+        _settle(requestId, _open(requestId), output, signatures, new bytes[](0));
+    }
+
+    /// @notice Settles like `settle`, showing the outputs of signatures on other digests: for a version with
+    ///         a tolerance, a member whose output is within it of `output` counts as agreeing (paid), one
+    ///         outside it is slashed as dissent; a signature on another digest whose output is not shown is
+    ///         left out (its fee held for the late window). An exact version ignores `others`.
+    /// @param requestId the request
+    /// @param output the output settled with (the submitter's choice; it needs k/2+1 agreeing members)
+    /// @param signatures committee members' signatures, each with the digest it signed
+    /// @param others outputs of the other digests signed, in any order
+    function settleWithOutputs(
+        uint256 requestId,
+        bytes calldata output,
+        Signed[] calldata signatures,
+        bytes[] calldata others
+    ) external nonReentrant {
+        _settle(requestId, _open(requestId), output, signatures, others);
     }
 
     /// @notice Settles many requests in one transaction. A request someone else settled first is skipped
@@ -193,7 +224,7 @@ contract AttestedMode is ModeBase, EIP712 {
         for (uint256 i = 0; i < requestIds.length; ++i) {
             Round storage r = _known(requestIds[i]);
             if (r.settledBlock != 0) continue;
-            _settle(requestIds[i], r, outputs[i], signatures[i]);
+            _settle(requestIds[i], r, outputs[i], signatures[i], new bytes[](0));
             ++settled;
         }
     }
@@ -220,8 +251,36 @@ contract AttestedMode is ModeBase, EIP712 {
     /// @param requestId the request
     /// @param signature the member's signature on (requestId, accepted digest)
     function attestLate(uint256 requestId, bytes calldata signature) external nonReentrant {
+        _attestLate(requestId, _accepted[requestId], signature);
+    }
+
+    /// @notice Pays a left-out member whose signature is on another output within the version's tolerance
+    ///         of the accepted one, shown with that output before the late window closes. Anyone may call.
+    /// @param requestId the request
+    /// @param signed the member's signature, with the digest it signed
+    /// @param output the output that digest is of
+    function attestLateWithOutput(uint256 requestId, Signed calldata signed, bytes calldata output)
+        external
+        nonReentrant
+    {
+        bytes32 accepted = _accepted[requestId];
+        if (signed.digest != accepted) {
+            _checkShown(requestId, signed.digest, output);
+            if (accepted == bytes32(0)) revert NothingAccepted(requestId);
+            if (!_withinRule(requestId, _loadOutput(accepted), output)) revert NotWithinTolerance(requestId);
+            _attestLate(requestId, signed.digest, signed.signature);
+            bytes32[] storage digests = _agreedOthers[requestId];
+            for (uint256 i = 0; i < digests.length; ++i) {
+                if (digests[i] == signed.digest) return;
+            }
+            digests.push(signed.digest);
+            return;
+        }
+        _attestLate(requestId, signed.digest, signed.signature);
+    }
+
+    function _attestLate(uint256 requestId, bytes32 digest, bytes calldata signature) private {
         Round storage r = _known(requestId);
-        bytes32 digest = _accepted[requestId];
         if (digest == bytes32(0)) revert NothingAccepted(requestId);
         uint256 until = uint256(r.deadline) + r.lateWindow;
         if (block.number > until) revert LateWindowClosed(requestId, until);
@@ -249,6 +308,48 @@ contract AttestedMode is ModeBase, EIP712 {
     /// @param requestId the request
     /// @param dissent the member's signature, with the digest it signed
     function reportDissent(uint256 requestId, Signed calldata dissent) external nonReentrant {
+        (uint32 units, uint32 ppm) = hub.toleranceOf(requestId);
+        if ((units | ppm) != 0) revert OutputNeeded(requestId);
+        _reportDissent(requestId, dissent);
+    }
+
+    /// @notice `reportDissent` with the signature's output shown, for any version: for one with a tolerance
+    ///         it is slashed only if the output is outside the tolerance of the accepted output and of every
+    ///         other agreeing output (`agreedOutputs`; bytes that are not canonical tensors are outside).
+    /// @param requestId the request
+    /// @param dissent the member's signature, with the digest it signed
+    /// @param output the output that digest is of
+    /// @param agreed the outputs of `agreedOutputs(requestId)`, in that order (empty for an exact version)
+    function reportDissentWithOutput(
+        uint256 requestId,
+        Signed calldata dissent,
+        bytes calldata output,
+        bytes[] calldata agreed
+    ) external nonReentrant {
+        _checkShown(requestId, dissent.digest, output);
+        bytes32 accepted = _accepted[requestId];
+        (uint32 units, uint32 ppm) = hub.toleranceOf(requestId);
+        if (accepted != bytes32(0) && accepted != dissent.digest && (units | ppm) != 0) {
+            if (_within(_loadOutput(accepted), output, units, ppm)) revert NotDissent(requestId);
+            bytes32[] storage digests = _agreedOthers[requestId];
+            if (agreed.length != digests.length) revert AgreedOutputsNeeded(requestId, digests.length);
+            for (uint256 i = 0; i < agreed.length; ++i) {
+                _checkShown(requestId, digests[i], agreed[i]);
+                if (_within(agreed[i], output, units, ppm)) revert NotDissent(requestId);
+            }
+        }
+        _reportDissent(requestId, dissent);
+    }
+
+    /// @notice Digests of the outputs other than the accepted one whose members agreed within the version's
+    ///         tolerance (shown in the settlement or late), in the order `reportDissentWithOutput` wants them.
+    /// @param requestId the request
+    /// @return digests the agreeing outputs' digests
+    function agreedOutputs(uint256 requestId) external view returns (bytes32[] memory) {
+        return _agreedOthers[requestId];
+    }
+
+    function _reportDissent(uint256 requestId, Signed calldata dissent) private {
         Round storage r = _known(requestId);
         bytes32 accepted = _accepted[requestId];
         if (accepted == bytes32(0)) revert NothingAccepted(requestId);
@@ -414,16 +515,21 @@ contract AttestedMode is ModeBase, EIP712 {
         return staking.membersAt(hub.poolOf(requestId), slots);
     }
 
-    function _settle(uint256 requestId, Round storage r, bytes calldata output, Signed[] calldata signatures)
-        private
-    {
+    function _settle(
+        uint256 requestId,
+        Round storage r,
+        bytes calldata output,
+        Signed[] calldata signatures,
+        bytes[] memory others
+    ) private {
         if (block.number > r.deadline) revert DeadlinePassed(requestId, r.deadline);
         if (output.length > r.maxOutputBytes) revert OutputTooLarge(requestId, output.length, r.maxOutputBytes);
         uint8 k = r.k;
         address[] memory committee = _committeeDrawing(requestId, r);
         bytes32 digest = keccak256(output);
         uint16 penalized = r.penalizedMask;
-        (uint16 agree, uint16 dissent) = _sorted(committee, requestId, digest, penalized, signatures);
+        (uint16 agree, uint16 dissent, Judge memory judge) =
+            _sorted(committee, requestId, output, penalized, signatures, others);
         uint256 agreeing = _popcount(agree);
         if (agreeing < uint256(k) / 2 + 1) revert NoQuorum(requestId, agreeing, uint256(k) / 2 + 1);
 
@@ -437,6 +543,9 @@ contract AttestedMode is ModeBase, EIP712 {
         r.errorCode = outcome.errorCode;
         _accepted[requestId] = digest;
         if (!r.digestOnly) _storeOutput(digest, output);
+        for (uint256 j = 0; j < judge.shown.length && j < 256; ++j) {
+            if (judge.agreed & (1 << j) != 0) _agreedOthers[requestId].push(judge.shown[j]);
+        }
         emit Attested(requestId, digest, agree, dissent);
 
         // A quorum that could not get the input did no work: nobody is paid or held for (fees go back).
@@ -455,24 +564,128 @@ contract AttestedMode is ModeBase, EIP712 {
         hub.settle(requestId, outcome, output);
     }
 
-    /// @dev The members whose signatures agree with `digest` and those whose signatures are dissent to
-    ///      slash; a member already penalized counts for nothing, a member twice reverts.
+    /// @dev The members whose signatures agree with `output` and those whose signatures are dissent to
+    ///      slash; a member already penalized counts for nothing, a member twice reverts. A signature on
+    ///      another digest is dissent for an exact version; for a tolerance version it agrees or dissents by
+    ///      its output in `others`, and counts for nothing when that output is not shown.
     function _sorted(
         address[] memory committee,
         uint256 requestId,
-        bytes32 digest,
+        bytes calldata output,
         uint16 penalized,
-        Signed[] calldata signatures
-    ) private view returns (uint16 agree, uint16 dissent) {
+        Signed[] calldata signatures,
+        bytes[] memory others
+    ) private view returns (uint16 agree, uint16 dissent, Judge memory judge) {
+        bytes32 digest = keccak256(output);
+        // Read on the first signature on another digest: an agreeing settlement never asks the hub.
+        judge = Judge(false, false, 0, 0, 0, 0, new bytes32[](0));
+        uint256[] memory outside = new uint256[](0); // tolerance versions: indices of shown outputs outside it
+        uint16 outsideMask = 0;
         uint16 seen;
         for (uint256 i = 0; i < signatures.length; ++i) {
             (address signer, uint16 bit) = _signer(committee, requestId, signatures[i].digest, signatures[i].signature);
             if (seen & bit != 0) revert DuplicateSigner(requestId, signer);
             seen |= bit;
             if (penalized & bit != 0) continue; // a proven equivocator's word counts for nothing
-            if (signatures[i].digest == digest) agree |= bit;
-            else if (_slashableDissent(digest, signatures[i].digest)) dissent |= bit;
+            bytes32 signed = signatures[i].digest;
+            if (signed == digest) {
+                agree |= bit;
+                continue;
+            }
+            if (!judge.read) judge = _judge(requestId, others);
+            if (!judge.tolerant) {
+                if (_slashableDissent(digest, signed)) dissent |= bit;
+                continue;
+            }
+            (bool shown, bool within, uint256 at) = _verdict(judge, output, signed, others);
+            if (!shown) continue; // left out: its fee is held for the late window
+            if (within) {
+                agree |= bit;
+            } else if (_slashableDissent(digest, signed)) {
+                if (outside.length == 0) outside = new uint256[](committee.length);
+                outside[_bitIndex(bit)] = at;
+                outsideMask |= bit;
+            }
         }
+        if (outsideMask != 0) dissent = _spare(judge, outside, outsideMask, others);
+    }
+
+    /// @dev Of the members whose shown outputs are outside the rule of the settled output, those outside it
+    ///      of every agreeing output too: the others are spared (neither paid nor slashed). The agreeing
+    ///      members outnumber any minority, so they include an honest one, and honest outputs are within the
+    ///      rule of each other: however a minority submitter picks the output, no honest member is slashed.
+    function _spare(Judge memory judge, uint256[] memory outside, uint16 outsideMask, bytes[] memory others)
+        private
+        view
+        returns (uint16 dissent)
+    {
+        for (uint256 m = 0; m < outside.length; ++m) {
+            if (outsideMask & (1 << m) == 0) continue;
+            bool spared = false;
+            for (uint256 j = 0; j < others.length && j < 256 && !spared; ++j) {
+                if (judge.agreed & (1 << j) != 0) spared = _within(others[outside[m]], others[j], judge.units, judge.ppm);
+            }
+            if (!spared) dissent |= uint16(1 << m);
+        }
+    }
+
+    function _bitIndex(uint16 bit) private pure returns (uint256 i) {
+        while (bit > 1) {
+            bit >>= 1;
+            ++i;
+        }
+    }
+
+    /// @dev What judging signatures on other digests needs: the version's rule, the digests of the outputs
+    ///      shown, and which of them were compared already (and their answers).
+    struct Judge {
+        bool read;
+        bool tolerant;
+        uint32 units;
+        uint32 ppm;
+        uint256 compared;
+        uint256 agreed;
+        bytes32[] shown;
+    }
+
+    function _judge(uint256 requestId, bytes[] memory others) private view returns (Judge memory judge) {
+        (judge.units, judge.ppm) = hub.toleranceOf(requestId);
+        judge.read = true;
+        judge.tolerant = (judge.units | judge.ppm) != 0;
+        if (!judge.tolerant) return judge;
+        judge.shown = new bytes32[](others.length);
+        for (uint256 i = 0; i < others.length; ++i) {
+            judge.shown[i] = keccak256(others[i]);
+        }
+    }
+
+    /// @dev Whether an output of `signed` is among those shown, and whether it is within the rule of
+    ///      `output`; each shown output is compared at most once.
+    function _verdict(Judge memory judge, bytes calldata output, bytes32 signed, bytes[] memory others)
+        private
+        view
+        returns (bool shown, bool within, uint256 at)
+    {
+        for (uint256 j = 0; j < judge.shown.length && j < 256; ++j) {
+            if (judge.shown[j] != signed) continue;
+            uint256 bit = 1 << j;
+            if (judge.compared & bit == 0) {
+                judge.compared |= bit;
+                if (_within(output, others[j], judge.units, judge.ppm)) judge.agreed |= bit;
+            }
+            return (true, judge.agreed & bit != 0, j);
+        }
+    }
+
+    /// @dev Whether `shown` is within the request's rule of `accepted` (false for an exact version).
+    function _withinRule(uint256 requestId, bytes memory accepted, bytes calldata shown) private view returns (bool) {
+        (uint32 units, uint32 ppm) = hub.toleranceOf(requestId);
+        return (units | ppm) != 0 && _within(accepted, shown, units, ppm);
+    }
+
+    function _checkShown(uint256 requestId, bytes32 signed, bytes calldata output) private pure {
+        bytes32 shown = keccak256(output);
+        if (shown != signed) revert OutputMismatch(requestId, signed, shown);
     }
 
     /// @dev Whether a signature on `signed` against the accepted `accepted` is dissent to slash: never

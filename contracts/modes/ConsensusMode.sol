@@ -390,8 +390,9 @@ contract ConsensusMode is ModeBase {
         uint8 k = r.k;
         uint16 revealed = r.revealedMask;
         (bytes32 best, uint16 agreeMask, uint256 agreeing) = _tally(requestId, k, revealed);
+        uint16 spared = 0;
         if (agreeing != 0 && agreeing < _popcount(revealed)) {
-            (best, agreeMask, agreeing) = _tolerate(requestId, k, revealed, best, agreeMask, agreeing);
+            (best, agreeMask, agreeing, spared) = _tolerate(requestId, k, revealed, best, agreeMask, agreeing);
         }
 
         bytes memory output;
@@ -423,7 +424,8 @@ contract ConsensusMode is ModeBase {
         address[] memory committee = _committee(requestId, k);
         // A quorum that could not get the input did no work: nobody is paid (the fees go back).
         outcome.paid = _membersIn(committee, best == TensorCodec.INPUT_UNAVAILABLE_DIGEST ? 0 : agreeMask);
-        _penalties(outcome, r, committee, revealed, agreeMask, _judged(requestId, k, revealed, best, agreeing));
+        uint16 judged = _judged(requestId, k, revealed, best, agreeing) & ~spared;
+        _penalties(outcome, r, committee, revealed, agreeMask, judged);
         hub.settle(requestId, outcome, output);
     }
 
@@ -454,36 +456,47 @@ contract ConsensusMode is ModeBase {
         }
     }
 
-    /// @dev When revealed digests differ and the version has a tolerance: with an exact quorum, its output
-    ///      stays accepted and every member within tolerance of it joins the agreement; without one, the
-    ///      accepted output is the revealed output the most members are within tolerance of (ties: the
-    ///      one more members revealed exactly, then the lowest member index; a lone liar can only win when
-    ///      it is itself within tolerance of a majority). An exact version returns the tally unchanged.
+    /// @dev When revealed digests differ and the version has a tolerance, the distinct outputs are compared
+    ///      pairwise. Among the revealed outputs that at least k/2+1 members are within tolerance of, the
+    ///      accepted one is the one the most members revealed exactly, then the one the most members are
+    ///      within tolerance of, then the lowest member's (an exact quorum always wins). Its group, every
+    ///      member within tolerance of it, is paid. A member outside the group but within tolerance of one
+    ///      of its members is `spared`: neither paid nor slashed. The group outnumbers any minority, so it
+    ///      holds an honest member, and honest outputs are within the rule of each other: whatever a
+    ///      minority reveals, no honest member is slashed. An exact version returns the tally unchanged.
     function _tolerate(uint256 requestId, uint256 k, uint16 revealed, bytes32 best, uint16 agreeMask, uint256 agreeing)
         private
-        returns (bytes32, uint16, uint256)
+        returns (bytes32, uint16, uint256, uint16 spared)
     {
         (uint32 units, uint32 ppm) = hub.toleranceOf(requestId);
-        if ((units | ppm) == 0) return (best, agreeMask, agreeing);
+        if ((units | ppm) == 0) return (best, agreeMask, agreeing, 0);
         (bytes32[] memory digests, uint16[] memory same) = _groups(requestId, k, revealed);
-        bool exactQuorum = agreeing >= k / 2 + 1;
-        uint16[] memory near = _near(digests, same, exactQuorum ? best : bytes32(0), units, ppm);
+        uint16[] memory near = _near(digests, same, units, ppm);
         uint256 chosen = k;
-        uint256 score = 0;
         for (uint256 i = 0; i < k; ++i) {
-            if (same[i] == 0) continue;
-            if (exactQuorum ? digests[i] != best : !_outranks(near[i], same[i], score, chosen == k ? 0 : same[chosen])) {
-                continue;
-            }
-            (chosen, score) = (i, _popcount(near[i]));
+            if (same[i] == 0 || _popcount(near[i]) < k / 2 + 1) continue;
+            if (chosen == k || _outranks(same[i], near[i], same[chosen], near[chosen])) chosen = i;
         }
-        if (score >= k / 2 + 1) _byTolerance[requestId] = Accepted(digests[chosen], near[chosen]);
-        return (digests[chosen], near[chosen], score);
+        if (chosen == k) return (best, agreeMask, agreeing, 0); // no quorum even within tolerance: Disputed
+        uint16 group = near[chosen];
+        for (uint256 i = 0; i < k; ++i) {
+            if (same[i] & group != 0) spared |= near[i];
+        }
+        spared &= ~group;
+        _byTolerance[requestId] = Accepted(digests[chosen], group);
+        return (digests[chosen], group, _popcount(group), spared);
+    }
+
+    /// @dev Whether candidate a (revealed exactly by `sameA`, within tolerance of `nearA`) beats candidate b;
+    ///      earlier members win remaining ties.
+    function _outranks(uint16 sameA, uint16 nearA, uint16 sameB, uint16 nearB) private pure returns (bool) {
+        (uint256 exactA, uint256 exactB) = (_popcount(sameA), _popcount(sameB));
+        return exactA > exactB || (exactA == exactB && _popcount(nearA) > _popcount(nearB));
     }
 
     /// @dev For each group's first member, the members whose outputs agree with its output under (units,
-    ///      ppm): every pair of groups compared once, or only against `against`'s group when it is set.
-    function _near(bytes32[] memory digests, uint16[] memory same, bytes32 against, uint32 units, uint32 ppm)
+    ///      ppm), every pair of groups compared once.
+    function _near(bytes32[] memory digests, uint16[] memory same, uint32 units, uint32 ppm)
         private
         view
         returns (uint16[] memory near)
@@ -497,20 +510,13 @@ contract ConsensusMode is ModeBase {
             outputs[i] = _loadOutput(digests[i]);
         }
         for (uint256 i = 0; i < k; ++i) {
-            if (same[i] == 0 || (against != bytes32(0) && digests[i] != against)) continue;
-            for (uint256 j = against == bytes32(0) ? i + 1 : 0; j < k; ++j) {
-                if (same[j] == 0 || j == i || !_within(outputs[i], outputs[j], units, ppm)) continue;
+            if (same[i] == 0) continue;
+            for (uint256 j = i + 1; j < k; ++j) {
+                if (same[j] == 0 || !_within(outputs[i], outputs[j], units, ppm)) continue;
                 near[i] |= same[j];
                 near[j] |= same[i];
             }
         }
-    }
-
-    /// @dev Whether a candidate within tolerance of `near` members, `same` of them exactly, beats the best so
-    ///      far (`score` members, `bestSame` exactly); earlier members win remaining ties.
-    function _outranks(uint16 near, uint16 same, uint256 score, uint16 bestSame) private pure returns (bool) {
-        uint256 n = _popcount(near);
-        return n > score || (n == score && _popcount(same) > _popcount(bestSame));
     }
 
     /// @dev Revealed members grouped by digest: `same[i]` is the mask of members that revealed member i's

@@ -12,7 +12,9 @@ abstract contract OutputComparison {
     error ComparisonOutOfGas();
 
     /// @notice Whether two encoded outputs agree under a version's tolerance (TensorCodec.within): what a
-    ///         settlement decides when digests differ. Reverts on bytes that are not encoded tensors.
+    ///         settlement decides when digests differ. Bytes that are not the canonical encoding of tensors
+    ///         agree with nothing (so they cost linear gas to refuse, and the accepted output is always
+    ///         one a relayer could have produced).
     /// @param a one output
     /// @param b another output
     /// @param units absolute part in units of the last decimal
@@ -23,6 +25,7 @@ abstract contract OutputComparison {
         pure
         returns (bool)
     {
+        if (!TensorCodec.isCanonical(a) || !TensorCodec.isCanonical(b)) return false;
         return TensorCodec.within(TensorCodec.decodeCalldata(a), TensorCodec.decodeCalldata(b), units, ppm);
     }
 

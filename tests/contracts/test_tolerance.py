@@ -23,12 +23,13 @@ def out(a: int = 750_000, b: int = 250_000) -> bytes:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def versions(model, make_model, consensus, act, by_address, make_request):
-    """Tolerance versions of the session's model (same operators, same pool), made before this module's
-    first test so the per-test chain snapshots never undo them."""
+def versions(model, make_model, join, accounts, consensus, act, by_address, make_request):
+    """Tolerance versions of the session's model (its operators and two more, so k = 7 can be drawn),
+    made before this module's first test so the per-test chain snapshots never undo them."""
     model_id, exact = model
     _, tolerant = make_model("risk", tolerance=(RULE.units, RULE.ppm))
     _, wide = make_model("risk", tolerance=(1_000, 0))
+    join([accounts[10], accounts[11]], model_id)
     return {"exact": (model_id, exact), "tolerant": (model_id, tolerant), "wide": (model_id, wide)}
 
 
@@ -77,7 +78,7 @@ def test_registry__tolerance_stored_in_terms_and_event(registry, versions, model
 
 @pytest.mark.parametrize(
     ("modes", "units", "ppm"),
-    [(0x08, 1, 0), (0x09, 0, 5), (0x01, 0, 1_000_001)],  # attested compares digests; ppm over 100 %
+    [(0x04, 1, 0), (0x0D, 0, 5), (0x01, 0, 1_000_001)],  # optimistic cannot compare; ppm over 100 %
 )
 def test_registry__tolerance_outside_what_settles__refused(registry, make_model, modes, units, ppm):
     with ape.reverts(registry.InvalidTolerance):
@@ -156,6 +157,73 @@ def test_no_exact_quorum__ties__more_exact_support_then_lowest_member(hub, staki
     assert hub.getResult(rid).outputDigest == output_digest(x)
     assert slashed(staking, committee, stakes) == [False, False, False, True, True]
     assert paid(hub, committee, credits) == [True, True, True, False, False]
+
+
+def test_colluding_minority__cannot_get_an_honest_member_slashed(hub, staking, play):
+    """Rule 1000 units, k = 7. Four honest members on two CPU classes (750000 three times, 750500), pairwise
+    within the rule; three colluders, who can compute both classes' outputs, place 748000 twice and
+    749000 so that 749000 is within the rule of six members. The output three members revealed exactly
+    wins; the honest 750500 member is within it (paid); the colluders at 748000 are within the rule of a
+    colluder in the group, so they are spared, not paid (found by a review: scoring by reach alone
+    accepted 749000 and slashed the honest 750500 member)."""
+    h, h2, low, centre = out(750_000), out(750_500), out(748_000), out(749_000)
+    rid, committee, stakes, credits, _ = play("wide", [h, h, h, h2, low, low, centre])
+    assert hub.getResult(rid).outputDigest == output_digest(h)
+    assert slashed(staking, committee, stakes) == [False] * 7
+    assert paid(hub, committee, credits) == [True, True, True, True, False, False, True]
+
+
+def test_colluders_on_the_lowest_members__honest_member_spared_not_slashed(hub, staking, play):
+    """k = 5, rule 1000, every output different: honest 750000, 750500, 751000 (three classes, pairwise
+    within the rule) and colluders 748500, 749500 on members 0 and 1. Three candidates reach four members
+    and tie; the lowest member's, a colluder's 749500, is accepted. The honest 751000 member is outside it
+    but within the rule of the honest 750000 in the group: spared, never slashed."""
+    outputs = [out(748_500), out(749_500), out(750_000), out(750_500), out(751_000)]
+    rid, committee, stakes, credits, _ = play("wide", outputs)
+    assert hub.getResult(rid).outputDigest == output_digest(outputs[1])
+    assert slashed(staking, committee, stakes) == [False] * 5
+    assert paid(hub, committee, credits) == [True, True, True, True, False]
+
+
+def bomb(heads: int, n: int) -> bytes:
+    """`heads` tensor offsets all pointing at one tensor of `n` values: Solidity's decoder accepts it and
+    copies the tensor once per head (quadratic memory from linear bytes). Found by a review."""
+    word = lambda v: v.to_bytes(32, "big")  # noqa: E731
+    name = b"probabilities"
+    tensor = (
+        word(128) + word(192) + word(288) + word(6)
+        + word(len(name)) + name.ljust(32, b"\0")
+        + word(2) + word(1) + word(2)
+        + word(n) + b"".join(word(1) for _ in range(n))
+    )  # fmt: skip
+    return word(32) + word(heads) + b"".join(word(heads * 32) for _ in range(heads)) + tensor
+
+
+def test_non_canonical_bytes__refused_in_linear_gas__liar_slashed(hub, consensus, staking, play):
+    """A bomb that would take more gas to decode than a block holds agrees with nothing, cheaply, so the
+    round settles and its revealer is slashed; bytes with junk after the canonical encoding are never
+    accepted either (their digest is no output a relayer computes)."""
+    big = bomb(256, 256)
+    call = {"to": consensus.address, "data": consensus.outputsWithin.encode_input(out(), big, 5, 0)}
+    assert ape.chain.provider.web3.eth.estimate_gas(call) < 500_000  # mostly calldata; decoding it: 14.1M
+    assert not consensus.outputsWithin(big, big, 0, 0)
+    rid, committee, stakes, _, receipt = play("tolerant", [out(), big, out()])
+    assert hub.getRequest(rid).status == Status.FINALIZED and receipt.gas_used < 1_500_000
+    assert slashed(staking, committee, stakes) == [False, True, False]
+    junk = out(750_060) + b"\xee" * 64
+    rid, committee, stakes, _, _ = play("tolerant", [out(750_000), junk, out(750_120)])
+    assert hub.getRequest(rid).status == Status.DISPUTED  # 750000 and 750120 are 120 apart, over 77
+    assert not consensus.outputsWithin(junk, out(750_060), 1_000, 0)
+
+
+def test_shape_product_differs_from_data_length__agrees_with_nothing(consensus):
+    """Canonical bytes of a tensor whose shape says 2 values while its data holds 3."""
+    x = encode_tensors([Tensor("y", (3,), (1, 2, 3), 6)])
+    word = lambda v: v.to_bytes(32, "big")  # noqa: E731
+    forged = x.replace(word(1) + word(3) + word(3), word(1) + word(2) + word(3), 1)
+    assert forged != x and len(forged) == len(x)
+    assert not consensus.outputsWithin(x, forged, 1_000, 0)
+    assert not Tolerance(1_000, 0).outputs_agree(x, forged)
 
 
 def test_no_output_within_tolerance_of_a_majority__disputed__nobody_slashed(hub, staking, play):

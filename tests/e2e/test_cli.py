@@ -173,8 +173,8 @@ def test_models_publish__tolerance__registered_and_shown__refused_where_it_canno
     assert "tolerance ppm must be 0..1000000" in fails(
         devnet, 2, *publish, "--name", "iris-big", "--tolerance", "1+2000000ppm"
     )
-    assert "allows consensus mode only" in fails(
-        devnet, 2, *publish, "--name", "iris-att", "--tolerance", "2", "--mode", "attested"
+    assert "allows consensus and attested modes only" in fails(
+        devnet, 2, *publish, "--name", "iris-att", "--tolerance", "2", "--mode", "optimistic"
     )
     assert {"iris-pct", "iris-big", "iris-att"}.isdisjoint(
         m["name"] for m in ok_json(devnet, "models", "list")

@@ -19,6 +19,7 @@ from verinfer.models.spec import spec_from_onnx
 from tests.conftest import next_epoch
 from tests.e2e.conftest import direct_output, exact_features, features_input, settled, wait_for
 
+CONSENSUS, ATTESTED = 1, 8
 QEMU = shutil.which("qemu-x86_64") or "qemu-x86_64"  # `make test` installs Debian's qemu-user
 EMULATED = (QEMU, "-cpu", "max")  # TCG's max x86-64: AVX2 and FMA3, no AVX-512
 NO_FMA = (QEMU, "-cpu", "max,-fma")
@@ -92,8 +93,9 @@ def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes
 ) -> None:
     """digits-attention at 8 decimals, portable, on a committee of two AVX-512 relayers and one emulated
     AVX2+FMA3 relayer, on inputs where the classes compute different bytes: under a tolerance version
-    the request settles and everyone is paid, nobody slashed; under an exact version the same
-    disagreement is detected and the honest emulated member is slashed as a dissenter."""
+    the request settles and everyone is paid, nobody slashed, in consensus mode and in attested mode
+    (where the emulated member shows its output after the settlement left its signature out); under an
+    exact version the same disagreement is detected and the honest emulated member is slashed."""
     assert HERE.cpu == CpuClass.X86_64_AVX512, "this test needs an AVX-512 host to emulate another class"
     sample = dataclasses.replace(digits_attention(), decimals=8)
     feeds = [{"features": exact_features(x[None])} for x in sample.examples]  # as relayers decode inputs
@@ -104,7 +106,7 @@ def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes
     assert differing, "expected the CPU classes to differ at 8 decimals on some example"
     chosen = differing[:2]
     rule = Tolerance(200, 100)  # |a - b| <= 2e-6 + 1e-4 * |value| at 8 decimals
-    tolerant = publish(sample, tolerance=(rule.units, rule.ppm))
+    tolerant = publish(sample, tolerance=(rule.units, rule.ppm), modes=CONSENSUS | ATTESTED)
     exact = publish(sample)
     native = crew(tolerant[0], 2)
     slow_op = crew(tolerant[0], 1)[0]
@@ -112,22 +114,29 @@ def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes
     for op in members:
         staking.register(exact[0], NO_CLASS, sender=op.account)
     next_epoch(staking)
+    # The natives wait for every signature before settling, so the emulated one is always in the settlement.
     for op in native:
-        relayers(op)
-    slow = relayers(slow_op, emulator=EMULATED, start=False).start()
+        relayers(op, peers={"full_wait": 60.0})
+    slow = relayers(slow_op, emulator=EMULATED, start=False, peers={}).start()
     slow.wait_ready(timeout=180)
     stakes = {op.account.address: int(staking.operatorInfo(op.account).stake) for op in members}
 
-    def run(model: tuple[bytes, int]) -> list[int]:
-        ids = [request_inference(model, features_input(sample.examples[i : i + 1]), k=3) for i in chosen]
+    def run(model: tuple[bytes, int], mode: int = CONSENSUS) -> list[int]:
+        rows = [features_input(sample.examples[i : i + 1]) for i in chosen]
+        ids = [request_inference(model, row, k=3, mode=mode) for row in rows]
         wait_for(lambda: all(settled(hub, i) for i in ids), 300, "settlement")
         return ids
 
-    for rid, i in zip(run(tolerant), chosen, strict=True):
-        result = hub.getResult(rid)
-        assert int(result.status) == Status.FINALIZED
-        assert bytes(result.output) == native_outputs[i]  # the two AVX-512 members' exact quorum
-        assert sorted(result.agreeing) == sorted(stakes)  # the emulated member agrees within the rule
+    for mode in (CONSENSUS, ATTESTED):
+        ids = run(tolerant, mode)
+        # The emulated member agrees within the rule: at settlement in consensus mode, by showing its
+        # output in the late window (attestLateWithOutput) in attested mode.
+        wait_for(lambda ids=ids: all(len(hub.getResult(i).agreeing) == 3 for i in ids), 120, "all agreeing")
+        for rid, i in zip(ids, chosen, strict=True):
+            result = hub.getResult(rid)
+            assert int(result.status) == Status.FINALIZED
+            assert bytes(result.output) == native_outputs[i]  # the two AVX-512 members' exact quorum
+            assert sorted(result.agreeing) == sorted(stakes)
     assert {a: int(staking.operatorInfo(a).stake) for a in stakes} == stakes
 
     for rid in run(exact):

@@ -75,7 +75,7 @@ def models() -> None:
     metavar="exact|UNITS|UNITS+PPMppm",
     help="Agreement rule: outputs agree when every value is within UNITS of the last decimal plus PPM "
     "millionths of the larger value (like 1+100ppm, as `models calibrate` recommends); members within it "
-    "are paid and never slashed. Consensus mode only.",
+    "are paid and never slashed. Consensus and attested modes only.",
 )
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Model store directory.")
 @click.option("--store-url", help="Base URL the store is served at (registered as the artifact's http URI).")

@@ -15,7 +15,7 @@ from verinfer.models.execution import MAX_CLASS_BYTES, PORTABLE, ExecutionClass,
 from verinfer.models.names import model_name_problem
 from verinfer.models.spec import spec_from_onnx
 
-TOLERANCE_MODES = MODES["consensus"]  # the registry's TOLERANCE_MODES: modes that compare outputs
+TOLERANCE_MODES = MODES["consensus"] | MODES["attested"]  # the registry's: modes that compare outputs
 
 
 def artifact_uris(store: ArtifactStore, sha256: bytes, base_url: str | None) -> list[str]:
@@ -42,13 +42,13 @@ def publish_model(
 
     An output longer than `max_output_bytes` (encoded) settles as the canonical OUTPUT_TOO_LARGE error.
     `execution_class` is canonical text (`ExecutionClass`) or PORTABLE ("": outputs agree everywhere).
-    `tolerance` is the agreement rule (exact by default); only consensus mode can settle a tolerance."""
+    `tolerance` is the agreement rule (exact by default); consensus and attested modes can settle one."""
     if execution_class != PORTABLE:
         execution_class = str(ExecutionClass.parse(execution_class))  # ExecutionClassError when not canonical
         if len(execution_class) > MAX_CLASS_BYTES:
             raise ExecutionClassError(f"execution class is over {MAX_CLASS_BYTES} bytes: {execution_class!r}")
     if not tolerance.exact and modes & ~TOLERANCE_MODES:
-        raise InvalidArgument(f"tolerance {tolerance} allows consensus mode only (attested compares digests)")
+        raise InvalidArgument(f"tolerance {tolerance} allows consensus and attested modes only")
     if problem := model_name_problem(name):
         raise InvalidModelName(problem)
     if not MIN_OUTPUT_BYTES <= max_output_bytes <= MAX_OUTPUT_BYTES:

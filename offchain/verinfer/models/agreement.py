@@ -5,7 +5,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from verinfer.models.codec import CodecError, Tensor, decode_tensors, error_code_of
+from verinfer.models.codec import CodecError, Tensor, decode_tensors, encode_tensors, error_code_of
 
 PPM = 1_000_000
 MAX_PPM = PPM  # the registry's MAX_TOLERANCE_PPM
@@ -82,15 +82,16 @@ class Tolerance:
 
     def outputs_agree(self, a: bytes, b: bytes) -> bool:
         """What a settlement decides for two encoded outputs: equal bytes agree; an error output agrees
-        only with itself; bytes that do not decode agree with nothing else."""
+        only with itself; bytes that are not the canonical encoding of tensors agree with nothing else."""
         if a == b:
             return True
         if self.exact or error_code_of(a) is not None or error_code_of(b) is not None:
             return False
         try:
-            return self.tensors_within(decode_tensors(a), decode_tensors(b))
+            x, y = decode_tensors(a), decode_tensors(b)
         except CodecError:
             return False
+        return encode_tensors(x) == a and encode_tensors(y) == b and self.tensors_within(x, y)
 
 
 EXACT = Tolerance()

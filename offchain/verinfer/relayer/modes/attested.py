@@ -7,6 +7,10 @@ per request); both check the signer is on the committee and the signature is the
 is journaled. Whoever first holds a quorum settles (members take turns a block apart), including
 every signature it holds: signatures on another digest are slashed as dissent, members left out get
 their fee with `attestLate`, which this relayer sends for itself when a settlement left it out.
+
+For a version with a tolerance a signature on another digest is judged only with its output, which
+only its signer holds: such signatures are never reported as dissent, and a relayer whose own output
+differs from the accepted one but is within the tolerance is paid with `attestLateWithOutput`.
 """
 
 import threading
@@ -111,6 +115,7 @@ class AttestedStrategy:
         self._quorum_at: dict[int, int] = {}  # request id -> head when this relayer first held a quorum
         self._quorum_since: dict[int, float] = {}  # request id -> monotonic time of that first quorum
         self._reported: set[tuple[int, str]] = set()
+        self._exact: dict[tuple[bytes, int], bool] = {}  # (model, version) -> exact agreement rule
 
     # ------------------------------------------------------------ mode
 
@@ -139,16 +144,32 @@ class AttestedStrategy:
         if row is None or row.member < 0:
             return
         groups, equivocators = tally(self.ctx.journal.attestations(request_id), row.committee)
+        exact = self._exact_rule(row)
         for other, signed in groups.items():
-            if UNAVAILABLE in (other, digest):
-                continue  # never dissent (the requester chooses who gets an external input)
+            if UNAVAILABLE in (other, digest) or not exact:
+                continue  # never dissent (the requester chooses who gets an external input; a tolerance
+                # version's dissent is judged on an output only its signer holds)
             for a in signed if other != digest else ():
                 if not counted & (1 << row.committee.index(a.signer)) and a.signer not in equivocators:
                     data = self._calldata("reportDissent", request_id, (a.output_digest, a.signature))
                     self._send("dissent", [request_id], data)
         own = self.ctx.journal.own_attestation(request_id)
-        if own is not None and own.output_digest == digest and not counted & (1 << row.member):
+        if own is None or counted & (1 << row.member):
+            return
+        if own.output_digest == digest:
             self._send("attest_late", [request_id], self._calldata("attestLate", request_id, own.signature))
+        elif not exact and row.output is not None and own.output_digest != UNAVAILABLE:
+            # Paid if the output is within the version's tolerance of the accepted one (the node refuses
+            # the transaction otherwise, and nothing is sent).
+            signed_own = (own.output_digest, own.signature)
+            data = self._calldata("attestLateWithOutput", request_id, signed_own, row.output)
+            self._send("attest_late", [request_id], data)
+
+    def _exact_rule(self, row: RequestRow) -> bool:
+        key = (row.model_id, row.version)
+        if key not in self._exact:
+            self._exact[key] = self.ctx.contracts.model_version(row.model_id, row.version).tolerance.exact
+        return self._exact[key]
 
     # ------------------------------------------------------------ acting
 
