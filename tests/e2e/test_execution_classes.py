@@ -8,6 +8,7 @@ import shutil
 from typing import Any
 
 import numpy as np
+import pytest
 from verinfer.chain.contracts import Status
 from verinfer.models.agreement import Tolerance
 from verinfer.models.calibrate import run_rows, run_under_qemu
@@ -168,15 +169,21 @@ def test_cpu_without_fma3__relayer_refuses_in_one_line(
     ]
 
 
+OLD_RUNTIME = dataclasses.replace(HERE, version="1.31.1")  # this CPU class on another ONNX Runtime
+
+
+@pytest.mark.parametrize("other", [OTHER, OLD_RUNTIME], ids=["another-cpu-class", "another-runtime-version"])
 def test_registered_for_another_class__relayer_refuses_to_start(
-    staking: Any, sample: Any, publish: Any, crew: Any, relayers: Any
+    staking: Any, deployer: Any, sample: Any, publish: Any, crew: Any, relayers: Any, other: ExecutionClass
 ) -> None:
+    if not staking.classAllowed(other.class_id):  # the deployment lists only the pinned runtime's classes
+        staking.setClassAllowed(other.machine, True, sender=deployer)
     model = publish(sample)
-    op = crew(model[0], 1, class_id=OTHER.class_id)[0]
+    op = crew(model[0], 1, class_id=other.class_id)[0]
     proc = relayers(op, start=False).start()
     assert proc.proc is not None
     assert proc.proc.wait(timeout=60) == 2
     assert f"but this machine is {HERE.machine}: deregister it" in proc.log_text()
-    staking.deregister(model[0], OTHER.class_id, sender=op.account)  # the fix it names
+    staking.deregister(model[0], other.class_id, sender=op.account)  # the fix it names
     proc.start().wait_ready()
     assert proc.stop() == 0
