@@ -78,8 +78,10 @@ contract AttestedMode is ModeBase, EIP712 {
     /// @dev Committees as pool slots, eight 32-bit slots a word (one word up to k = 8): a member is
     ///      looked up again only after settlement, and a word costs a third of three addresses.
     mapping(uint256 requestId => mapping(uint256 word => uint256)) private _slotWords;
-    /// @dev Tolerance versions: digests of the other outputs whose members agreed (shown in the settlement or
-    ///      late). A dissent shown later must be outside the rule of the accepted output and of each of them.
+    /// @dev Tolerance versions: digests of the other outputs whose members agreed in the settlement. A dissent
+    ///      shown later must be outside the rule of the accepted output and of each of them. Late attestations
+    ///      add nothing: an honest member's witness (an honest member of the quorum) is in the settlement, and
+    ///      a list that grew later would let colluders make a report cost a block, or front-run it.
     mapping(uint256 requestId => bytes32[]) private _agreedOthers;
 
     /// @notice A round settled on a quorum of signatures.
@@ -268,13 +270,6 @@ contract AttestedMode is ModeBase, EIP712 {
             _checkShown(requestId, signed.digest, output);
             if (accepted == bytes32(0)) revert NothingAccepted(requestId);
             if (!_withinRule(requestId, _loadOutput(accepted), output)) revert NotWithinTolerance(requestId);
-            _attestLate(requestId, signed.digest, signed.signature);
-            bytes32[] storage digests = _agreedOthers[requestId];
-            for (uint256 i = 0; i < digests.length; ++i) {
-                if (digests[i] == signed.digest) return;
-            }
-            digests.push(signed.digest);
-            return;
         }
         _attestLate(requestId, signed.digest, signed.signature);
     }
@@ -342,7 +337,7 @@ contract AttestedMode is ModeBase, EIP712 {
     }
 
     /// @notice Digests of the outputs other than the accepted one whose members agreed within the version's
-    ///         tolerance (shown in the settlement or late), in the order `reportDissentWithOutput` wants them.
+    ///         tolerance in the settlement, in the order `reportDissentWithOutput` wants them.
     /// @param requestId the request
     /// @return digests the agreeing outputs' digests
     function agreedOutputs(uint256 requestId) external view returns (bytes32[] memory) {

@@ -101,6 +101,9 @@ def test_other_class_member_left_out__never_slashed__shows_its_output_late__paid
     assert receipt.decode_logs(attested.LateAttestation)[0].member == c.address
     assert hub.claimable(c) - credit == OP_FEE and hub.heldFees(rid) == 0
     assert stakes(staking, (a, b, c)) == before
+    # Late agreement does not grow the list a later dissent report must show (it could be grown to make
+    # reports cost a block, or to front-run them: found by a review).
+    assert list(attested.agreedOutputs(rid)) == []
     with ape.reverts(attested.AlreadyCounted):
         attested.attestLateWithOutput(rid, near, NEAR, sender=challenger)
 

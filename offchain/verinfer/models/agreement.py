@@ -82,7 +82,9 @@ class Tolerance:
 
     def outputs_agree(self, a: bytes, b: bytes) -> bool:
         """What a settlement decides for two encoded outputs: equal bytes agree; an error output agrees
-        only with itself; bytes that are not the canonical encoding of tensors agree with nothing else."""
+        only with itself; bytes that are not the canonical encoding of tensors agree with nothing else.
+        One difference: a tensor name that is not UTF-8 makes this say False where the contract may say
+        True (the contract compares name bytes; relayers never produce such names)."""
         if a == b:
             return True
         if self.exact or error_code_of(a) is not None or error_code_of(b) is not None:
