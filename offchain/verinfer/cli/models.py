@@ -155,8 +155,8 @@ def _check_decimals(onnx_file: Path, inputs: Path, decimals: int, rule: Toleranc
     if not exact_safe and (needed is None or not rule.covers(needed)):
         hint = f" or --tolerance {needed}" if needed is not None else ""
         click.echo(
-            f"warning: at {decimals} decimals under the rule {rule} honest operators may disagree on this"
-            f" model's outputs (and be slashed for it); consider fewer decimals{hint}",
+            f"warning: at {decimals} decimals honest operators may disagree on this model's outputs under"
+            f" the agreement rule {rule} (and be slashed for it); consider fewer decimals{hint}",
             file=stderr,
         )
     return advice.text

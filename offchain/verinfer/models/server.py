@@ -53,6 +53,10 @@ def make_server(
                 self._send(HTTPStatus.LENGTH_REQUIRED, "text/plain", b"Content-Length required\n", True)
                 return
             if not 0 < size <= max_input_bytes:
+                # Read (and drop) a body up to twice the cap first: a client still sending it would get a
+                # broken pipe instead of this answer. A larger one is cut off, answer unread.
+                if size <= 2 * max_input_bytes:
+                    self._drain(size)
                 message = f"an input must be 1 to {max_input_bytes} bytes, not {size}\n".encode()
                 self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", message, True)
                 return
@@ -70,6 +74,13 @@ def make_server(
                 return
             inputs.put(payload)
             self._send(HTTPStatus.CREATED, "text/plain", b"stored\n", True)
+
+        def _drain(self, size: int) -> None:
+            while size > 0:
+                chunk = self.rfile.read(min(size, 1 << 16))
+                if not chunk:
+                    return
+                size -= len(chunk)
 
         def _serve(self, body: bool) -> None:
             path = self.path.split("?", 1)[0]
