@@ -188,3 +188,23 @@ def test_minority_submitter_picks_the_output__honest_member_outside_it_spared(
     with ape.reverts(attested.NotWithinTolerance):  # spared, not paid: outside the accepted output's rule
         attested.attestLateWithOutput(rid, b_sig, b_out, sender=b)
     assert stakes(staking, (colluder, a, b)) == before
+
+
+def test_output_reverts__before_settlement__wrong_agreed_bytes__exact_version(
+    attested, open_round, signed, challenger
+):
+    """The reverts of the output-carrying calls no other test reaches."""
+    x, a_out, b_out = out(750_070), out(750_000), out(749_930)
+    rid, (colluder, a, b) = open_round()
+    b_sig = signed(b, rid, b_out)
+    with ape.reverts(attested.NothingAccepted):  # nothing settled yet
+        attested.attestLateWithOutput(rid, b_sig, b_out, sender=b)
+    sigs = [signed(colluder, rid, x), signed(a, rid, a_out), b_sig]
+    attested.settleWithOutputs(rid, x, sigs, [a_out, b_out], sender=colluder)
+    with ape.reverts(attested.OutputMismatch):  # bytes that are not the agreed output listed
+        attested.reportDissentWithOutput(rid, b_sig, b_out, [x], sender=challenger)
+
+    rid, (a, b, c) = open_round("exact")
+    attested.settle(rid, A, [signed(a, rid, A), signed(b, rid, A)], sender=a)
+    with ape.reverts(attested.NotWithinTolerance):  # an exact version pays only the accepted digest
+        attested.attestLateWithOutput(rid, signed(c, rid, NEAR), NEAR, sender=c)
