@@ -96,7 +96,8 @@ def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes
     AVX2+FMA3 relayer, on inputs where the classes compute different bytes: under a tolerance version
     the request settles and everyone is paid, nobody slashed, in consensus mode and in attested mode
     (where the emulated member shows its output after the settlement left its signature out); under an
-    exact version the same disagreement is detected and the honest emulated member is slashed."""
+    exact version the same disagreement is detected and the honest emulated member is slashed. With one
+    member of each class (k = 2) there is no exact quorum: the two exchange outputs and settle with both."""
     assert HERE.cpu == CpuClass.X86_64_AVX512, "this test needs an AVX-512 host to emulate another class"
     sample = dataclasses.replace(digits_attention(), decimals=8)
     feeds = [{"features": exact_features(x[None])} for x in sample.examples]  # as relayers decode inputs
@@ -109,11 +110,14 @@ def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes
     rule = Tolerance(200, 100)  # |a - b| <= 2e-6 + 1e-4 * |value| at 8 decimals
     tolerant = publish(sample, tolerance=(rule.units, rule.ppm), modes=CONSENSUS | ATTESTED)
     exact = publish(sample)
+    pair = publish(sample, tolerance=(rule.units, rule.ppm), modes=ATTESTED)  # one native, the emulated
     native = crew(tolerant[0], 2)
     slow_op = crew(tolerant[0], 1)[0]
     members = [*native, slow_op]
     for op in members:
         staking.register(exact[0], NO_CLASS, sender=op.account)
+    for op in (native[0], slow_op):
+        staking.register(pair[0], NO_CLASS, sender=op.account)
     next_epoch(staking)
     # The natives wait for every signature before settling, so the emulated one is always in the settlement.
     for op in native:
@@ -122,9 +126,9 @@ def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes
     slow.wait_ready(timeout=180)
     stakes = {op.account.address: int(staking.operatorInfo(op.account).stake) for op in members}
 
-    def run(model: tuple[bytes, int], mode: int = CONSENSUS) -> list[int]:
+    def run(model: tuple[bytes, int], mode: int = CONSENSUS, k: int = 3) -> list[int]:
         rows = [features_input(sample.examples[i : i + 1]) for i in chosen]
-        ids = [request_inference(model, row, k=3, mode=mode) for row in rows]
+        ids = [request_inference(model, row, k=k, mode=mode) for row in rows]
         wait_for(lambda: all(settled(hub, i) for i in ids), 300, "settlement")
         return ids
 
@@ -138,6 +142,13 @@ def test_long_softmax_across_cpu_classes__tolerance_pays_everyone__exact_slashes
             assert int(result.status) == Status.FINALIZED
             assert bytes(result.output) == native_outputs[i]  # the two AVX-512 members' exact quorum
             assert sorted(result.agreeing) == sorted(stakes)
+    # k = 2, one member per class: no two members signed one digest, so no exact quorum. The members
+    # fetch each other's outputs and settle with both (settleWithOutputs): both paid.
+    for rid, i in zip(run(pair, ATTESTED, k=2), chosen, strict=True):
+        result = hub.getResult(rid)
+        assert int(result.status) == Status.FINALIZED
+        assert bytes(result.output) in (native_outputs[i], _encoded(emulated[i], names))
+        assert sorted(result.agreeing) == sorted([native[0].account.address, slow_op.account.address])
     assert {a: int(staking.operatorInfo(a).stake) for a in stakes} == stakes
 
     for rid in run(exact):

@@ -80,6 +80,8 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
     tolerance = gas["tolerance"]
     assert 0 < tolerance["10"]["extra"] < tolerance["100"]["extra"]  # the comparison grows with the output
     assert tolerance["marginal_per_element"] > 0
+    [real] = tolerance["samples"].values()  # a sample model's real output, compared
+    assert real["elements"] > 0 and real["extra"] > 0
 
 
 def test_quick__latency_throughput_and_overhead_measured(quick: Path) -> None:

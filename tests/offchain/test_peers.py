@@ -19,7 +19,16 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from verinfer.chain.attestations import SECP256K1_N, Attestation, Domain, sign
 from verinfer.relayer.journal import Journal
-from verinfer.relayer.peers import MAX_BATCH, MAX_BODY, PATH, PeerClient, PeerConfig, PeerServer, encode
+from verinfer.relayer.peers import (
+    MAX_BATCH,
+    MAX_BODY,
+    OUTPUTS_PATH,
+    PATH,
+    PeerClient,
+    PeerConfig,
+    PeerServer,
+    encode,
+)
 
 HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 OTHER = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
@@ -41,7 +50,7 @@ def make_node(tmp_path: Path) -> Iterator[Callable[[str], tuple[PeerServer, Jour
     """A relayer's peer server over its own journal, knowing request 1's committee."""
     started: list[PeerServer] = []
 
-    def make(name: str) -> tuple[PeerServer, Journal]:
+    def make(name: str, shared: dict[int, bytes] | None = None) -> tuple[PeerServer, Journal]:
         journal = Journal(tmp_path / f"{name}.db")
         server = PeerServer(
             DOMAIN,
@@ -50,6 +59,7 @@ def make_node(tmp_path: Path) -> Iterator[Callable[[str], tuple[PeerServer, Jour
             committee_of={REQUEST: COMMITTEE}.get,
             on_attestation=partial(journal.add_attestation, own=False),
             held=journal.attestations,
+            output_of=(shared or {}).get,
         )
         server.start()
         started.append(server)
@@ -315,3 +325,57 @@ def test_push__peer_never_learns_the_request__skipped_at_the_deadline(make_node:
     assert client.push(sign(ME, DOMAIN, REQUEST + 1, DIGEST), COMMITTEE) == []
     assert time.monotonic() - started < TIMEOUT + MARGIN
     assert journal.attestations(REQUEST + 1) == []
+
+
+# ------------------------------------------------------------------ outputs (tolerance versions)
+
+
+def test_get_output__the_shared_output__none_shared_or_unknown_request_404__not_a_number_400(
+    make_node: Any,
+) -> None:
+    sharing, _ = make_node("sharing", {REQUEST: b"output"})
+    silent, _ = make_node("silent")
+
+    answer = requests.get(f"{sharing.url}{OUTPUTS_PATH}/{REQUEST}", timeout=5)
+    assert (answer.status_code, answer.headers["Content-Type"], answer.content) == (
+        200,
+        "application/octet-stream",
+        b"output",
+    )
+    for url, code in [
+        (f"{silent.url}{OUTPUTS_PATH}/{REQUEST}", 404),
+        (f"{sharing.url}{OUTPUTS_PATH}/{REQUEST + 1}", 404),
+        (f"{sharing.url}{OUTPUTS_PATH}/x", 400),
+    ]:
+        answer = requests.get(url, timeout=5)
+        assert answer.status_code == code and "\n" not in answer.json()["error"]
+
+
+def test_client_outputs__kept_only_when_they_hash_to_the_digest_signed_and_fit_the_cap(
+    make_node: Any, make_fake_peer: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    healthy, _ = make_node("healthy", {REQUEST: b"output"})
+    big = b"x" * 100
+    endpoints = {
+        HEALTHY.address: healthy.url,  # shares the output it signed
+        LIAR.address: make_fake_peer(answer_with(200, b"another output")),  # not what it signed
+        GARBAGE.address: make_fake_peer(answer_with(200, big)),  # signed, but over the cap
+        DOWN.address: closed_port_url(),
+        SLOW.address: make_node("silent")[0].url,  # shares nothing: 404
+    }
+    signed = {
+        HEALTHY.address: DIGEST,
+        LIAR.address: keccak(b"what it signed"),
+        GARBAGE.address: keccak(big),
+        DOWN.address: keccak(b"down"),
+        SLOW.address: keccak(b"slow"),
+    }
+    client = PeerClient(DOMAIN, ME.address, endpoints, PeerConfig(timeout=TIMEOUT))
+
+    with caplog.at_level(logging.WARNING, logger="verinfer.relayer.peers"):
+        found = client.outputs(REQUEST, signed, max_bytes=len(big) - 1)
+
+    assert found == {DIGEST: b"output"}
+    assert len(caplog.records) == 4  # liar, garbage, down, silent: one line each
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    assert client.outputs(REQUEST, {GARBAGE.address: keccak(big)}, max_bytes=len(big)) == {keccak(big): big}

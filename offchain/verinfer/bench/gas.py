@@ -41,10 +41,11 @@ from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
 from verinfer.devnet.state import dev_account
 from verinfer.models.agreement import Tolerance
 from verinfer.models.artifacts import ArtifactStore
-from verinfer.models.codec import Tensor, commitment, encode_tensors, output_digest
+from verinfer.models.codec import Tensor, commitment, decode_tensors, encode_tensors, output_digest
 from verinfer.models.execution import NO_CLASS
 from verinfer.models.inputs import InputRef
 from verinfer.models.runtime import ModelRuntime
+from verinfer.models.samples import SAMPLES
 
 CALLBACK_GAS = 200_000
 MODEL = "iris-mlp"  # k = 1, 3, 5 pool: five operators
@@ -460,57 +461,85 @@ class GasBench:
             }
         return out
 
-    def tolerance(self, sizes: Sequence[int]) -> dict[str, Any]:
+    def tolerance(self, sizes: Sequence[int], samples: Sequence[str]) -> dict[str, Any]:
         """k = 3 on a tolerance version with outputs of n elements: the settling reveal when all three
         revealed the same bytes (nothing is compared) against when one member's bytes differ by one unit
         in every element (the outputs are compared element by element; all three are paid). The
-        difference, per element, is what the tolerance path costs."""
+        difference, per element, is what the tolerance path costs. The same for each sample model in
+        `samples`, on its real output (one unit added to every element for the member that differs)."""
         self.progress("gas: tolerance comparisons")
         name = "bench-tolerance"
-        onnx = sample(MODEL)
-        publish_model(
-            self.stack.client("owner"),
-            ArtifactStore(self.stack.state.store_dir),
-            onnx.onnx,
-            name=name,
-            decimals=6,
-            fee=TOKEN // 10,
-            base_url=self.stack.state.store_url,
-            tolerance=Tolerance(1, 0),
-        )
+        synthetic = sample(MODEL)
+        owner, store = self.stack.client("owner"), ArtifactStore(self.stack.state.store_dir)
+        models = {name: synthetic, **{f"{name}-{s}": sample(s) for s in samples}}
+        for model_name, model in models.items():
+            publish_model(
+                owner,
+                store,
+                model.onnx,
+                name=model_name,
+                decimals=6 if model is synthetic else model.decimals,
+                fee=TOKEN // 10,
+                base_url=self.stack.state.store_url,
+                tolerance=Tolerance(1, 0),
+            )
         trio = [m for m in self.members.values() if m.address in self.two_pools]  # k = 3 draws all three
         for m in trio:
-            operator.register(m.client, name, class_ids=(NO_CLASS,))
+            for model_name in models:
+                operator.register(m.client, model_name, class_ids=(NO_CLASS,))
         mine_to_next_epoch(self.stack.rpc, self.epoch_blocks)
-        rows = distinct_inputs(onnx, 2 * len(sizes), seed=12)
+        rows = distinct_inputs(synthetic, 2 * len(sizes), seed=12)
         out: dict[str, Any] = {}
         for n in sizes:
             values = tuple(range(10**6, 10**6 + n))
             same = encode_tensors([Tensor("y", (n,), values, 6)])
-            off = encode_tensors([Tensor("y", (n,), tuple(v + 1 for v in values), 6)])
-            settles = []
-            for outputs in ([same, same, same], [off, same, same]):
-                request_id, _, _, _ = self.request(name, 3, rows.pop(), callback=False)
-                members = self.committee(request_id)
-                for m, output in zip(members, outputs, strict=True):
-                    self.commit(m, [request_id], [output])
-                for m, output in zip(members, outputs, strict=True):
-                    gas, _ = self.reveal(m, [request_id], [output])
-                result = self.stack.contracts.result(request_id)
-                if result.status != Status.FINALIZED or len(result.agreeing) != 3:
-                    paid = len(result.agreeing)
-                    raise RuntimeError(f"request {request_id} ended {result.status.name}, {paid} of 3 paid")
-                settles.append(gas)
-            extra = settles[1] - settles[0]
-            out[str(n)] = {
-                "settle_equal": settles[0],
-                "settle_compared": settles[1],
-                "extra": extra,
-                "per_element": round(extra / n, 1),
-            }
+            settles, _ = self._compared(name, [rows.pop(), rows.pop()], _constant(same))
+            out[str(n)] = self._extra(settles, n)
         first, last = out[str(sizes[0])]["extra"], out[str(sizes[-1])]["extra"]
         out["marginal_per_element"] = round((last - first) / (sizes[-1] - sizes[0]), 1)
+        out["samples"] = {}
+        for s in samples:
+            model = models[f"{name}-{s}"]
+            inputs = distinct_inputs(model, 2, seed=13)
+            settles, real = self._compared(f"{name}-{s}", inputs, lambda output: output)
+            elements = sum(len(t.data) for t in decode_tensors(real))
+            out["samples"][s] = {"elements": elements, "bytes": len(real), **self._extra(settles, elements)}
         return out
+
+    def _compared(
+        self, name: str, rows: list[Any], output_of: Callable[[bytes], bytes]
+    ) -> tuple[list[int], bytes]:
+        """The settling reveal's gas for two k = 3 requests: all three members reveal `output_of(the
+        request's real output)`; in the second, one member reveals it with every element one unit up.
+        Also what the first request's members revealed."""
+        settles, revealed = [], []
+        for row, differ in zip(rows, (False, True), strict=True):
+            request_id, _, real, _ = self.request(name, 3, row, callback=False)
+            same = output_of(real)
+            off = encode_tensors([_one_up(t) for t in decode_tensors(same)])
+            outputs = [off if differ else same, same, same]
+            revealed.append(same)
+            members = self.committee(request_id)
+            for m, output in zip(members, outputs, strict=True):
+                self.commit(m, [request_id], [output])
+            for m, output in zip(members, outputs, strict=True):
+                gas, _ = self.reveal(m, [request_id], [output])
+            result = self.stack.contracts.result(request_id)
+            if result.status != Status.FINALIZED or len(result.agreeing) != 3:
+                paid = len(result.agreeing)
+                raise RuntimeError(f"request {request_id} ended {result.status.name}, {paid} of 3 paid")
+            settles.append(gas)
+        return settles, revealed[0]
+
+    @staticmethod
+    def _extra(settles: list[int], elements: int) -> dict[str, Any]:
+        extra = settles[1] - settles[0]
+        return {
+            "settle_equal": settles[0],
+            "settle_compared": settles[1],
+            "extra": extra,
+            "per_element": round(extra / elements, 1),
+        }
 
     def draw(self, sizes: Sequence[int], repeats: int) -> dict[str, Any]:
         """Draw gas (k = 3) in pools of each size, pools sharing operators: a `draw(requestId)`
@@ -574,6 +603,14 @@ class GasBench:
         return out
 
 
+def _one_up(t: Tensor) -> Tensor:
+    return Tensor(t.name, t.shape, tuple(v + 1 for v in t.data), t.decimals)
+
+
+def _constant(output: bytes) -> Callable[[bytes], bytes]:
+    return lambda real: output
+
+
 def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
     bench = GasBench(stack, progress)
     bench.setup()
@@ -586,7 +623,10 @@ def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
         "inputs": bench.inputs((1, 16, 100)),
         "finalize_after_silence": bench.finalize_after_silence(),
         "batched": bench.batched((1, 5) if quick else (1, 10, 50)),
-        "tolerance": bench.tolerance((10, 100) if quick else (10, 100, 1000)),
+        "tolerance": bench.tolerance(
+            (10, 100) if quick else (10, 100, 1000),
+            ("breast-cancer-risk",) if quick else tuple(sorted(SAMPLES)),
+        ),
         "draw": bench.draw(draw_sizes, 2 if quick else 5),
     }
     draws = [results["draw"][str(n)]["draw"] for n in draw_sizes]

@@ -289,7 +289,8 @@ def markdown(results: dict[str, Any]) -> str:
             ],
         )
         if "tolerance" in gas:
-            sizes = {k: v for k, v in gas["tolerance"].items() if k != "marginal_per_element"}
+            summary = ("marginal_per_element", "samples")
+            sizes = {k: v for k, v in gas["tolerance"].items() if k not in summary}
             out += [
                 "## Tolerance agreement (k=3, consensus; the settling reveal when all outputs are equal, and"
                 " when one member's output differs by one unit in every element, within the tolerance)",
@@ -307,6 +308,19 @@ def markdown(results: dict[str, Any]) -> str:
                 " element (loading both outputs, decoding them in a call of their own, comparing).",
                 "",
             ]
+            samples = gas["tolerance"].get("samples", {})
+            if samples:
+                out += [
+                    "The same on each sample model's real output (one member one unit up in every element):",
+                    "",
+                ]
+                out += _table(
+                    ["sample", "elements", "output bytes", "settle, equal", "settle, compared", "extra"],
+                    [
+                        [name, t["elements"], t["bytes"], t["settle_equal"], t["settle_compared"], t["extra"]]
+                        for name, t in samples.items()
+                    ],
+                )
         out += ["## Committee draw (k=3, a `draw(requestId)` transaction after the seed block)", ""]
         out += _table(
             ["operators", "draw gas (staking)", "draw transaction", "request gas"],

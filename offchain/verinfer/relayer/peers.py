@@ -4,6 +4,12 @@ Peers are not authenticated, and need not be: an attestation is accepted, by the
 pull alike, only if its EIP-712 signature for this chain's AttestedMode contract recovers to its
 claimed signer and that signer is a member of the request's committee. Anyone may deliver a member's
 signature; nobody can make one up. Deliveries are idempotent (the store dedupes), so replays are harmless.
+
+For a version with an agreement rule (tolerance), a signature on another digest counts only with its
+output, which only its signer holds: a node also serves the output its own signature is on
+(GET /v1/outputs/{request_id}), and a client keeps an answer only if it hashes to the digest that
+member signed. Nothing about it needs trust either, and the output is no secret: the settlement puts
+it on-chain.
 """
 
 import json
@@ -20,11 +26,13 @@ from eth_utils.address import is_address, to_checksum_address
 
 from verinfer.chain import attestations
 from verinfer.chain.attestations import Attestation, BadSignature, Domain
+from verinfer.models.codec import output_digest
 from verinfer.relayer.http import BackgroundServer, QuietHandler
 
 log = logging.getLogger("verinfer.relayer.peers")
 
 PATH = "/v1/attestations"
+OUTPUTS_PATH = "/v1/outputs"
 MAX_BODY = 64 * 1024  # bytes of one request or answer
 MAX_BATCH = 64  # attestations in one post
 MAX_DRAIN = 1024 * 1024  # an oversized body up to this is read before the 413, so the peer sees the answer
@@ -33,6 +41,7 @@ UNKNOWN_RETRY_MAX = 0.2  # the pause doubles up to this
 
 T = TypeVar("T")
 CommitteeOf = Callable[[int], tuple[str, ...] | None]
+OutputOf = Callable[[int], bytes | None]
 
 
 class Refused(ValueError):
@@ -111,11 +120,13 @@ def parse_post(body: bytes) -> list[Attestation]:
 
 
 class PeerServer(BackgroundServer):
-    """Serves POST /v1/attestations and GET /v1/attestations/{request_id} on a background thread.
+    """Serves POST /v1/attestations, GET /v1/attestations/{request_id} and GET /v1/outputs/{request_id}
+    on a background thread.
 
     `committee_of(request_id)` gives the committee (None: unknown request), `on_attestation` receives
     every attestation that passed `admit` (again on a replay: it must dedupe, as Journal.add_attestation
-    does), `held(request_id)` lists what this node has for a request. A post is all or nothing.
+    does), `held(request_id)` lists what this node has for a request, `output_of(request_id)` the output
+    its own signature is on when it shares it (None: 404). A post is all or nothing.
     """
 
     def __init__(
@@ -126,9 +137,10 @@ class PeerServer(BackgroundServer):
         committee_of: CommitteeOf,
         on_attestation: Callable[[Attestation], None],
         held: Callable[[int], list[Attestation]],
+        output_of: OutputOf = lambda request_id: None,
         read_timeout: float = 5.0,
     ) -> None:
-        handler = _handler(domain, committee_of, on_attestation, held, read_timeout)
+        handler = _handler(domain, committee_of, on_attestation, held, output_of, read_timeout)
         super().__init__(host, port, handler, "peers")
 
     @property
@@ -141,6 +153,7 @@ def _handler(
     committee_of: CommitteeOf,
     on_attestation: Callable[[Attestation], None],
     held: Callable[[int], list[Attestation]],
+    output_of: OutputOf,
     read_timeout: float,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(QuietHandler):
@@ -193,14 +206,18 @@ def _handler(
 
         def _get(self) -> None:
             prefix, _, tail = self.path.rpartition("/")
-            if prefix != PATH:
+            if prefix not in (PATH, OUTPUTS_PATH):
                 self._send(404, {"error": f"no such endpoint {self.path}"})
             elif not (tail.isascii() and tail.isdigit()) or len(tail) > 78:
                 self._send(400, {"error": f"request id {tail!r} is not a decimal integer"})
             elif committee_of(int(tail)) is None:
                 self._send(404, {"error": f"request {tail} unknown"})
-            else:
+            elif prefix == PATH:
                 self._send(200, [encode(a) for a in held(int(tail))])
+            elif (output := output_of(int(tail))) is None:
+                self._send(404, {"error": f"no output shared for request {tail}"})
+            else:
+                self.reply(200, "application/octet-stream", output)
 
         def _send(self, code: int, payload: object) -> None:
             self.reply(code, "application/json", json.dumps(payload).encode())
@@ -279,6 +296,30 @@ class PeerClient:
         answers = self._ask(self._peers(committee, self.me), get, request_id)
         return list(dict.fromkeys(a for batch in answers.values() for a in batch))
 
+    def outputs(self, request_id: int, signed: Mapping[str, bytes], max_bytes: int) -> dict[bytes, bytes]:
+        """The outputs of the digests in `signed` (member -> the digest it signed), each asked of the
+        member that signed it and kept only if it hashes to that digest and is at most `max_bytes` long;
+        digest -> output."""
+        wanted: dict[str, bytes] = {to_checksum_address(m): d for m, d in signed.items()}
+
+        def get(url: str, deadline: float) -> bytes:
+            status, answer = _call("GET", f"{url}{OUTPUTS_PATH}/{request_id}", None, deadline, max_bytes)
+            if status != 200:
+                raise PeerUnusable(f"answered {status}: {_error_of(answer)}")
+            return answer
+
+        peers = [(m, url) for m, url in self._peers(list(wanted), self.me)]
+        found: dict[bytes, bytes] = {}
+        for member, output in self._ask(peers, get, request_id).items():
+            if len(output) <= max_bytes and output_digest(output) == wanted[member]:
+                found[wanted[member]] = output
+            else:
+                log.warning(
+                    "peer sent an output that is not the one it signed, or too long",
+                    extra={"peer": member, "request_id": request_id, "bytes": len(output)},
+                )
+        return found
+
     def _peers(self, committee: Sequence[str], me: str) -> list[tuple[str, str]]:
         members = dict.fromkeys(to_checksum_address(m) for m in committee)
         return [(m, self.endpoints[m]) for m in members if m != me and m in self.endpoints]
@@ -317,8 +358,10 @@ def _failure(future: Future[Any]) -> str | None:
     return _one_line(str(exc)) or type(exc).__name__
 
 
-def _call(method: str, url: str, body: bytes | None, deadline: float) -> tuple[int, bytes]:
-    """One HTTP exchange that ends by `deadline` and reads at most MAX_BODY bytes of answer."""
+def _call(
+    method: str, url: str, body: bytes | None, deadline: float, max_answer: int = MAX_BODY
+) -> tuple[int, bytes]:
+    """One HTTP exchange that ends by `deadline` and reads at most `max_answer` bytes of answer."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise PeerUnusable("no answer in time")
@@ -327,8 +370,8 @@ def _call(method: str, url: str, body: bytes | None, deadline: float) -> tuple[i
         chunks, size = [], 0
         for chunk in answer.iter_content(8192):
             size += len(chunk)
-            if size > MAX_BODY:
-                raise PeerUnusable(f"answer larger than {MAX_BODY} bytes")
+            if size > max(max_answer, MAX_BODY):  # an error answer may be JSON of up to MAX_BODY
+                raise PeerUnusable(f"answer larger than {max(max_answer, MAX_BODY)} bytes")
             if time.monotonic() > deadline:
                 raise PeerUnusable("no answer in time")
             chunks.append(chunk)

@@ -266,6 +266,7 @@ class Relayer:
             committee_of,
             self._take_attestation,
             self.journal.attestations,
+            self.attested.shared_output,
         )
         self._peer_server.start()
         url = self.config.peers.url or self._peer_server.url

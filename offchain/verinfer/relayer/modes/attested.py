@@ -9,8 +9,12 @@ every signature it holds: signatures on another digest are slashed as dissent, m
 their fee with `attestLate`, which this relayer sends for itself when a settlement left it out.
 
 For a version with a tolerance a signature on another digest is judged only with its output, which
-only its signer holds: such signatures are never reported as dissent, and a relayer whose own output
-differs from the accepted one but is within the tolerance is paid with `attestLateWithOutput`.
+only its signer holds. Members serve the output their own signature is on; a relayer that holds no
+quorum on its own digest fetches the outputs of the other digests signed, and settles with
+`settleWithOutputs` once k/2+1 members signed its digest or an output within the tolerance of its own.
+A relayer whose own output differs from the accepted one but is within the tolerance, and was left
+out, is paid with `attestLateWithOutput`. Signatures on other digests of such a version are never
+reported as dissent after a settlement (that needs every agreeing output as well).
 """
 
 import threading
@@ -18,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -27,6 +32,7 @@ from verinfer.chain import attestations
 from verinfer.chain.attestations import Attestation, Domain
 from verinfer.chain.contracts import OnchainRequest
 from verinfer.chain.txmanager import TxOutcome, TxRejected
+from verinfer.models.agreement import Tolerance
 from verinfer.models.codec import ErrorCode, error_output, output_digest
 from verinfer.relayer.journal import Journal, RequestRow, State
 from verinfer.relayer.modes import StrategyContext
@@ -39,6 +45,18 @@ SETTLE_RESERVE = 20_000
 KINDS = ("settle", "attest_late", "expire_round", "equivocation", "dissent")
 # The digest of INPUT_UNAVAILABLE's error output: never dissent, on either side (docs/protocol.md 4.1).
 UNAVAILABLE = output_digest(error_output(ErrorCode.INPUT_UNAVAILABLE))
+# What a peer's output may weigh when the request does not say (its journal row predates the field).
+DEFAULT_OUTPUT_CAP = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A round this relayer can settle now: the signatures to include and, for a tolerance version
+    without an exact quorum, the other digests' outputs to show (None: plain `settle`)."""
+
+    row: RequestRow
+    signatures: list[Attestation]
+    others: list[bytes] | None = None
 
 
 class Equivocation(RuntimeError):
@@ -115,7 +133,10 @@ class AttestedStrategy:
         self._quorum_at: dict[int, int] = {}  # request id -> head when this relayer first held a quorum
         self._quorum_since: dict[int, float] = {}  # request id -> monotonic time of that first quorum
         self._reported: set[tuple[int, str]] = set()
-        self._exact: dict[tuple[bytes, int], bool] = {}  # (model, version) -> exact agreement rule
+        self._rules: dict[tuple[bytes, int], Tolerance] = {}  # (model, version) -> agreement rule
+        # Tolerance versions: request id -> digest -> (a peer's output, within the rule of this one's)
+        self._outputs: dict[int, dict[bytes, tuple[bytes, bool]]] = {}
+        self._asked: dict[int, int] = {}  # request id -> head at its last output fetch
 
     # ------------------------------------------------------------ mode
 
@@ -144,7 +165,7 @@ class AttestedStrategy:
         if row is None or row.member < 0:
             return
         groups, equivocators = tally(self.ctx.journal.attestations(request_id), row.committee)
-        exact = self._exact_rule(row)
+        exact = self._rule(row).exact
         for other, signed in groups.items():
             if UNAVAILABLE in (other, digest) or not exact:
                 continue  # never dissent (the requester chooses who gets an external input; a tolerance
@@ -165,16 +186,28 @@ class AttestedStrategy:
             data = self._calldata("attestLateWithOutput", request_id, signed_own, row.output)
             self._send("attest_late", [request_id], data)
 
-    def _exact_rule(self, row: RequestRow) -> bool:
+    def _rule(self, row: RequestRow) -> Tolerance:
         key = (row.model_id, row.version)
-        if key not in self._exact:
-            self._exact[key] = self.ctx.contracts.model_version(row.model_id, row.version).tolerance.exact
-        return self._exact[key]
+        if key not in self._rules:
+            self._rules[key] = self.ctx.contracts.model_version(row.model_id, row.version).tolerance
+        return self._rules[key]
+
+    def shared_output(self, request_id: int) -> bytes | None:
+        """The output this operator's signature is on, for a tolerance version (what the peer server
+        gives a member that needs it to settle); None for an exact version or before signing."""
+        row = self.ctx.journal.get(request_id)
+        if row is None or row.output is None or row.member < 0:
+            return None
+        own = self.ctx.journal.own_attestation(request_id)
+        rule = self._rules.get((row.model_id, row.version))  # read when signing
+        if own is None or rule is None or rule.exact or own.output_digest != output_digest(row.output):
+            return None
+        return row.output
 
     # ------------------------------------------------------------ acting
 
     def act(self, rows: list[RequestRow], head: int) -> None:
-        ready: list[tuple[RequestRow, list[Attestation]]] = []
+        ready: list[Ready] = []
         nxt = head + 1
         for row in rows:
             if row.member < 0 or row.status is not None:
@@ -182,17 +215,21 @@ class AttestedStrategy:
             if row.state == State.EXECUTED:
                 row = self._sign(row) or row
             if row.state == State.SIGNED and nxt <= row.reveal_deadline:
-                signatures = self._ready(row, head)
-                if signatures is not None:
-                    ready.append((row, signatures))
+                settling = self._ready(row, head)
+                if settling is not None:
+                    ready.append(settling)
             elif row.state == State.REORGED and nxt > row.reveal_deadline:
                 self.ctx.miss(row, "not seen again after a reorg")
             if nxt > row.reveal_deadline + row.member:
                 # No quorum by the deadline: refunded, nobody penalized. Members take turns a block apart.
                 self._send("expire_round", [row.request_id], self._calldata("expire", row.request_id))
+        for item in ready:
+            if item.others is not None:
+                self._settle_with_outputs(item)
+        plain = [item for item in ready if item.others is None]
         size = self.ctx.config.tx.max_batch
-        for start in range(0, len(ready), size):
-            self._settle(ready[start : start + size])
+        for start in range(0, len(plain), size):
+            self._settle(plain[start : start + size])
 
     def _sign(self, row: RequestRow) -> RequestRow | None:
         try:
@@ -200,18 +237,24 @@ class AttestedStrategy:
         except Equivocation as exc:
             self.ctx.miss(row, str(exc))
             return None
+        self._rule(row)  # known before a peer asks for the output (served for tolerance versions only)
         self.ctx.journal.update(row.request_id, State.SIGNED, detail=f"0x{own.output_digest.hex()[:16]}")
         self.ctx.observe(row, "sign")
         self._background("push", row, lambda client: client.push(own, row.committee))
         return self.ctx.journal.get(row.request_id)
 
-    def _ready(self, row: RequestRow, head: int) -> list[Attestation] | None:
-        """The signatures to settle with, once this relayer holds a quorum on its own digest and it is
-        its turn; None otherwise (then it pulls what the peers hold, at most once a block)."""
+    def _ready(self, row: RequestRow, head: int) -> Ready | None:
+        """What to settle with, once this relayer holds a quorum on its own digest (for a tolerance
+        version: on its own digest or outputs within the rule of its own) and it is its turn; None
+        otherwise (then it pulls what the peers hold, at most once a block)."""
         groups, equivocators = tally(self.ctx.journal.attestations(row.request_id), row.committee)
         for signer in equivocators:
             self._report(row, signer)
         agreeing = groups.get(row.digest or b"", [])
+        others = None
+        if len(agreeing) < row.k // 2 + 1:
+            within, others = self._within(row, groups, head)
+            agreeing = agreeing + within
         if len(agreeing) < row.k // 2 + 1:
             if self._pulled.get(row.request_id) != head:
                 self._pulled[row.request_id] = head
@@ -231,20 +274,65 @@ class AttestedStrategy:
         turn = sum(1 for a in agreeing if row.committee.index(a.signer) < row.member)
         if head < first + turn:
             return None
-        return held
+        return Ready(row, held, others)
 
-    def _settle(self, batch: list[tuple[RequestRow, list[Attestation]]]) -> None:
-        ids = [row.request_id for row, _ in batch]
-        signed = [[(a.output_digest, a.signature) for a in sigs] for _, sigs in batch]
-        outputs = [row.output or b"" for row, _ in batch]
+    def _within(
+        self, row: RequestRow, groups: dict[bytes, list[Attestation]], head: int
+    ) -> tuple[list[Attestation], list[bytes] | None]:
+        """For a tolerance version: the signatures on other digests whose outputs are within the rule of
+        this relayer's own, and the other outputs fetched so far (all shown in a settlement: those
+        outside the rule are dissent unless within an agreeing one). Fetches the missing outputs from
+        their signers in the background, at most once a block. ([], None) for an exact version."""
+        own = row.digest or b""
+        if row.output is None or own == UNAVAILABLE or self._rule(row).exact:
+            return [], None
+        other = {d: signed for d, signed in groups.items() if d not in (own, UNAVAILABLE)}
+        fetched = self._outputs.setdefault(row.request_id, {})
+        missing = {a.signer: d for d, signed in other.items() if d not in fetched for a in signed}
+        if missing and self._asked.get(row.request_id) != head:
+            self._asked[row.request_id] = head
+            self._background("outputs", row, lambda client: self._fetch(client, row, missing))
+        within = [a for d, signed in other.items() if fetched.get(d, (b"", False))[1] for a in signed]
+        return within, [fetched[d][0] for d in other if d in fetched]
+
+    def _fetch(self, client: PeerClient, row: RequestRow, missing: dict[str, bytes]) -> None:
+        """Fetches the outputs of `missing` (member -> digest) and judges each against this relayer's."""
+        rule, own = self._rule(row), row.output or b""
+        cap = row.max_output_bytes or DEFAULT_OUTPUT_CAP
+        found = client.outputs(row.request_id, missing, cap)
+        judged = {d: (output, rule.outputs_agree(own, output)) for d, output in found.items()}
+        held = self._outputs.get(row.request_id)
+        if held is not None:  # else settled and forgotten meanwhile
+            held.update(judged)
+        if judged:
+            self.ctx.log.info(
+                "peer outputs fetched",
+                extra={"request_id": row.request_id, "within": sum(w for _, w in judged.values())},
+            )
+
+    def _settle(self, batch: list[Ready]) -> None:
+        ids = [item.row.request_id for item in batch]
+        signed = [self._signed(item) for item in batch]
+        outputs = [item.row.output or b"" for item in batch]
         if len(batch) == 1:
             data = self._calldata("settle", ids[0], outputs[0], signed[0])
         else:
             data = self._calldata("settleMany", ids, outputs, signed)
-        extra = sum(SETTLE_RESERVE + row.callback_gas // 63 for row, _ in batch)
+        extra = sum(SETTLE_RESERVE + item.row.callback_gas // 63 for item in batch)
         if not self._send("settle", ids, data, extra) and len(batch) > 1:
             for item in batch:  # a batch that would revert: find the item, settle the rest
                 self._settle([item])
+
+    def _settle_with_outputs(self, item: Ready) -> None:
+        row = item.row
+        data = self._calldata(
+            "settleWithOutputs", row.request_id, row.output or b"", self._signed(item), item.others or []
+        )
+        self._send("settle", [row.request_id], data, SETTLE_RESERVE + row.callback_gas // 63)
+
+    @staticmethod
+    def _signed(item: Ready) -> list[tuple[bytes, bytes]]:
+        return [(a.output_digest, a.signature) for a in item.signatures]
 
     def _report(self, row: RequestRow, signer: str) -> None:
         key = (row.request_id, signer)
@@ -330,6 +418,8 @@ class AttestedStrategy:
             self.ctx.journal.update(row.request_id, state, detail="reconciled")
 
     def forget(self, request_id: int) -> None:
+        self._outputs.pop(request_id, None)
+        self._asked.pop(request_id, None)
         self._pulled.pop(request_id, None)
         self._quorum_at.pop(request_id, None)
         self._quorum_since.pop(request_id, None)
