@@ -14,6 +14,10 @@ contract ModelRegistry is IModelRegistry {
     uint8 public constant ALL_MODES = 0x0f;
     /// @notice The ZK mode bit; it requires a verifier.
     uint8 public constant MODE_ZK = 0x02;
+    /// @notice The consensus mode bit: what an optimistic challenge escalates to.
+    uint8 public constant MODE_CONSENSUS = 0x01;
+    /// @notice The optimistic mode bit; a version allowing it must allow consensus mode too.
+    uint8 public constant MODE_OPTIMISTIC = 0x04;
     /// @notice Longest model name in bytes.
     uint256 public constant MAX_NAME_LENGTH = 64;
     /// @notice Smallest `maxOutputBytes`: a canonical error output must always fit.
@@ -183,7 +187,10 @@ contract ModelRegistry is IModelRegistry {
             if (bytes(params.uris[i]).length == 0) revert InvalidUris();
         }
         if (params.decimals > MAX_DECIMALS) revert InvalidDecimals(params.decimals, MAX_DECIMALS);
-        if (params.modes == 0 || params.modes & ~ALL_MODES != 0) revert InvalidModes(params.modes);
+        if (
+            params.modes == 0 || params.modes & ~ALL_MODES != 0
+                || (params.modes & MODE_OPTIMISTIC != 0 && params.modes & MODE_CONSENSUS == 0)
+        ) revert InvalidModes(params.modes);
         if (params.modes & MODE_ZK != 0 && params.verifier == address(0)) revert VerifierRequired();
         if (params.maxOutputBytes < MIN_OUTPUT_BYTES || params.maxOutputBytes > MAX_OUTPUT_BYTES) {
             revert InvalidMaxOutputBytes(params.maxOutputBytes, MIN_OUTPUT_BYTES, MAX_OUTPUT_BYTES);

@@ -38,6 +38,15 @@ INT_PARAMS = {
     "attested_window": (1, 255),
     "attested_late_window": (8, 2**16 - 1),
     "equivocation_reward_pct": (0, 50),
+    "optimistic_post_window": (1, 255),
+    "optimistic_challenge_window": (1, 2**32 - 1),
+    "optimistic_escalation_blocks": (1, 2**32 - 1),
+    "optimistic_escalation_k": (3, 15),
+    "optimistic_slash_bps_wrong": (0, 10_000),
+    "optimistic_reward_bps": (0, 5_000),
+    "optimistic_winner_share_bps": (0, 10_000),
+    "optimistic_post_bond": (0, 2**96 - 1),
+    "optimistic_challenge_bond": (0, 2**96 - 1),
     "max_input_bytes": (1, 2**32 - 1),
     "max_output_bytes": (416, 2**32 - 1),
     "max_callback_gas": (0, 2**32 - 1),
@@ -104,6 +113,25 @@ def attested_params(params: dict[str, Any]) -> tuple[int, ...]:
     )
 
 
+def optimistic_params(params: dict[str, Any]) -> tuple[int, ...]:
+    """OptimisticMode's Params struct, in field order."""
+    return tuple(
+        params[name]
+        for name in (
+            "optimistic_post_window",
+            "optimistic_challenge_window",
+            "optimistic_escalation_blocks",
+            "optimistic_escalation_k",
+            "optimistic_slash_bps_wrong",
+            "slash_bps_silence",
+            "optimistic_reward_bps",
+            "optimistic_winner_share_bps",
+            "optimistic_post_bond",
+            "optimistic_challenge_bond",
+        )
+    )
+
+
 def hub_params(params: dict[str, Any]) -> tuple[int, ...]:
     """The hub's Params struct, in field order."""
     return tuple(
@@ -144,6 +172,7 @@ class Stack:
     hub: Any
     consensus: Any
     attested: Any
+    optimistic: Any
     deploy_block: int
     reused: tuple[str, ...] = ()
 
@@ -199,15 +228,18 @@ def deploy_stack(deployer: Any, params: dict[str, Any], record: dict[str, Any] |
     attested = get_or_deploy(
         "attested", project.AttestedMode, hub, staking, attested_params(params), deployer
     )
+    optimistic = get_or_deploy(
+        "optimistic", project.OptimisticMode, hub, staking, optimistic_params(params), deployer
+    )
     for machine in params["execution_classes"]:
         if not staking.classAllowed(keccak(text=machine)):
             staking.setClassAllowed(machine, True, sender=deployer)
-    for mode_contract in (consensus, attested):
+    for mode_contract in (consensus, attested, optimistic):
         mode = mode_contract.MODE()
         if hub.modeContract(mode) != mode_contract.address:
             hub.registerMode(mode, mode_contract, sender=deployer)
     deploy_block = record["deploy_block"] if record and len(reused) == len(CONTRACTS) else start_block
-    return Stack(token, registry, staking, hub, consensus, attested, deploy_block, tuple(reused))
+    return Stack(token, registry, staking, hub, consensus, attested, optimistic, deploy_block, tuple(reused))
 
 
 def deployment_path(network_name: str, ecosystem: str = "ethereum") -> Path:

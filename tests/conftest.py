@@ -38,6 +38,9 @@ TEST_PARAMS = {
     "attested_window": 40,
     "attested_late_window": 30,
     "equivocation_reward_pct": 50,
+    "optimistic_post_window": 20,
+    "optimistic_challenge_window": 20,
+    "optimistic_escalation_blocks": 60,
     "max_k": 9,
     "operator_fee": E18,
     "protocol_fee": E18 // 10,
@@ -116,6 +119,11 @@ def consensus(stack: Any) -> Any:
 @pytest.fixture(scope="session")
 def attested(stack: Any) -> Any:
     return stack.attested
+
+
+@pytest.fixture(scope="session")
+def optimistic(stack: Any) -> Any:
+    return stack.optimistic
 
 
 @pytest.fixture(scope="session")

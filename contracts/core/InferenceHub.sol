@@ -404,15 +404,16 @@ contract InferenceHub is IInferenceHub, AccessControl, ReentrancyGuardTransient 
         uint256 eligible = staking.eligibleAt(pool, seedBlock);
         if (eligible < request.k) revert InsufficientOperators(pool, eligible, request.k);
         _store(requestId, request, terms.fee, p);
-        deadline = IVerificationMode(mode).open(
-            requestId,
-            request.k,
-            seedBlock,
-            terms.maxOutputBytes < p.maxOutputBytes ? terms.maxOutputBytes : p.maxOutputBytes,
-            // A tolerance version's mode keeps every revealed output: a disagreement is judged by comparing
-            // them. Digest-only still holds for what the core stores and returns.
-            request.digestOnly && (terms.toleranceUnits | terms.tolerancePpm) == 0
-        );
+        IVerificationMode.Opening memory opening;
+        opening.k = request.k;
+        opening.seedBlock = seedBlock;
+        opening.maxOutputBytes = terms.maxOutputBytes < p.maxOutputBytes ? terms.maxOutputBytes : p.maxOutputBytes;
+        // A tolerance version's mode keeps every revealed output: a disagreement is judged by comparing
+        // them. Digest-only still holds for what the core stores and returns.
+        opening.digestOnly = request.digestOnly && (terms.toleranceUnits | terms.tolerancePpm) == 0;
+        // The round binds the input's hash: a mode that re-runs or proves the request checks against it.
+        opening.inputHash = keccak256(request.input);
+        deadline = IVerificationMode(mode).open(requestId, opening);
     }
 
     /// @dev The request's mode contract and its version's terms; reverts for anything out of bounds.

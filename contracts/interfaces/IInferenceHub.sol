@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
 /// @title IInferenceHub
 /// @notice The core every dapp talks to: takes inference requests in any verification mode, escrows
 ///         their fees, hands each to the mode contract registered for it, and applies the one outcome
@@ -327,6 +329,14 @@ interface IInferenceHub {
     /// @param k committee size
     /// @return fee tokens
     function quote(bytes32 modelId, uint32 version, uint8 k) external view returns (uint256 fee);
+
+    /// @notice The fee and staking token.
+    /// @return the token
+    function token() external view returns (IERC20);
+
+    /// @notice Where protocol fees and slashed stake go.
+    /// @return the treasury
+    function treasury() external view returns (address);
 
     /// @notice The contract registered for a mode bit (zero if none).
     /// @param mode the mode bit

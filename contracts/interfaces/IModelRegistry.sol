@@ -148,7 +148,8 @@ interface IModelRegistry {
     error InvalidTensorSpec();
     /// @notice `decimals` is above the supported maximum.
     error InvalidDecimals(uint8 decimals, uint8 max);
-    /// @notice The modes bitmask is empty or has unknown bits.
+    /// @notice The modes bitmask is empty, has unknown bits, or allows optimistic mode without consensus mode
+    ///         (a challenge escalates to a consensus request).
     error InvalidModes(uint8 modes);
     /// @notice ZK mode was allowed without a verifier contract.
     error VerifierRequired();

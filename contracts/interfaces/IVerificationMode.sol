@@ -10,16 +10,25 @@ interface IVerificationMode {
     /// @notice Only the core may open rounds.
     error OnlyHub(address caller);
 
+    /// @notice What a round is opened with.
+    struct Opening {
+        /// @dev committee size
+        uint8 k;
+        /// @dev the block whose hash seeds the committee draw
+        uint40 seedBlock;
+        /// @dev the largest output the round accepts
+        uint32 maxOutputBytes;
+        /// @dev whether only the output's digest is kept on-chain
+        bool digestOnly;
+        /// @dev keccak256 of the request's input: a mode that re-runs or proves the request binds to it
+        bytes32 inputHash;
+    }
+
     /// @notice Opens the round of a request the core has just escrowed.
     /// @param requestId the request
-    /// @param k committee size
-    /// @param seedBlock the block whose hash seeds the committee draw
-    /// @param maxOutputBytes the largest output the round accepts
-    /// @param digestOnly whether only the output's digest is kept on-chain
+    /// @param opening what the round is opened with
     /// @return deadline the last block of the round; the core's `expire` opens EXPIRY_GRACE blocks later
-    function open(uint256 requestId, uint8 k, uint40 seedBlock, uint32 maxOutputBytes, bool digestOnly)
-        external
-        returns (uint40 deadline);
+    function open(uint256 requestId, Opening calldata opening) external returns (uint40 deadline);
 
     /// @notice The round's last block (zero for a request this mode never opened).
     /// @param requestId the request

@@ -156,25 +156,25 @@ contract AttestedMode is ModeBase, EIP712 {
     // ------------------------------------------------------------------ the core
 
     /// @inheritdoc IVerificationMode
-    function open(uint256 requestId, uint8 k, uint40 seedBlock, uint32 maxOutputBytes, bool digestOnly)
+    function open(uint256 requestId, Opening calldata o)
         external
         onlyHub
         returns (uint40 deadline)
     {
         Params memory p = _params;
-        deadline = seedBlock + uint40(p.window);
+        deadline = o.seedBlock + uint40(p.window);
         _rounds[requestId] = Round({
-            seedBlock: seedBlock,
+            seedBlock: o.seedBlock,
             deadline: deadline,
             settledBlock: 0,
-            k: k,
+            k: o.k,
             lateWindow: p.lateWindow,
             agreeMask: 0,
             penalizedMask: 0,
             slashBpsDissent: p.slashBpsDissent,
-            maxOutputBytes: maxOutputBytes,
+            maxOutputBytes: o.maxOutputBytes,
             errorCode: 0,
-            digestOnly: digestOnly,
+            digestOnly: o.digestOnly,
             drawn: false,
             equivocationRewardPct: p.equivocationRewardPct
         });

@@ -125,26 +125,26 @@ contract ConsensusMode is ModeBase {
     // ------------------------------------------------------------------ the core
 
     /// @inheritdoc IVerificationMode
-    function open(uint256 requestId, uint8 k, uint40 seedBlock, uint32 maxOutputBytes, bool digestOnly)
+    function open(uint256 requestId, Opening calldata o)
         external
         onlyHub
         returns (uint40 deadline)
     {
         Params memory p = _params;
-        deadline = seedBlock + uint40(p.commitWindow) + uint40(p.revealWindow);
+        deadline = o.seedBlock + uint40(p.commitWindow) + uint40(p.revealWindow);
         _rounds[requestId] = Round({
-            seedBlock: seedBlock,
+            seedBlock: o.seedBlock,
             revealDeadline: deadline,
             settledBlock: 0,
             commitWindow: uint8(p.commitWindow),
-            k: k,
+            k: o.k,
             committedMask: 0,
             revealedMask: 0,
             slashBpsDissent: p.slashBpsDissent,
             slashBpsSilence: p.slashBpsSilence,
-            maxOutputBytes: maxOutputBytes,
+            maxOutputBytes: o.maxOutputBytes,
             errorCode: 0,
-            digestOnly: digestOnly,
+            digestOnly: o.digestOnly,
             drawn: false
         });
     }

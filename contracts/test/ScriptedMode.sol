@@ -20,6 +20,7 @@ contract ScriptedMode is IVerificationMode {
         uint32 maxOutputBytes;
         bool digestOnly;
         uint40 deadline;
+        bytes32 inputHash;
     }
 
     struct Settled {
@@ -42,14 +43,11 @@ contract ScriptedMode is IVerificationMode {
     }
 
     /// @inheritdoc IVerificationMode
-    function open(uint256 requestId, uint8 k, uint40 seedBlock, uint32 maxOutputBytes, bool digestOnly)
-        external
-        returns (uint40 deadline)
-    {
+    function open(uint256 requestId, Opening calldata o) external returns (uint40 deadline) {
         if (msg.sender != address(hub)) revert OnlyHub(msg.sender);
-        deadline = seedBlock + window;
-        _opened[requestId] = Opened(k, seedBlock, maxOutputBytes, digestOnly, deadline);
-        emit RoundOpened(requestId, k, seedBlock, maxOutputBytes, digestOnly);
+        deadline = o.seedBlock + window;
+        _opened[requestId] = Opened(o.k, o.seedBlock, o.maxOutputBytes, o.digestOnly, deadline, o.inputHash);
+        emit RoundOpened(requestId, o.k, o.seedBlock, o.maxOutputBytes, o.digestOnly);
     }
 
     /// @notice Reports `outcome` to the hub; remembers it for `resultOf`.

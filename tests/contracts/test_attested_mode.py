@@ -1230,7 +1230,7 @@ def test_views__request_of_another_mode__unknown_request(
 
 def test_open__from_an_eoa__only_hub(attested: Any, dapp: Any, chain: Any) -> None:
     with ape.reverts(attested.OnlyHub, caller=dapp.address):
-        attested.open(10**9, 3, chain.blocks.height + 1, MAX_OUTPUT, False, sender=dapp)
+        attested.open(10**9, (3, chain.blocks.height + 1, MAX_OUTPUT, False, bytes(32)), sender=dapp)
 
 
 def test_set_params__non_admin__access_control(attested: Any, dapp: Any) -> None:

@@ -170,8 +170,10 @@ def test_request__opens_the_round_in_its_mode_contract(core, scripted, scripted_
     assert receipt.events.filter(scripted.RoundOpened) == [
         scripted.RoundOpened(rid, 2, seed_block, 1_000, True)
     ]
-    assert tuple(scripted.opened(rid)) == (2, seed_block, 1_000, True, seed_block + WINDOW)
+    opened = scripted.opened(rid)
+    assert tuple(opened)[:5] == (2, seed_block, 1_000, True, seed_block + WINDOW)
     created = receipt.decode_logs(core.RequestCreated)[0]
+    assert bytes(opened.inputHash) == keccak(bytes(created.input))  # what a mode binds a re-run to
     assert (created.mode, created.seedBlock, created.deadline) == (SCRIPTED, seed_block, seed_block + WINDOW)
     r = core.getRequest(rid)
     assert (r.requester, r.status, r.mode, r.k, r.digestOnly) == (dapp.address, PENDING, SCRIPTED, 2, True)
@@ -180,7 +182,7 @@ def test_request__opens_the_round_in_its_mode_contract(core, scripted, scripted_
 def test_open__called_by_an_eoa__only_hub(consensus, dapp, deployer):
     for caller in (dapp, deployer):
         with reverts(consensus.OnlyHub, caller=caller.address):
-            consensus.open(1, 3, 10, 1_000, False, sender=caller)
+            consensus.open(1, (3, 10, 1_000, False, bytes(32)), sender=caller)
 
 
 # ----------------------------------------------------------------------------------- only the mode

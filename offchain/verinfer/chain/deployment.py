@@ -8,7 +8,7 @@ from typing import Any
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
-CONTRACTS = ("token", "registry", "staking", "hub", "consensus", "attested")
+CONTRACTS = ("token", "registry", "staking", "hub", "consensus", "attested", "optimistic")
 
 
 class DeploymentError(ValueError):
