@@ -79,6 +79,12 @@ def load_params(path: Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = 
         value = params.get(name)
         if value is not None and not (isinstance(value, str) and value.startswith("0x") and len(value) == 42):
             raise ParamsError(f"parameter {name} must be null or a 0x-prefixed address, got {value!r}")
+    escalation = params["commit_window"] + params["reveal_window"] + 1
+    if params["optimistic_escalation_blocks"] < escalation:
+        raise ParamsError(
+            f"parameter optimistic_escalation_blocks must cover a consensus round (commit_window + "
+            f"reveal_window + 1 = {escalation}), got {params['optimistic_escalation_blocks']}"
+        )
     classes = params.setdefault("execution_classes", [])
     for text in classes if isinstance(classes, list) else [classes]:
         try:

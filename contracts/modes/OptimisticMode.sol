@@ -34,8 +34,9 @@ contract OptimisticMode is ModeBase {
         uint32 postWindow;
         /// @dev blocks after the post in which anyone may challenge
         uint32 challengeWindow;
-        /// @dev longest an escalation round may last (its deadline, counted from the challenge); a
-        ///      challenge whose escalation would last longer reverts (the poster's stake must stay bonded)
+        /// @dev how long an escalation round lasts at most (consensus mode's windows, counted from the
+        ///      challenge): the unbonding check counts it so that a wrong poster's stake is still bonded
+        ///      when its escalation ends; a longer escalation still decides, its slash finds what is bonded
         uint32 escalationBlocks;
         /// @dev committee size of the escalation: odd, at least 3
         uint8 escalationK;
@@ -98,6 +99,9 @@ contract OptimisticMode is ModeBase {
     // solhint-disable-next-line gas-struct-packing
     struct RoundView {
         Phase phase;
+        /// @dev the poster is drawn (at its post, or at an expiry that penalized it)
+        bool drawn;
+        uint32 maxOutputBytes;
         uint40 seedBlock;
         uint40 postDeadline;
         uint40 challengeDeadline;
@@ -163,8 +167,6 @@ contract OptimisticMode is ModeBase {
     error OutputMismatch(uint256 requestId);
     /// @notice The escalation would cost more than the challenger allows.
     error FeeAboveMax(uint256 fee, uint256 maxFee);
-    /// @notice The escalation's round would outlast what the poster's bonding covers.
-    error EscalationTooLong(uint256 escalationId, uint256 deadline, uint256 latest);
     /// @notice The escalation has not ended yet (nor can it be expired yet).
     error EscalationPending(uint256 escalationId);
 
@@ -295,17 +297,17 @@ contract OptimisticMode is ModeBase {
         if (block.number > r.challengeDeadline) revert ChallengeWindowClosed(requestId, r.challengeDeadline);
         if (keccak256(input) != _inputHashes[requestId]) revert InputMismatch(requestId);
         Params memory p = _paramHistory[r.paramsId];
+        r.phase = Phase.Challenged;
+        locked += p.challengeBond;
         uint256 fee;
         (escalationId, fee) = _escalate(requestId, p, input, maxFee);
         if (escalationId == 0) {
             // Nothing can check the post (the version was deprecated, or its pool has fewer than
             // escalationK operators): an unverifiable output is not accepted; both get their bonds back.
-            locked -= p.postBond;
+            locked -= uint256(p.postBond) + p.challengeBond;
             _undecided(requestId, r, p, msg.sender, uint256(p.challengeBond) + fee);
             return 0;
         }
-        r.phase = Phase.Challenged;
-        locked += p.challengeBond;
         _challenges[requestId] = Challenge(msg.sender, uint64(escalationId));
         emit Challenged(requestId, msg.sender, escalationId, fee);
     }
@@ -332,9 +334,6 @@ contract OptimisticMode is ModeBase {
         } catch {
             return (0, fee);
         }
-        uint256 latest = block.number + p.escalationBlocks;
-        uint256 deadline = IVerificationMode(hub.modeContract(ESCALATION_MODE)).deadlineOf(escalationId);
-        if (deadline > latest) revert EscalationTooLong(escalationId, deadline, latest);
     }
 
     /// @notice Ends a challenged round once its escalation has ended (expiring the escalation first when
@@ -404,6 +403,8 @@ contract OptimisticMode is ModeBase {
     function getRound(uint256 requestId) external view returns (RoundView memory v) {
         Round storage r = _round(requestId);
         v.phase = r.phase;
+        v.drawn = r.posterSlot != 0;
+        v.maxOutputBytes = r.maxOutputBytes;
         v.params = _paramHistory[r.paramsId];
         v.seedBlock = r.seedBlock;
         v.postDeadline = r.seedBlock + uint40(v.params.postWindow);

@@ -40,6 +40,8 @@ def test_default_parameters__unbonding_covers_a_request_life():
         ({"slash_bps_dissent": "10%"}, "slash_bps_dissent must be an integer"),
         ({"treasury": "alice"}, "treasury must be null or a 0x-prefixed address"),
         ({"surprise": 1}, "unknown parameter"),
+        ({"optimistic_escalation_k": 2}, "optimistic_escalation_k must be an integer in \\[3, 15\\]"),
+        ({"optimistic_escalation_blocks": 40}, "optimistic_escalation_blocks must cover a consensus round"),
     ],
 )
 def test_bad_parameters__one_clear_error(override, message):
@@ -109,6 +111,8 @@ def test_deploy__test_parameters__wired_as_given(stack, treasury):
     assert stack.consensus.params().commitWindow == params["commit_window"]
     assert stack.consensus.params().slashBpsSilence == params["slash_bps_silence"]
     assert stack.hub.modeContract(1) == stack.consensus.address
+    assert stack.hub.modeContract(4) == stack.optimistic.address
+    assert stack.optimistic.params().escalationBlocks == params["optimistic_escalation_blocks"]
     assert stack.staking.hasRole(stack.staking.SLASHER_ROLE(), stack.hub)
 
 

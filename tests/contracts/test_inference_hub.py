@@ -133,9 +133,9 @@ def test_request__deprecated_or_mode_not_allowed__reverts(
     registry.deprecateVersion(*deprecated, sender=model_owner)
     with ape.reverts(hub.VersionDeprecated):
         make_request(model_ref=deprecated)
-    optimistic_only = make_model("optimistic", modes=4)
-    with ape.reverts(hub.ModeNotSupported):
-        make_request(model_ref=optimistic_only)
+    consensus_only = make_model("consensus-only", modes=1)
+    with ape.reverts(hub.ModeNotSupported, mode=8):
+        make_request(model_ref=consensus_only, mode=8)
 
 
 def test_request__no_allowance__reverts(hub, token, model, challenger, deployer):

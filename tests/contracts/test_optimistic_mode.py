@@ -13,6 +13,7 @@ import ape
 import pytest
 from ape import project
 from verinfer.chain.contracts import Fault, Status
+from verinfer.models.codec import output_digest
 
 from tests.conftest import E18, MODEL_FEE, TEST_PARAMS, request_id_of, sample_input, sample_output, seed_of
 
@@ -65,7 +66,9 @@ def omodel(
     make_model: Callable[..., tuple[bytes, int]], join: Callable[..., None], operators: list[Any]
 ) -> tuple[bytes, int]:
     """A version allowing optimistic and consensus mode (escalations), served by all five operators."""
-    model_id, version = make_model("optimistic-suite", modes=CONSENSUS | OPTIMISTIC, max_output_bytes=MAX_OUTPUT)
+    model_id, version = make_model(
+        "optimistic-suite", modes=CONSENSUS | OPTIMISTIC, max_output_bytes=MAX_OUTPUT
+    )
     join(operators, model_id)
     return model_id, version
 
@@ -96,7 +99,9 @@ def new_request(make_request: Callable[..., Any], omodel: Any) -> Callable[..., 
 
 
 @pytest.fixture
-def poster_of(hub: Any, staking: Any, optimistic: Any, by_address: dict[str, Any], chain: Any) -> Callable[[int], Any]:
+def poster_of(
+    hub: Any, staking: Any, optimistic: Any, by_address: dict[str, Any], chain: Any
+) -> Callable[[int], Any]:
     """The request's drawn poster, as a relayer computes it from the seed block's hash."""
 
     def _poster(rid: int) -> Any:
@@ -136,7 +141,9 @@ def challenge(
 
 
 @pytest.fixture
-def escalate(hub: Any, consensus: Any, act: Any, by_address: dict[str, Any], chain: Any) -> Callable[..., None]:
+def escalate(
+    hub: Any, consensus: Any, act: Any, by_address: dict[str, Any], chain: Any
+) -> Callable[..., None]:
     """`escalate(eid, outputs)`: the escalation's committee commits and reveals `outputs` in member order
     (the last reveal settles it)."""
 
@@ -196,8 +203,16 @@ def test_open__the_round_binds_the_input_and_the_window(
 
 
 def test_post__unchallenged__provisional_then_final__poster_paid_bond_back(
-    optimistic: Any, hub: Any, new_request: Any, post: Any, params: Any, books: Any, chain: Any, dapp: Any,
-    model_owner: Any, treasury: Any,
+    optimistic: Any,
+    hub: Any,
+    new_request: Any,
+    post: Any,
+    params: Any,
+    books: Any,
+    chain: Any,
+    dapp: Any,
+    model_owner: Any,
+    treasury: Any,
 ) -> None:
     rid = new_request()
     ledger = books()
@@ -207,6 +222,7 @@ def test_post__unchallenged__provisional_then_final__poster_paid_bond_back(
     assert r.challengeDeadline == chain.blocks.height + params.challengeWindow
     posted, digest, output, deadline, challenged = optimistic.provisional(rid)
     assert (posted, bytes(output), deadline, challenged) == (True, TRUE_OUT, r.challengeDeadline, False)
+    assert bytes(digest) == output_digest(TRUE_OUT)
     assert hub.getRequest(rid).status == Status.PENDING  # not a result yet
     with ape.reverts(hub.ResultNotReady, requestId=rid):
         hub.getResult(rid)
@@ -221,7 +237,9 @@ def test_post__unchallenged__provisional_then_final__poster_paid_bond_back(
 
     result = hub.getResult(rid)
     assert (result.status, bytes(result.output), list(result.agreeing)) == (
-        Status.FINALIZED, TRUE_OUT, [poster.address]
+        Status.FINALIZED,
+        TRUE_OUT,
+        [poster.address],
     )
     assert optimistic.getRound(rid).phase == Phase.UPHELD and optimistic.locked() == 0
     assert optimistic.provisional(rid).posted is False
@@ -232,7 +250,13 @@ def test_post__unchallenged__provisional_then_final__poster_paid_bond_back(
 
 
 def test_post__reverts__not_poster_twice_too_large_too_late(
-    optimistic: Any, new_request: Any, post: Any, poster_of: Any, operators: Any, fund: Any, params: Any,
+    optimistic: Any,
+    new_request: Any,
+    post: Any,
+    poster_of: Any,
+    operators: Any,
+    fund: Any,
+    params: Any,
     chain: Any,
 ) -> None:
     rid = new_request()
@@ -270,8 +294,15 @@ def test_post__without_the_bond_approved__reverts_and_changes_nothing(
 
 
 def test_silent_poster__expire_after_the_window__refund__poster_slashed_for_silence(
-    optimistic: Any, hub: Any, staking: Any, new_request: Any, poster_of: Any, params: Any, books: Any,
-    chain: Any, dapp: Any,
+    optimistic: Any,
+    hub: Any,
+    staking: Any,
+    new_request: Any,
+    poster_of: Any,
+    params: Any,
+    books: Any,
+    chain: Any,
+    dapp: Any,
 ) -> None:
     rid = new_request()
     poster = poster_of(rid)
@@ -299,8 +330,20 @@ def test_silent_poster__expire_after_the_window__refund__poster_slashed_for_sile
 
 
 def test_challenge__wrong_post__escalation_overturns__poster_slashed__challenger_paid(
-    optimistic: Any, hub: Any, consensus: Any, staking: Any, new_request: Any, post: Any, challenge: Any,
-    escalate: Any, params: Any, books: Any, challenger: Any, treasury: Any, dapp: Any, omodel: Any,
+    optimistic: Any,
+    hub: Any,
+    consensus: Any,
+    staking: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    escalate: Any,
+    params: Any,
+    books: Any,
+    challenger: Any,
+    treasury: Any,
+    dapp: Any,
+    omodel: Any,
 ) -> None:
     rid = new_request()
     poster = post(rid, WRONG_OUT)
@@ -342,8 +385,19 @@ def test_challenge__wrong_post__escalation_overturns__poster_slashed__challenger
 
 
 def test_challenge__correct_post__frivolous__challenger_loses_its_bond(
-    optimistic: Any, hub: Any, consensus: Any, new_request: Any, post: Any, challenge: Any, escalate: Any,
-    params: Any, books: Any, challenger: Any, dapp: Any, omodel: Any, staking: Any,
+    optimistic: Any,
+    hub: Any,
+    consensus: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    escalate: Any,
+    params: Any,
+    books: Any,
+    challenger: Any,
+    dapp: Any,
+    omodel: Any,
+    staking: Any,
 ) -> None:
     rid = new_request()
     poster = post(rid, TRUE_OUT)
@@ -357,7 +411,9 @@ def test_challenge__correct_post__frivolous__challenger_loses_its_bond(
 
     result = hub.getResult(rid)
     assert (result.status, bytes(result.output), list(result.agreeing)) == (
-        Status.FINALIZED, TRUE_OUT, [poster.address]
+        Status.FINALIZED,
+        TRUE_OUT,
+        [poster.address],
     )
     assert optimistic.getRound(rid).phase == Phase.UPHELD
     winner_share = params.challengeBond * params.winnerShareBps // BPS
@@ -369,8 +425,17 @@ def test_challenge__correct_post__frivolous__challenger_loses_its_bond(
 
 
 def test_challenge__reverts__window_closed_second_challenger_wrong_input_fee_cap(
-    optimistic: Any, hub: Any, new_request: Any, post: Any, challenge: Any, params: Any, chain: Any,
-    accounts: Any, fund: Any, omodel: Any, challenger: Any,
+    optimistic: Any,
+    hub: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    params: Any,
+    chain: Any,
+    accounts: Any,
+    fund: Any,
+    omodel: Any,
+    challenger: Any,
 ) -> None:
     rid = new_request()
     post(rid)
@@ -395,8 +460,16 @@ def test_challenge__reverts__window_closed_second_challenger_wrong_input_fee_cap
 
 
 def test_challenge__escalation_without_majority__undecided__bonds_back__disputed(
-    optimistic: Any, hub: Any, new_request: Any, post: Any, challenge: Any, escalate: Any, params: Any,
-    books: Any, challenger: Any, dapp: Any,
+    optimistic: Any,
+    hub: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    escalate: Any,
+    params: Any,
+    books: Any,
+    challenger: Any,
+    dapp: Any,
 ) -> None:
     rid = new_request()
     poster = post(rid, TRUE_OUT)
@@ -416,8 +489,20 @@ def test_challenge__escalation_without_majority__undecided__bonds_back__disputed
 
 
 def test_challenge__version_deprecated_after_the_post__undecided_at_once(
-    optimistic: Any, hub: Any, registry: Any, model_owner: Any, new_request: Any, post: Any, challenge: Any,
-    books: Any, challenger: Any, dapp: Any, make_model: Any, join: Any, operators: Any, make_request: Any,
+    optimistic: Any,
+    hub: Any,
+    registry: Any,
+    model_owner: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    books: Any,
+    challenger: Any,
+    dapp: Any,
+    make_model: Any,
+    join: Any,
+    operators: Any,
+    make_request: Any,
 ) -> None:
     model = make_model("optimistic-deprecated", modes=CONSENSUS | OPTIMISTIC, max_output_bytes=MAX_OUTPUT)
     join(operators, model[0])
@@ -450,8 +535,15 @@ def test_core_expired_a_posted_round__finalize_returns_only_the_bond(
 
 
 def test_callback__only_at_finality__with_the_final_output(
-    optimistic: Any, hub: Any, deployer: Any, omodel: Any, make_request: Any, post: Any, params: Any,
-    chain: Any, dapp: Any,
+    optimistic: Any,
+    hub: Any,
+    deployer: Any,
+    omodel: Any,
+    make_request: Any,
+    post: Any,
+    params: Any,
+    chain: Any,
+    dapp: Any,
 ) -> None:
     consumer = deployer.deploy(project.RecordingConsumer, hub)
     rid = request_id_of(
@@ -487,6 +579,9 @@ def test_set_params__admin_only__validated__open_rounds_keep_theirs(
     try:
         assert optimistic.getRound(rid).postDeadline == optimistic.getRound(rid).seedBlock + params.postWindow
         later = new_request()
-        assert optimistic.getRound(later).postDeadline == optimistic.getRound(later).seedBlock + params.postWindow + 1
+        assert (
+            optimistic.getRound(later).postDeadline
+            == optimistic.getRound(later).seedBlock + params.postWindow + 1
+        )
     finally:
         optimistic.setParams(tuple(params), sender=deployer)

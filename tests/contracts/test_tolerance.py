@@ -78,7 +78,7 @@ def test_registry__tolerance_stored_in_terms_and_event(registry, versions, model
 
 @pytest.mark.parametrize(
     ("modes", "units", "ppm"),
-    [(0x04, 1, 0), (0x0D, 0, 5), (0x01, 0, 1_000_001)],  # optimistic cannot compare; ppm over 100 %
+    [(0x05, 1, 0), (0x0D, 0, 5), (0x01, 0, 1_000_001)],  # optimistic cannot compare; ppm over 100 %
 )
 def test_registry__tolerance_outside_what_settles__refused(registry, make_model, modes, units, ppm):
     with ape.reverts(registry.InvalidTolerance):

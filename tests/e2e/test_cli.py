@@ -173,10 +173,14 @@ def test_models_publish__tolerance__registered_and_shown__refused_where_it_canno
     assert "tolerance ppm must be 0..1000000" in fails(
         devnet, 2, *publish, "--name", "iris-big", "--tolerance", "1+2000000ppm"
     )
+    both = ("--mode", "consensus", "--mode", "optimistic")
     assert "allows consensus and attested modes only" in fails(
-        devnet, 2, *publish, "--name", "iris-att", "--tolerance", "2", "--mode", "optimistic"
+        devnet, 2, *publish, "--name", "iris-att", "--tolerance", "2", *both
     )
-    assert {"iris-pct", "iris-big", "iris-att"}.isdisjoint(
+    assert "optimistic mode needs consensus mode too" in fails(
+        devnet, 2, *publish, "--name", "iris-opt", "--mode", "optimistic"
+    )
+    assert {"iris-pct", "iris-big", "iris-att", "iris-opt"}.isdisjoint(
         m["name"] for m in ok_json(devnet, "models", "list")
     )
 

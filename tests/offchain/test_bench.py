@@ -77,6 +77,10 @@ def test_quick__gas_parts_add_up(quick: Path) -> None:
     assert inputs["1 KB"]["reference_bytes"] == inputs["100 KB"]["reference_bytes"]
     pay = gas["payment"]
     assert 0 < pay["credit"] < pay["transfer"] and pay["saved"] == pay["transfer"] - pay["credit"]
+    plain, fought = gas["optimistic"]["unchallenged"], gas["optimistic"]["challenged"]
+    assert plain["total"] == plain["request"] + plain["post"] + plain["finalize"]
+    assert fought["challenge"] > 0 and fought["escalation_round"] > fought["resolve"] > 0
+    assert fought["blocks_to_resolution"] > 0
     tolerance = gas["tolerance"]
     assert 0 < tolerance["10"]["extra"] < tolerance["100"]["extra"]  # the comparison grows with the output
     assert tolerance["marginal_per_element"] > 0

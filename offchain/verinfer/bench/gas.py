@@ -30,13 +30,13 @@ from web3.types import TxReceipt
 from verinfer.bench.harness import Stack, distinct_inputs, sample
 from verinfer.chain import attestations
 from verinfer.chain.attestations import Domain
-from verinfer.chain.contracts import MODE_ATTESTED, MODE_CONSENSUS, ModelVersion, Status
+from verinfer.chain.contracts import MODE_ATTESTED, MODE_CONSENSUS, MODE_OPTIMISTIC, ModelVersion, Status
 from verinfer.chain.sender import Receipt
 from verinfer.client import operator
 from verinfer.client.client import Client, request_struct
 from verinfer.client.inputs import encode_inputs
 from verinfer.client.owner import publish_model
-from verinfer.devnet.blocks import mine_to_next_epoch
+from verinfer.devnet.blocks import mine, mine_to_next_epoch
 from verinfer.devnet.network import STAKE, TOKEN, project_root, tool_env
 from verinfer.devnet.state import dev_account
 from verinfer.models.agreement import Tolerance
@@ -541,6 +541,83 @@ class GasBench:
             "per_element": round(extra / elements, 1),
         }
 
+    def optimistic(self, repeats: int) -> dict[str, Any]:
+        """Optimistic mode at k = 1, callback included. Unchallenged: the request, the poster's `post`
+        (it draws the poster, stores the output, takes the bond), `finalize` after the window. Challenged:
+        a wrong post, `challenge` (takes bond and fee, makes the consensus escalation), the escalation's
+        commits and reveals, `resolve`; and the blocks from request to resolution (seconds on 1 s
+        blocks)."""
+        self.progress("gas: optimistic requests")
+        name = "bench-optimistic"
+        publish_model(
+            self.stack.client("owner"),
+            ArtifactStore(self.stack.state.store_dir),
+            sample(MODEL).onnx,
+            name=name,
+            decimals=sample(MODEL).decimals,
+            fee=TOKEN // 10,
+            base_url=self.stack.state.store_url,
+            modes=MODE_CONSENSUS | MODE_OPTIMISTIC,
+        )
+        for m in self.members.values():
+            operator.register(m.client, name, class_ids=(NO_CLASS,))
+            m.client.transact("token", "approve", self.stack.contracts.optimistic.address, 2**256 - 1)
+        self.dapp.transact("token", "approve", self.stack.contracts.optimistic.address, 2**256 - 1)
+        mine_to_next_epoch(self.stack.rpc, self.epoch_blocks)
+        contracts = self.stack.contracts
+        window = int(
+            contracts.fields("optimistic", "params", contracts.view("optimistic", "params"))[
+                "challengeWindow"
+            ]
+        )
+        version = self.dapp.model(name)
+        rows = distinct_inputs(sample(MODEL), repeats + 1, seed=21)
+        plain: dict[str, list[int]] = {}
+        for _ in range(repeats):
+            request_id, request_gas, output, _ = self.request(name, 1, rows.pop(), mode=MODE_OPTIMISTIC)
+            [poster] = self.committee(request_id, MODE_OPTIMISTIC)
+            post = poster.client.transact("optimistic", "post", request_id, output).gas_used
+            mine(self.stack.rpc, window + 1)
+            final = poster.client.transact("optimistic", "finalize", request_id, output).gas_used
+            self.expect(request_id, Status.FINALIZED)
+            for key, gas in (("request", request_gas), ("post", post), ("finalize", final)):
+                plain.setdefault(key, []).append(gas)
+            plain.setdefault("total", []).append(request_gas + post + final)
+        out: dict[str, Any] = {"unchallenged": {k: int(statistics.median(v)) for k, v in plain.items()}}
+
+        row = rows.pop()
+        start = self.stack.rpc.block_number()
+        request_id, request_gas, output, _ = self.request(name, 1, row, mode=MODE_OPTIMISTIC)
+        [poster] = self.committee(request_id, MODE_OPTIMISTIC)
+        wrong = encode_tensors([_one_up(t) for t in decode_tensors(output)])
+        post = poster.client.transact("optimistic", "post", request_id, wrong).gas_used
+        fee = int(contracts.view("hub", "quote", version.model_id, version.version, 3))
+        challenge = self.dapp.transact(
+            "optimistic", "challenge", request_id, encode_inputs(version.spec, row), fee
+        )
+        rnd = contracts.fields("optimistic", "getRound", contracts.view("optimistic", "getRound", request_id))
+        escalation_id = int(rnd["escalationId"])
+        self.seeded(escalation_id)
+        members = self.committee(escalation_id)
+        escalation = 0
+        for m in members:
+            escalation += self.commit(m, [escalation_id], [output])
+        for m in members:
+            escalation += self.reveal(m, [escalation_id], [output])[0]
+        resolve = self.dapp.transact("optimistic", "resolve", request_id).gas_used
+        self.expect(request_id, Status.FINALIZED)
+        blocks = self.stack.rpc.block_number() - start
+        out["challenged"] = {
+            "request": request_gas,
+            "post": post,
+            "challenge": challenge.gas_used,
+            "escalation_round": escalation,
+            "resolve": resolve,
+            "total": request_gas + post + challenge.gas_used + escalation + resolve,
+            "blocks_to_resolution": blocks,
+        }
+        return out
+
     def draw(self, sizes: Sequence[int], repeats: int) -> dict[str, Any]:
         """Draw gas (k = 3) in pools of each size, pools sharing operators: a `draw(requestId)`
         transaction after each request's seed block, and the staking contract's part of it."""
@@ -627,6 +704,7 @@ def run(stack: Stack, *, quick: bool, progress: Progress) -> dict[str, Any]:
             (10, 100) if quick else (10, 100, 1000),
             ("breast-cancer-risk",) if quick else tuple(sorted(SAMPLES)),
         ),
+        "optimistic": bench.optimistic(1 if quick else 3),
         "draw": bench.draw(draw_sizes, 2 if quick else 5),
     }
     draws = [results["draw"][str(n)]["draw"] for n in draw_sizes]

@@ -15,9 +15,13 @@ from verinfer.models.agreement import EXACT, Tolerance
 from verinfer.models.codec import TensorSpec
 
 MODE_CONSENSUS = 1
+MODE_OPTIMISTIC = 4
 MODE_ATTESTED = 8
 # Verification modes by name, as the registry's `modes` bitmask and the hub's MODE_* constants spell them.
 MODES = {"consensus": 0x01, "zk": 0x02, "optimistic": 0x04, "attested": 0x08}
+# OptimisticMode.Phase values in which the poster has posted (Posted, Challenged, Upheld, Overturned,
+# Undecided).
+OPTIMISTIC_POSTED = (2, 3, 4, 5, 6)
 LOG_CHUNK = 10_000  # blocks per eth_getLogs call, under common provider caps
 
 
@@ -141,6 +145,7 @@ class Contracts:
         self.hub: Contract = self._contract(w3, "hub")
         self.consensus: Contract = self._contract(w3, "consensus")
         self.attested: Contract = self._contract(w3, "attested")
+        self.optimistic: Contract = self._contract(w3, "optimistic")
         self.registry: Contract = self._contract(w3, "registry")
         self.staking: Contract = self._contract(w3, "staking")
         self.token: Contract = self._contract(w3, "token")
@@ -182,6 +187,10 @@ class Contracts:
         if mode == "consensus":
             commit_deadline, reveal_deadline = g["commitDeadline"], g["revealDeadline"]
             committed, revealed = g["committedMask"], g["revealedMask"]
+        elif mode == "optimistic":  # one poster: its post takes the place of commit and reveal
+            commit_deadline = g["postDeadline"]
+            reveal_deadline = g["challengeDeadline"] or commit_deadline
+            committed = revealed = int(g["phase"] in OPTIMISTIC_POSTED)
         else:  # attested: one deadline; the signatures that counted take the place of reveals
             commit_deadline = reveal_deadline = g["deadline"]
             committed = revealed = g["agreeMask"]
@@ -208,7 +217,7 @@ class Contracts:
     @staticmethod
     def mode_name(mode: int) -> str:
         """The deployment's contract name for a mode bit; ValueError for a mode it has no contract for."""
-        names = {MODE_CONSENSUS: "consensus", MODE_ATTESTED: "attested"}
+        names = {MODE_CONSENSUS: "consensus", MODE_OPTIMISTIC: "optimistic", MODE_ATTESTED: "attested"}
         if mode not in names:
             raise ValueError(f"mode {mode:#x} has no contract in this deployment")
         return names[mode]

@@ -47,6 +47,10 @@ def publish_model(
         execution_class = str(ExecutionClass.parse(execution_class))  # ExecutionClassError when not canonical
         if len(execution_class) > MAX_CLASS_BYTES:
             raise ExecutionClassError(f"execution class is over {MAX_CLASS_BYTES} bytes: {execution_class!r}")
+    if modes & MODES["optimistic"] and not modes & MODES["consensus"]:
+        raise InvalidArgument(
+            "optimistic mode needs consensus mode too: a challenge escalates to a consensus round"
+        )
     if not tolerance.exact and modes & ~TOLERANCE_MODES:
         raise InvalidArgument(f"tolerance {tolerance} allows consensus and attested modes only")
     if problem := model_name_problem(name):
