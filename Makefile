@@ -54,7 +54,7 @@ lint: install $(SLITHER_VENV)/.installed
 	$(SLITHER_VENV)/bin/python tools/slither/check.py
 
 test: install
-	pytest -q
+	pytest -q --durations=15
 
 # The devnet up, inferences beside direct ONNX Runtime runs, the example dapp deciding, the devnet down.
 demo: install
