@@ -13,7 +13,7 @@ import ape
 import pytest
 from ape import project
 from verinfer.chain.contracts import Fault, Status
-from verinfer.models.codec import output_digest
+from verinfer.models.codec import ErrorCode, error_output, output_digest
 
 from tests.conftest import E18, MODEL_FEE, TEST_PARAMS, request_id_of, sample_input, sample_output, seed_of
 
@@ -585,3 +585,100 @@ def test_set_params__admin_only__validated__open_rounds_keep_theirs(
         )
     finally:
         optimistic.setParams(tuple(params), sender=deployer)
+
+
+def test_escalation_nobody_settles__resolve_expires_it__undecided__bonds_and_fee_back(
+    optimistic: Any,
+    hub: Any,
+    consensus: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    books: Any,
+    challenger: Any,
+    dapp: Any,
+    params: Any,
+    chain: Any,
+) -> None:
+    rid = new_request()
+    poster = post(rid, TRUE_OUT)
+    ledger = books()
+    eid = challenge(rid)  # and then nobody commits or reveals in the escalation
+    expirable = consensus.deadlineOf(eid) + EXPIRY_GRACE
+    chain.mine(expirable - 1 - chain.blocks.height)  # the next block is the escalation's last of grace
+    with ape.reverts(optimistic.EscalationPending, escalationId=eid):
+        optimistic.resolve(rid, sender=dapp)
+    chain.mine(1)
+    optimistic.resolve(rid, sender=dapp)  # expires the escalation itself, then resolves
+
+    assert hub.getRequest(eid).status == Status.EXPIRED
+    assert optimistic.getRound(rid).phase == Phase.UNDECIDED
+    assert hub.getRequest(rid).status == Status.DISPUTED
+    assert ledger.delta(challenger) == 0 and ledger.delta(poster) == params.postBond
+    assert optimistic.locked() == 0
+    ledger.assert_conserved()
+
+
+def test_core_expired_a_challenged_round__resolve_still_pays_bonds_and_slashes(
+    optimistic: Any,
+    hub: Any,
+    consensus: Any,
+    staking: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    escalate: Any,
+    books: Any,
+    challenger: Any,
+    dapp: Any,
+    params: Any,
+    chain: Any,
+    omodel: Any,
+) -> None:
+    rid = new_request()
+    poster = post(rid, WRONG_OUT)
+    stake = stake_of(staking, poster)
+    fee = hub.quote(*omodel, params.escalationK)
+    ledger = books()
+    eid = challenge(rid)
+    escalate(eid, [TRUE_OUT] * params.escalationK)
+    chain.mine(optimistic.deadlineOf(rid) + EXPIRY_GRACE + 1 - chain.blocks.height)
+    hub.expire(rid, sender=dapp)  # nobody resolved in time: the requester is refunded
+    optimistic.resolve(rid, sender=dapp)
+
+    assert hub.getRequest(rid).status == Status.EXPIRED
+    assert optimistic.getRound(rid).phase == Phase.OVERTURNED
+    slashed = stake * params.slashBpsWrong // BPS
+    assert stake_of(staking, poster) == stake - slashed
+    winner_share = params.postBond * params.winnerShareBps // BPS
+    reward = slashed * params.rewardBps // BPS
+    assert ledger.delta(challenger) == winner_share + reward - fee
+    assert ledger.delta(dapp) == request_fee()
+    ledger.assert_conserved()
+
+
+def test_error_output_posted__unchallenged__request_failed_with_its_code(
+    optimistic: Any, hub: Any, new_request: Any, post: Any, params: Any, chain: Any, dapp: Any
+) -> None:
+    rid = new_request()
+    failed = error_output(ErrorCode.MALFORMED_INPUT)
+    post(rid, failed)
+    chain.mine(params.challengeWindow)
+    optimistic.finalize(rid, failed, sender=dapp)
+    result = hub.getResult(rid)
+    assert (result.status, result.errorCode) == (Status.FAILED, ErrorCode.MALFORMED_INPUT)
+
+
+def test_resolve_and_views__wrong_phase_or_another_modes_request(
+    optimistic: Any, new_request: Any, post: Any, make_request: Any, dapp: Any
+) -> None:
+    rid = new_request()
+    with ape.reverts(optimistic.WrongPhase, requestId=rid, phase=Phase.OPEN):
+        optimistic.resolve(rid, sender=dapp)
+    post(rid)
+    with ape.reverts(optimistic.WrongPhase, requestId=rid, phase=Phase.POSTED):
+        optimistic.resolve(rid, sender=dapp)
+    consensus_rid = request_id_of(make_request())
+    with ape.reverts(optimistic.UnknownRequest, requestId=consensus_rid):
+        optimistic.getRound(consensus_rid)
+    assert optimistic.deadlineOf(consensus_rid) == 0
