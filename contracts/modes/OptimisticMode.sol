@@ -122,7 +122,9 @@ contract OptimisticMode is ModeBase {
     /// @dev The posted output's digest; the accepted one's once the round ends.
     mapping(uint256 requestId => bytes32) private _digests;
     mapping(uint256 requestId => Challenge) private _challenges;
-    /// @notice Tokens this contract holds for others: bonds of rounds not ended yet.
+    /// @notice Tokens this contract owes: bonds of rounds not ended yet, and the fees of escalations not
+    ///         resolved (the core refunds a fee to this contract when its escalation accepts nothing, and
+    ///         it goes back to the challenger; until then it is counted here so `sweep` cannot take it).
     uint256 public locked;
 
     /// @notice The poster posted an output; it stands unless challenged by `challengeDeadline`.
@@ -309,6 +311,7 @@ contract OptimisticMode is ModeBase {
             _undecided(requestId, r, p, msg.sender, uint256(p.challengeBond) + fee);
             return 0;
         }
+        locked += fee;
         _challenges[requestId] = Challenge(msg.sender, uint64(escalationId));
         emit Challenged(requestId, msg.sender, escalationId, fee);
     }
@@ -348,12 +351,13 @@ contract OptimisticMode is ModeBase {
         Challenge memory c = _challenges[requestId];
         IInferenceHub.Result memory esc = _ended(c.escalationId);
         Params memory p = _paramHistory[r.paramsId];
-        locked -= uint256(p.postBond) + p.challengeBond;
+        uint256 fee = _feeOf(c.escalationId);
+        locked -= uint256(p.postBond) + p.challengeBond + fee;
         address poster = _poster(requestId, r);
         bool accepted = esc.status == IInferenceHub.Status.Finalized || esc.status == IInferenceHub.Status.Failed;
         if (!accepted) {
             // The core refunded the escalation's whole fee to this contract: it goes back too.
-            _undecided(requestId, r, p, c.challenger, uint256(p.challengeBond) + _feeOf(c.escalationId));
+            _undecided(requestId, r, p, c.challenger, uint256(p.challengeBond) + fee);
             return;
         }
         bytes32 digest = esc.outputDigest;
@@ -372,9 +376,9 @@ contract OptimisticMode is ModeBase {
         _settle(requestId, r, digest, esc.output, address(0));
     }
 
-    /// @notice Pays the treasury what this contract holds beyond the bonds of rounds not ended: the
-    ///         treasury's shares of lost bonds and what escalations refunded for members who did not
-    ///         agree. Anyone may call.
+    /// @notice Pays the treasury what this contract holds beyond what it owes (`locked`): the treasury's
+    ///         shares of lost bonds and what resolved escalations refunded for members who did not agree.
+    ///         Anyone may call, at any time: what a round still needs is never paid out.
     /// @return amount what the treasury was credited
     function sweep() external nonReentrant returns (uint256 amount) {
         uint256 held = _token.balanceOf(address(this)) + hub.claimable(address(this));

@@ -477,6 +477,7 @@ def test_challenge__escalation_without_majority__undecided__bonds_back__disputed
     eid = challenge(rid)
     escalate(eid, [TRUE_OUT, WRONG_OUT, sample_output(0.5)])  # three outputs: no majority
     assert hub.getResult(eid).status == Status.DISPUTED
+    optimistic.sweep(sender=dapp)  # the refunded fee is the challenger's: a sweep now cannot take it
     optimistic.resolve(rid, sender=dapp)
 
     assert hub.getResult(rid).status == Status.DISPUTED
