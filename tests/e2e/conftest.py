@@ -17,7 +17,7 @@ import ape
 import numpy as np
 import onnxruntime as ort
 import pytest
-from verinfer.chain.contracts import MODE_CONSENSUS, Status
+from verinfer.chain.contracts import MODE_CONSENSUS, MODE_OPTIMISTIC, Status
 from verinfer.chain.keys import write_keystore
 from verinfer.client.client import DEFAULT_MAX_OUTPUT_BYTES
 from verinfer.devnet.blocks import BlockKeeper
@@ -202,7 +202,9 @@ def stake_of(staking: Any, operator: Any) -> int:
 def round_of(hub: Any, request_id: int) -> Any:
     """The request's round in its mode contract (seed block, deadlines, masks)."""
     mode = int(hub.getRequest(request_id).mode)
-    contract = ape.project.ConsensusMode if mode == MODE_CONSENSUS else ape.project.AttestedMode
+    contract = {MODE_CONSENSUS: ape.project.ConsensusMode, MODE_OPTIMISTIC: ape.project.OptimisticMode}.get(
+        mode, ape.project.AttestedMode
+    )
     return contract.at(hub.modeContract(mode)).getRound(request_id)
 
 
@@ -298,9 +300,10 @@ def crew(staking: Any, fund: Callable[..., None]) -> Callable[..., list[Operator
 
 @pytest.fixture
 def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Callable[..., RelayerProcess]]:
-    """`relayers(operator, lie=False, rpc=None, start=True, tx=None, peers=None, emulator=())`: a
-    configured, started relayer process; `peers` (a dict, {} for the defaults) serves attested mode's
-    signature exchange; `emulator` runs it under qemu-user as another CPU."""
+    """`relayers(operator, lie=False, rpc=None, start=True, tx=None, peers=None, emulator=(), watch=None)`:
+    a configured, started relayer process; `peers` (a dict, {} for the defaults) serves attested mode's
+    signature exchange; `emulator` runs it under qemu-user as another CPU; `watch` (a dict, {} for every
+    served model at sample rate 1) makes it an optimistic-mode watcher."""
     started: list[RelayerProcess] = []
     start_block = ape.chain.blocks.head.number
 
@@ -313,6 +316,7 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
         tx: dict[str, Any] | None = None,
         peers: dict[str, Any] | None = None,
         emulator: tuple[str, ...] = (),
+        watch: dict[str, Any] | None = None,
     ) -> RelayerProcess:
         home = tmp_path / operator.account.address
         home.mkdir()
@@ -334,6 +338,8 @@ def relayers(tmp_path: Path, rpc_url: str, deployment_file: Path) -> Iterator[Ca
             "metrics": {"listen": "127.0.0.1:0"},
             # Attested mode's peer server, for tests that pass `peers` (others keep their txs to the mode's).
             "peers": {"listen": ""} if peers is None else {"listen": "127.0.0.1:0", "timeout": 1.0, **peers},
+            # Optimistic mode's watcher, for tests that pass `watch` ({} watches every served model).
+            "watch": {} if watch is None else {"models": ["*"], "bond_budget": "100", **watch},
             "log": {"level": "debug", "format": "json"},
             "testing": {"lie": lie},
         }

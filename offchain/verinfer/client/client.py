@@ -15,6 +15,7 @@ from web3.exceptions import ContractLogicError
 from verinfer.chain.contracts import (
     MODE_ATTESTED,
     MODE_CONSENSUS,
+    MODE_OPTIMISTIC,
     MODES,
     Contracts,
     ModelInfo,
@@ -27,6 +28,7 @@ from verinfer.chain.deployment import Deployment, DeploymentError
 from verinfer.chain.reverts import RevertDecoder
 from verinfer.chain.rpc import Rpc
 from verinfer.chain.sender import Receipt, Sender, TransactionFailed
+from verinfer.client import optimistic
 from verinfer.client.errors import (
     InferenceTimeout,
     InsufficientAllowance,
@@ -41,7 +43,7 @@ from verinfer.client.errors import (
     VerinferError,
 )
 from verinfer.client.inputs import Inputs, encode_inputs, typed_outputs
-from verinfer.client.records import InferenceResult, ModelSummary, PendingRequest, Settlement
+from verinfer.client.records import InferenceResult, ModelSummary, PendingRequest, Provisional, Settlement
 from verinfer.models.codec import decode_tensors
 from verinfer.models.inputs import upload
 from verinfer.models.names import model_name_problem
@@ -321,6 +323,8 @@ class Client:
         mode_bit = MODES.get(mode)
         if mode_bit is None:
             raise InvalidArgument(f"unknown mode {mode!r}; one of {sorted(MODES)}")
+        if mode_bit == MODE_OPTIMISTIC and k != 1:
+            raise InvalidArgument(f"optimistic mode has one poster: k must be 1, not {k}")
         if not target.modes & mode_bit:
             allowed = [name for name, bit in MODES.items() if target.modes & bit]
             raise InvalidArgument(
@@ -419,16 +423,21 @@ class Client:
         an attested round can be expired once its deadline block is behind the head."""
         if onchain.mode == MODE_ATTESTED:
             return self.rpc.block_number() >= onchain.reveal_deadline
+        if onchain.mode == MODE_OPTIMISTIC:
+            return optimistic.can_end(self, onchain)
         return bool(self.contracts.view("consensus", "canFinalize", onchain.request_id))
 
     def finalize(self, request_id: int) -> Receipt:
         """Settles a request whose windows allow it (drawing its committee first if nobody did, or
         expiring it if its seed is gone). A digest-only request whose accepted output's bytes the hub
         does not hold is settled with `finalizeWithOutput`, the bytes taken from the agreeing reveal.
-        An attested request can only be ended this way without a quorum: it expires, refunded."""
+        An attested request can only be ended this way without a quorum: it expires, refunded. An
+        optimistic one is finalized with its post, expired without one, or resolved once challenged."""
         onchain = self.contracts.request(request_id)
         if onchain is not None and onchain.mode == MODE_ATTESTED:
             return self.transact("attested", "expire", request_id)
+        if onchain is not None and onchain.mode == MODE_OPTIMISTIC:
+            return optimistic.end(self, request_id)
         try:
             return self.transact("consensus", "finalize", request_id)
         except TransactionFailed as exc:
@@ -438,6 +447,16 @@ class Client:
         if output is None:
             raise VerinferError(f"request {request_id} needs its output's bytes and no reveal carries them")
         return self.transact("consensus", "finalizeWithOutput", request_id, output)
+
+    def provisional(self, request_id: int) -> Provisional | None:
+        """An optimistic request's posted output before it is final (None before a post and once ended):
+        it stands unless challenged by its `challenge_deadline`; callbacks come only at finality."""
+        return optimistic.provisional(self, request_id)
+
+    def challenge(self, request_id: int, *, max_fee: int | None = None, approve: bool = True) -> int:
+        """Challenges an optimistic request's posted output (bond plus escalation fee, approved here unless
+        `approve=False`); returns the escalation's request id (0: refused by the hub, all refunded)."""
+        return optimistic.challenge(self, request_id, max_fee=max_fee, approve=approve)
 
     def _revealed_output(self, request_id: int) -> bytes | None:
         """The output of the most-revealed digest, read back from the reveal transactions' call data."""

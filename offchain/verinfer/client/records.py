@@ -28,6 +28,32 @@ class PendingRequest:
 
 
 @dataclass(frozen=True)
+class Provisional:
+    """An optimistic request's posted output while it is not final: it stands unless challenged by
+    `challenge_deadline`, and a challenge may overturn it. Not a result: act on it at your own risk."""
+
+    request_id: int
+    poster: str
+    output_digest: bytes
+    output: bytes
+    challenge_deadline: int
+    challenged: bool
+    escalation_id: int  # the consensus request deciding a challenge (0 while unchallenged)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "final": False,
+            "poster": self.poster,
+            "output_digest": "0x" + self.output_digest.hex(),
+            "output": "0x" + self.output.hex(),
+            "challenge_deadline": self.challenge_deadline,
+            "challenged": self.challenged,
+            "escalation_id": self.escalation_id or None,
+        }
+
+
+@dataclass(frozen=True)
 class Settlement:
     """How a request ended on-chain, with the transactions that got it there."""
 

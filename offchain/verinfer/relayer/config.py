@@ -5,6 +5,7 @@ import os
 import tomllib
 import types
 from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -96,6 +97,22 @@ class PeersConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    """Optimistic mode's watcher: re-executes a random sample of the outputs posted for the models listed
+    (names or 0x ids; "*" for every model this operator serves) and challenges one it computes
+    differently, with at most `bond_budget` tokens locked in challenges at once. Off while `models` is
+    empty."""
+
+    models: tuple[str, ...] = ()
+    sample_rate: float = 1.0
+    bond_budget: str = "0"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.models)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """Structured logs on stderr."""
 
@@ -121,6 +138,7 @@ class RelayerConfig:
     journal: JournalConfig = field(default_factory=JournalConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     peers: PeersConfig = field(default_factory=PeersConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
     log: LogConfig = field(default_factory=LogConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
 
@@ -198,7 +216,26 @@ class RelayerConfig:
             out.append(f"peers.url {self.peers.url!r} must be an http(s):// URL")
         if self.peers.timeout <= 0:
             out.append("peers.timeout must be > 0")
+        out.extend(_watch_problems(self.watch))
         return out
+
+
+def _watch_problems(w: WatchConfig) -> list[str]:
+    out = []
+    if not 0 < w.sample_rate <= 1:
+        out.append(f"watch.sample_rate must be in (0, 1], not {w.sample_rate}")
+    try:
+        budget = Decimal(w.bond_budget)
+    except InvalidOperation:
+        budget = Decimal(-1)
+    if not budget.is_finite() or budget < 0:
+        out.append(f'watch.bond_budget {w.bond_budget!r} must be a number of tokens ("250", "0.5")')
+    elif w.enabled and budget == 0:
+        out.append("watch.bond_budget must be above 0 when watch.models is set: challenges lock bonds")
+    for model in w.models:
+        if not model.strip():
+            out.append("watch.models must not contain empty names")
+    return out
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -273,6 +310,12 @@ def _convert(hint: Any, value: Any, from_env: bool, base: Path) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {value!r}")
         return value
+    if get_origin(hint) is tuple:  # tuple[str, ...]: a TOML array, or comma-separated in the environment
+        if from_env and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return tuple(value)
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise ValueError(f"expected a path, got {value!r}")

@@ -101,13 +101,18 @@ class State(StrEnum):
     """Where one request stands for this operator."""
 
     AWAITING_DRAW = "awaiting_draw"  # for a model this operator serves; the committee is not known yet
-    SEEN = "seen"  # member of the committee, not executed yet
+    SEEN = "seen"  # member of the committee (or watching its post), not executed yet
     EXECUTED = "executed"  # output, digest and salt journaled; nothing sent
     SIGNED = "signed"  # attested mode: own attestation journaled, exchanged with peers until settled
     COMMIT_SENT = "commit_sent"
     COMMITTED = "committed"
     REVEAL_SENT = "reveal_sent"
     REVEALED = "revealed"
+    POST_SENT = "post_sent"  # optimistic mode, the poster
+    POSTED = "posted"  # optimistic mode: finalized after the challenge window, resolved if challenged
+    CHALLENGE_SENT = "challenge_sent"  # optimistic mode, a watcher that computed another output
+    CHALLENGED = "challenged"  # optimistic mode: this watcher's challenge stands until its escalation ends
+    CHECKED = "checked"  # terminal: a watcher compared the post with its own output (detail: how it ended)
     SETTLED = "settled"  # terminal: the hub settled it (status recorded)
     REFUSED = "refused"  # terminal: the artifact failed its hash check or the model is unusable
     MISSED = "missed"  # terminal: a window closed before this operator could act
@@ -116,13 +121,15 @@ class State(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in (State.SETTLED, State.REFUSED, State.MISSED, State.NOT_MEMBER)
+        return self in (State.SETTLED, State.REFUSED, State.MISSED, State.NOT_MEMBER, State.CHECKED)
 
 
 ACTIVE = tuple(s.value for s in State if not s.terminal)
 # Terminal states whose settlement is still watched (refused and missed requests are counted in
 # the metrics when they settle); a request that is not this operator's is not watched at all.
-WATCHED = tuple(s.value for s in State if s.terminal and s not in (State.SETTLED, State.NOT_MEMBER))
+WATCHED = tuple(
+    s.value for s in State if s.terminal and s not in (State.SETTLED, State.NOT_MEMBER, State.CHECKED)
+)
 
 
 @dataclass

@@ -31,6 +31,12 @@ class Metrics:
         self.committed = Counter("verinfer_committed", "Commitments mined", registry=r)
         self.revealed = Counter("verinfer_revealed", "Reveals mined", registry=r)
         self.finalized = Counter("verinfer_finalized", "Requests settled, by status", ["status"], registry=r)
+        self.challenges = Counter(
+            "verinfer_challenges",
+            "Optimistic challenges this watcher sent, and how challenges it saw resolve",
+            ["outcome"],
+            registry=r,
+        )
         self.slashed = Counter("verinfer_slashed", "Penalties taken by this operator", registry=r)
         self.slashed_tokens = Counter(
             "verinfer_slashed_tokens", "Stake lost to penalties (token units)", registry=r

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -21,6 +22,7 @@ from verinfer.chain.attestations import Attestation, Domain
 from verinfer.chain.contracts import (
     MODE_ATTESTED,
     MODE_CONSENSUS,
+    MODE_OPTIMISTIC,
     Contracts,
     Fault,
     ModelVersion,
@@ -52,6 +54,7 @@ from verinfer.relayer.metrics import Heartbeat, Metrics, MetricsServer
 from verinfer.relayer.modes import ModeStrategy, StrategyContext
 from verinfer.relayer.modes.attested import AttestedStrategy
 from verinfer.relayer.modes.consensus import ConsensusStrategy
+from verinfer.relayer.modes.optimistic import OptimisticStrategy, Watch
 from verinfer.relayer.peers import PeerConfig, PeerServer
 
 log = logging.getLogger("verinfer.relayer")
@@ -163,6 +166,7 @@ class Relayer:
         self.modes: dict[int, ModeStrategy] = {
             MODE_CONSENSUS: ConsensusStrategy(context),
             MODE_ATTESTED: self.attested,
+            MODE_OPTIMISTIC: OptimisticStrategy(context, self._watch()),
         }
         self._peer_server: PeerServer | None = None
         hub = self.contracts.hub
@@ -456,6 +460,20 @@ class Relayer:
     def _on_committee(self, row: RequestRow, committee: tuple[str, ...], source: str) -> None:
         request_id = row.request_id
         self._jobs.pop(request_id, None)
+        if self.address not in committee and self._watches(row):
+            onchain = self.contracts.request(request_id)
+            self.journal.update(
+                request_id,
+                State.SEEN if row.output is None else State.EXECUTED,
+                detail=f"watching ({source})",
+                committee=committee,
+                member=-1,
+                committed_mask=0,
+                max_output_bytes=onchain.max_output_bytes if onchain is not None else 0,
+            )
+            log.info("watching a post", extra={"request_id": request_id, "poster": committee[0]})
+            self._reconcile(self.journal.get(request_id) or row, onchain, committee)
+            return
         if self.address not in committee:
             self.journal.update(
                 request_id, State.NOT_MEMBER, detail=source, committee=committee, member=-1, committed_mask=0
@@ -476,6 +494,17 @@ class Relayer:
         self.metrics.requests_seen.inc()
         log.info("request seen", extra={"request_id": request_id, "member": member, "k": row.k})
         self._reconcile(self.journal.get(request_id) or row, onchain, committee)
+
+    def _watches(self, row: RequestRow) -> bool:
+        """Whether to check another operator's output for this request: its mode samples it, and this
+        machine computes the version's bits (a watcher never challenges what it cannot reproduce)."""
+        if not self.modes[row.mode].watches(row):
+            return False
+        try:
+            version = self._version(row.model_id, row.version)
+        except (CodecError, ValueError):
+            return False
+        return version.class_id in (NO_CLASS, self.execution.class_id)
 
     def _on_settled(self, request_id: int, status: Status, error_code: int) -> None:
         row = self.journal.get(request_id)
@@ -547,6 +576,29 @@ class Relayer:
         future = self._pool.submit(self.runtime.run, version, row.input)
         future.add_done_callback(lambda _: self._wake.set())
         self._jobs[row.request_id] = _Job(row.input_hash, future)
+
+    def _watch(self) -> Watch | None:
+        """`[watch]` against the chain: model names resolved to ids, the budget in base units."""
+        w = self.config.watch
+        if not w.enabled:
+            return None
+        models = None if "*" in w.models else frozenset(self._model_ref(ref) for ref in w.models)
+        decimals = int(self.contracts.view("token", "decimals"))
+        budget = int(Decimal(w.bond_budget) * 10**decimals)
+        return Watch(models, w.sample_rate, budget)
+
+    def _model_ref(self, ref: str) -> bytes:
+        """A model name or 0x id as the id of a registered model."""
+        if ref.startswith("0x") and len(ref) == 66:
+            try:
+                model_id = bytes.fromhex(ref[2:])
+            except ValueError:
+                raise SetupError(f"watch.models: {ref!r} is not a model id (0x and 64 hex digits)") from None
+        else:
+            model_id = self.contracts.model_id_of(ref)
+        if self.contracts.model(model_id) is None:
+            raise SetupError(f"watch.models: no model {ref!r} in the registry")
+        return model_id
 
     def _check_classes(self) -> None:
         """Refuses to start when the operator is registered for an execution class this machine is not:

@@ -59,6 +59,11 @@ class ModeStrategy(Protocol):
         `deadline` is the one RequestCreated carries."""
         ...
 
+    def watches(self, row: RequestRow) -> bool:
+        """Whether to execute a request this operator was not drawn for, to check the drawn one's output
+        (asked once, when the committee is learnt; the row then has member -1)."""
+        ...
+
     def on_event(self, name: str, args: Any) -> None:
         """One of `event_names()`, in chain order."""
         ...

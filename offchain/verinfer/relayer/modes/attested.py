@@ -153,6 +153,9 @@ class AttestedStrategy:
     def execution_deadline(self, row: RequestRow) -> int:
         return row.reveal_deadline
 
+    def watches(self, row: RequestRow) -> bool:
+        return False
+
     def on_event(self, name: str, args: Any) -> None:
         if name == "Attested":
             request_id, digest = int(args["requestId"]), bytes(args["digest"])

@@ -44,6 +44,9 @@ class ConsensusStrategy:
         fields = self.ctx.contracts.fields("consensus", "getRound", round_)
         return int(fields["commitDeadline"]), deadline
 
+    def watches(self, row: RequestRow) -> bool:
+        return False
+
     def on_event(self, name: str, args: Any) -> None:
         if name == "Committed":
             self._on_committed(int(args["requestId"]), str(args["operator"]))
