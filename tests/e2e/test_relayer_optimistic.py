@@ -3,7 +3,11 @@ window; a watcher relayer re-executes, challenges a wrong post, and the escalati
 relayers) decides; a silent poster is expired by the watcher; a challenger that never resolves is
 resolved for by the poster; a watcher killed with -9 after challenging resumes and resolves."""
 
+import json
+import os
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ape
@@ -11,6 +15,7 @@ import pytest
 from ape import project
 from eth_account import Account
 from verinfer.chain.contracts import MODE_OPTIMISTIC, Fault, Status
+from verinfer.chain.keys import write_keystore
 from verinfer.client import Client
 
 from tests.conftest import E18, TEST_PARAMS, request_id_of, wait_for
@@ -23,6 +28,7 @@ from tests.e2e.conftest import (
     read_journal,
     settled,
     stake_of,
+    verinfer_cli,
 )
 
 STAKE = 1_000 * E18
@@ -299,3 +305,75 @@ def test_silent_poster__a_watcher_expires_it__poster_slashed_for_silence__reques
     for proc in watchers:
         row = journal_row(proc.journal, request_id)
         assert row is not None and row["status"] == Status.EXPIRED
+
+
+def test_cli__infer_optimistic__provisional_shown_as_such__challenge__wait_for_the_final_result(
+    keeper: Any,
+    hub: Any,
+    optimistic: Any,
+    sample: Any,
+    publish: Any,
+    crew: Any,
+    bonded: Any,
+    relayers: Any,
+    fund: Callable[..., None],
+    deployment_file: Path,
+    rpc_url: str,
+    tmp_path: Path,
+) -> None:
+    keeper.idle_interval = 1.0  # 20 s of challenge window: time for a few CLI calls
+    model = publish(sample, modes=MODES)
+    operators = crew(model[0], 4)
+    bonded(operators)
+    for op in operators:
+        relayers(op)
+    signer = Account.create()
+    write_keystore(tmp_path / "key.json", bytes(signer.key), "pw", iterations=2**10)
+    ape.accounts.test_accounts[0].transfer(signer.address, 10**18)
+    fund(signer.address, 100 * E18)
+    env = {**os.environ, "KEY_PASSWORD": "pw"}
+    chain = ("--deployment", str(deployment_file), "--rpc-url", rpc_url)
+    keys = ("--keystore", str(tmp_path / "key.json"), "--password-env", "KEY_PASSWORD")
+    client = Client.connect(deployment=deployment_file, rpc_url=rpc_url)
+    name = client.contracts.model(model[0]).name
+    x = sample.examples[2:3]
+    truth = direct_output(sample.onnx, sample.decimals, exact_features(x))
+    features = json.dumps({"features": exact_features(x).tolist()})
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return verinfer_cli(*args, *chain, env=env)
+
+    refused = cli("infer", "--model", name, "--input", features, "--mode", "optimistic", "--k", "3", *keys)
+    assert refused.returncode != 0 and "optimistic mode has one poster: k must be 1, not 3" in refused.stderr
+    sent = cli(
+        "infer", "--model", name, "--input", features, "--mode", "optimistic", "--no-wait", "--json", *keys
+    )
+    assert sent.returncode == 0, sent.stderr
+    pending = json.loads(sent.stdout)
+    assert (pending["k"], pending["mode"]) == (1, "optimistic")
+    request_id = int(pending["request_id"])
+    wait_for(lambda: phase(optimistic, request_id) == Phase.POSTED, 30, "the post")
+
+    shown = cli("requests", "show", str(request_id))
+    assert shown.returncode == 0, shown.stderr
+    assert f"request {request_id}  PROVISIONAL (not final: challengeable until block" in shown.stdout
+    shown_json = json.loads(cli("requests", "show", str(request_id), "--json").stdout)
+    assert shown_json["outputs"] is None and shown_json["settlement"]["status"] == "PENDING"
+    posted = shown_json["provisional"]
+    assert posted["final"] is False and posted["challenged"] is False
+    assert bytes.fromhex(posted["output"][2:]) == truth  # an honest poster
+
+    challenged = cli("requests", "challenge", str(request_id), "--json", *keys)
+    assert challenged.returncode == 0, challenged.stderr
+    escalation = json.loads(challenged.stdout)["escalation_id"]
+    assert escalation == int(optimistic.getRound(request_id).escalationId) > 0
+    again = cli("requests", "challenge", str(request_id), *keys)
+    assert again.returncode == 1 and again.stderr.count("error: ") == 1
+    assert "only a posted output can be challenged" in again.stderr
+
+    done = cli("requests", "wait", str(request_id), "--timeout", "120", "--json", *keys)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["settlement"]["status"] == "FINALIZED"
+    assert bytes(hub.getResult(request_id).output) == truth
+    assert phase(optimistic, request_id) == Phase.UPHELD  # the challenge was frivolous

@@ -127,9 +127,9 @@ def test_models_and_operators__list_what_the_devnet_set_up(dapp: Client, devnet:
     assert set(SAMPLES) <= set(models)
     iris = models["iris-mlp"].latest
     assert iris is not None and [s.shape for s in iris.spec.inputs] == [(0, 4)]
-    assert iris.modes == MODES["consensus"] | MODES["attested"] and iris.uris[0].startswith(
-        devnet.state.store_url
-    )
+    assert iris.modes == MODES["consensus"] | MODES["attested"] | MODES["optimistic"] and iris.uris[
+        0
+    ].startswith(devnet.state.store_url)
 
     operators = dapp.operators()
     addresses = {devnet.state.account(f"operator-{n}").address for n in (1, 2, 3)}

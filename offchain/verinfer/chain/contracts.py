@@ -223,8 +223,16 @@ class Contracts:
         return names[mode]
 
     def result(self, request_id: int) -> OnchainResult:
-        """The stored result (status None/Pending before settlement)."""
-        f = self.fields("hub", "getResult", self.view("hub", "getResult", request_id))
+        """The stored result; an empty one with status Pending before settlement (the hub's getResult
+        reverts ResultNotReady then)."""
+        try:
+            raw = self.view("hub", "getResult", request_id)
+        except ContractLogicError:
+            onchain = self.request(request_id)
+            if onchain is None or onchain.status != Status.PENDING:
+                raise
+            return OnchainResult(Status.PENDING, bytes(32), b"", (), 0, 0, 0)
+        f = self.fields("hub", "getResult", raw)
         return OnchainResult(
             status=Status(f["status"]),
             output_digest=bytes(f["outputDigest"]),

@@ -1,4 +1,4 @@
-"""`verinfer infer` and `verinfer requests show|wait|finalize`: a dapp's inference from the shell."""
+"""`verinfer infer` and `verinfer requests show|wait|finalize|challenge`: inference from the shell."""
 
 import json
 from pathlib import Path
@@ -8,10 +8,12 @@ import click
 
 from verinfer.chain.contracts import MODES, OnchainRequest, Status
 from verinfer.chain.sender import TransactionFailed
-from verinfer.cli.common import JSON, Connection, connection, emit, hexs
+from verinfer.cli.common import JSON, Connection, connection, emit, hexs, token_units
 from verinfer.client.client import INPUT_STORE_ENV, Client
 from verinfer.client.errors import RequestNotFinalized, VerinferError
-from verinfer.client.records import InferenceResult, PendingRequest, Settlement
+from verinfer.client.inputs import typed_outputs
+from verinfer.client.records import InferenceResult, PendingRequest, Provisional, Settlement
+from verinfer.models.codec import ErrorCode, decode_tensors, error_code_of
 
 # How long `infer` and `requests wait` wait for settlement.
 TIMEOUT = click.option(
@@ -46,7 +48,9 @@ def parse_input(text: str) -> Any:
 @click.option(
     "--input", "input_text", required=True, help='JSON ({"features": [[...]]} or [[...]]) or @FILE.'
 )
-@click.option("--k", type=click.IntRange(1, 16), default=3, show_default=True, help="Committee size.")
+@click.option(
+    "--k", type=click.IntRange(1, 16), default=None, help="Committee size [default: 3; optimistic mode: 1]."
+)
 @click.option(
     "--mode",
     type=click.Choice(sorted(MODES)),
@@ -74,7 +78,7 @@ def infer(
     conn: Connection,
     model: str,
     input_text: str,
-    k: int,
+    k: int | None,
     mode: str,
     input_decimals: int,
     digest_only: bool,
@@ -86,6 +90,7 @@ def infer(
     """Request an inference of MODEL on --input, pay its fee and (by default) wait for the result. An
     input over the hub's inline cap is uploaded to the model store and sent by its hash."""
     inputs = parse_input(input_text)
+    k = k if k is not None else 1 if mode == "optimistic" else 3
     client = conn.client()
     client.input_store = input_store or conn.devnet_store(client.rpc.chain_id())
     pending = client.request(
@@ -102,7 +107,9 @@ def infer(
         )
     stderr = click.get_text_stream("stderr")
     bar: Any
-    label = "commit/reveal" if mode == "consensus" else "signatures"
+    label = {"consensus": "commit/reveal", "optimistic": "post, then the challenge window"}.get(
+        mode, "signatures"
+    )
     with click.progressbar(length=2 * k, label=label, file=stderr) as bar:
         seen = [0]
 
@@ -123,7 +130,7 @@ def infer(
 
 @click.group()
 def requests() -> None:
-    """Look up, wait for and finalize inference requests."""
+    """Look up, wait for, finalize and challenge inference requests."""
 
 
 @requests.command(name="show")
@@ -137,6 +144,9 @@ def show_request(conn: Connection, request_id: int, as_json: bool) -> None:
     if settlement.status == Status.FINALIZED:
         result = client.result(request_id)
         emit(as_json, result.to_json(), _result_lines(result))
+    elif settlement.status == Status.PENDING and (posted := _provisional(client, request_id)) is not None:
+        data = {"outputs": None, "provisional": posted.to_json(), "settlement": settlement.to_json()}
+        emit(as_json, data, [*_provisional_lines(client, posted), *_settlement_lines(settlement)[1:]])
     else:
         emit(as_json, {"outputs": None, "settlement": settlement.to_json()}, _settlement_lines(settlement))
 
@@ -191,6 +201,38 @@ def finalize_request(conn: Connection, request_id: int, as_json: bool) -> None:
     emit(as_json, data, [*lines, f"  finalized  {hexs(receipt.tx_hash)} in block {receipt.block}"])
 
 
+@requests.command(name="challenge")
+@click.argument("request_id", type=click.IntRange(min=1))
+@click.option("--max-fee", metavar="TOKENS", help="The most to pay for the escalation (default: its quote).")
+@connection(role="dapp")
+@JSON
+def challenge_request(conn: Connection, request_id: int, max_fee: str | None, as_json: bool) -> None:
+    """Challenge the output posted for optimistic request REQUEST_ID: lock the challenge bond and pay a
+    consensus escalation, whose accepted output decides. A wrong post costs its poster its bond and a
+    slash (part of both to you); a right one costs you your bond."""
+    client = conn.client()
+    cap = token_units(client, max_fee) if max_fee is not None else None
+    escalation = client.challenge(request_id, max_fee=cap)
+    data = {"request_id": request_id, "escalation_id": escalation or None}
+    if escalation:
+        lines = [
+            f"request {request_id} challenged: escalation request {escalation} decides",
+            f"  follow it: verinfer requests show {escalation}; then verinfer requests finalize {request_id}",
+        ]
+    else:
+        lines = [
+            f"request {request_id}: the hub refused the escalation; the round ended undecided, bonds returned"
+        ]
+    emit(as_json, data, lines)
+
+
+def _provisional(client: Client, request_id: int) -> Provisional | None:
+    onchain = client.contracts.request(request_id)
+    if onchain is None or onchain.mode != MODES["optimistic"]:
+        return None
+    return client.provisional(request_id)
+
+
 def _finalizable(client: Client, request_id: int) -> OnchainRequest:
     """The request if `finalize` may settle it now; VerinferError (exit 1) saying why not otherwise."""
     onchain = client.contracts.request(request_id)
@@ -234,14 +276,47 @@ def _pending_lines(client: Client, p: PendingRequest) -> list[str]:
         f"request {p.request_id}  {p.model} v{p.version}  k={p.k}  "
         f"fee {client.tokens(p.fee)}  block {p.block}",
         f"  tx         {hexs(p.tx_hash)}",
-        f"  committee  drawn from block {p.seed_block}'s hash; "
-        + (
-            f"commits until block {p.commit_deadline}, reveals until {p.reveal_deadline}"
-            if p.mode == MODES["consensus"]
-            else f"signatures settle it until block {p.reveal_deadline}"
-        ),
+        f"  committee  drawn from block {p.seed_block}'s hash; " + _windows(p),
         f"  follow it: verinfer requests show {p.request_id}",
     ]
+
+
+def _windows(p: PendingRequest) -> str:
+    if p.mode == MODES["consensus"]:
+        return f"commits until block {p.commit_deadline}, reveals until {p.reveal_deadline}"
+    if p.mode == MODES["optimistic"]:
+        return (
+            f"the poster posts until block {p.commit_deadline}; the post is final once unchallenged "
+            f"for {p.reveal_deadline - p.commit_deadline} blocks"
+        )
+    return f"signatures settle it until block {p.reveal_deadline}"
+
+
+def _provisional_lines(client: Client, p: Provisional) -> list[str]:
+    lines = [
+        f"request {p.request_id}  PROVISIONAL (not final: "
+        + (
+            "challenged, its escalation decides)"
+            if p.challenged
+            else f"challengeable until block {p.challenge_deadline})"
+        ),
+        f"  poster     {p.poster}",
+        f"  digest     {hexs(p.output_digest)}",
+    ]
+    if p.challenged:
+        lines.append(f"  escalation request {p.escalation_id}")
+    if p.output:
+        onchain = client.contracts.request(p.request_id)
+        assert onchain is not None
+        spec = client.contracts.model_version(onchain.model_id, onchain.version).spec
+        error = error_code_of(p.output)
+        if error is not None:
+            lines.append(f"  posted     the error output {ErrorCode(error).name}")
+        else:
+            arrays = typed_outputs(spec, decode_tensors(p.output))
+            width = max((len(name) for name in arrays), default=0)
+            lines += [f"  {name:{width}}  {array.tolist()}" for name, array in arrays.items()]
+    return lines
 
 
 def _settlement_lines(s: Settlement) -> list[str]:

@@ -130,7 +130,7 @@ def up(options: UpOptions, progress: Progress = lambda _: None) -> DevnetState:
                 decimals=sample.decimals,
                 fee=SAMPLE_FEE,
                 base_url=state.store_url,
-                modes=MODES["consensus"] | MODES["attested"],
+                modes=MODES["consensus"] | MODES["attested"] | MODES["optimistic"],
                 # Drawn from the devnet's own operators, all on this machine: its class.
                 execution_class=str(ExecutionClass.current()),
             )
@@ -259,6 +259,8 @@ def _start_relayer(
         "metrics": {"listen": metrics},
         # Attested mode: the relayer serves its signatures here and publishes the URL on-chain.
         "peers": {"listen": peers, "url": f"http://{peers}"},
+        # relayer-1 also watches optimistic posts: it re-executes every one and challenges a wrong one.
+        "watch": {"models": ["*"], "sample_rate": 1.0, "bond_budget": "500"} if n == 1 else {},
         "log": {"level": "info", "format": "json"},
     }
     (home / "relayer.toml").write_text(to_toml(config))
