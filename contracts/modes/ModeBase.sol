@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 import {IOperatorStaking} from "../interfaces/IOperatorStaking.sol";
+import {IDrawExclusion} from "../interfaces/IDrawExclusion.sol";
 import {IVerificationMode} from "../interfaces/IVerificationMode.sol";
 import {OutputStore} from "../libraries/OutputStore.sol";
 import {OutputComparison} from "./OutputComparison.sol";
@@ -15,7 +16,7 @@ import {OutputComparison} from "./OutputComparison.sol";
 ///         once per digest in the code of data contracts (`OutputStore`). Each mode keeps its
 ///         committees itself, beside its own round state, so an operator transaction touches one
 ///         contract.
-abstract contract ModeBase is IVerificationMode, OutputComparison, AccessControl, ReentrancyGuardTransient {
+abstract contract ModeBase is IVerificationMode, IDrawExclusion, OutputComparison, AccessControl, ReentrancyGuardTransient {
     /// @dev blockhash() reaches back this many blocks.
     uint256 internal constant SEED_HORIZON = 256;
     uint256 internal constant BPS = 10_000;
@@ -29,11 +30,17 @@ abstract contract ModeBase is IVerificationMode, OutputComparison, AccessControl
     mapping(uint256 requestId => mapping(uint256 member => address)) private _members;
     /// @dev Outputs by digest, stored once however many requests share them; the first data contract.
     mapping(bytes32 digest => address) private _outputPointers;
+    /// @dev An operator the request's draw leaves out (zero: none), set by `excludeFromDraw`.
+    mapping(uint256 requestId => address) private _excluded;
 
     /// @notice A request's committee was drawn.
     /// @param requestId the request
     /// @param committee the drawn operators, in member-index order
     event CommitteeDrawn(uint256 indexed requestId, address[] committee);
+    /// @notice A request's draw will leave `operator` out.
+    /// @param requestId the request
+    /// @param operator the excluded operator
+    event ExcludedFromDraw(uint256 indexed requestId, address operator);
 
     /// @notice No round of this mode has this request id.
     error UnknownRequest(uint256 requestId);
@@ -53,6 +60,8 @@ abstract contract ModeBase is IVerificationMode, OutputComparison, AccessControl
     error BatchLengthMismatch();
     /// @notice A parameter is out of range.
     error InvalidParams();
+    /// @notice Only the requester, a mode contract, may exclude an operator, once, before the seed block.
+    error ExclusionRefused(uint256 requestId, address caller);
 
     /// @param hub_ the core; it must register this contract for the mode's bit
     /// @param staking_ operator staking (the core's)
@@ -84,6 +93,28 @@ abstract contract ModeBase is IVerificationMode, OutputComparison, AccessControl
         return _previewDraw(requestId, k, seedBlock);
     }
 
+    /// @inheritdoc IDrawExclusion
+    /// @dev The committee is then drawn as k + 1 members with `operator` taken out (or the last one when
+    ///      it was not drawn), so the pool must hold k + 1 eligible operators.
+    function excludeFromDraw(uint256 requestId, address operator) external {
+        (, uint256 seedBlock,) = _drawState(requestId);
+        if (hub.getRequest(requestId).requester != msg.sender || !_isMode(msg.sender)) {
+            revert ExclusionRefused(requestId, msg.sender);
+        }
+        if (operator == address(0) || block.number >= seedBlock || _excluded[requestId] != address(0)) {
+            revert ExclusionRefused(requestId, msg.sender);
+        }
+        _excluded[requestId] = operator;
+        emit ExcludedFromDraw(requestId, operator);
+    }
+
+    /// @notice The operator a request's draw leaves out (zero: none).
+    /// @param requestId the request
+    /// @return operator the excluded operator
+    function excludedFrom(uint256 requestId) external view returns (address) {
+        return _excluded[requestId];
+    }
+
     modifier onlyHub() {
         if (msg.sender != address(hub)) revert OnlyHub(msg.sender);
         _;
@@ -112,8 +143,11 @@ abstract contract ModeBase is IVerificationMode, OutputComparison, AccessControl
     /// @dev Draws and keeps the committee (the caller marks its round drawn).
     function _draw(uint256 requestId, uint256 k, uint256 seedBlock) internal returns (address[] memory committee) {
         uint256[] memory slots;
+        address excluded = _excluded[requestId];
+        uint256 n = excluded == address(0) ? k : k + 1;
         (committee, slots) =
-            staking.drawCommitteeSlots(hub.poolOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+            staking.drawCommitteeSlots(hub.poolOf(requestId), n, _seed(requestId, seedBlock), seedBlock);
+        if (excluded != address(0)) _dropOne(committee, slots, excluded);
         _keepCommittee(requestId, committee, slots);
         emit CommitteeDrawn(requestId, committee);
     }
@@ -132,12 +166,46 @@ abstract contract ModeBase is IVerificationMode, OutputComparison, AccessControl
     ///      below k (otherwise the request expires with a full refund and nobody is penalized).
     function _drawable(uint256 requestId, uint256 k, uint256 seedBlock) internal view returns (bool) {
         if (block.number > seedBlock + SEED_HORIZON) return false;
-        return staking.eligibleAt(hub.poolOf(requestId), seedBlock) >= k;
+        uint256 n = _excluded[requestId] == address(0) ? k : k + 1;
+        return staking.eligibleAt(hub.poolOf(requestId), seedBlock) >= n;
     }
 
     /// @dev The committee a request will have, as drawn now (reverts while the seed is not readable).
     function _previewDraw(uint256 requestId, uint256 k, uint256 seedBlock) internal view returns (address[] memory) {
-        return staking.drawCommittee(hub.poolOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+        address excluded = _excluded[requestId];
+        if (excluded == address(0)) {
+            return staking.drawCommittee(hub.poolOf(requestId), k, _seed(requestId, seedBlock), seedBlock);
+        }
+        (address[] memory committee, uint256[] memory slots) =
+            staking.drawCommitteeSlots(hub.poolOf(requestId), k + 1, _seed(requestId, seedBlock), seedBlock);
+        _dropOne(committee, slots, excluded);
+        return committee;
+    }
+
+    /// @dev Takes `excluded` out of a draw of k + 1 members (the last member when it was not drawn),
+    ///      keeping the others' order: a uniform draw of k among the pool without `excluded`.
+    function _dropOne(address[] memory committee, uint256[] memory slots, address excluded) private pure {
+        uint256 k = committee.length - 1;
+        bool shifting;
+        for (uint256 i = 0; i < k; ++i) {
+            if (committee[i] == excluded) shifting = true;
+            if (shifting) {
+                committee[i] = committee[i + 1];
+                slots[i] = slots[i + 1];
+            }
+        }
+        assembly ("memory-safe") {
+            mstore(committee, k)
+            mstore(slots, k)
+        }
+    }
+
+    /// @dev Whether `account` is one of the hub's mode contracts.
+    function _isMode(address account) private view returns (bool) {
+        for (uint256 bit = 1; bit <= 0x80; bit <<= 1) {
+            if (hub.modeContract(uint8(bit)) == account) return true;
+        }
+        return false;
     }
 
     /// @dev A member's index in a committee kept by the default `_keepCommittee`.

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IDrawExclusion} from "../interfaces/IDrawExclusion.sol";
 import {IInferenceHub} from "../interfaces/IInferenceHub.sol";
 import {IOperatorStaking} from "../interfaces/IOperatorStaking.sol";
 import {IVerificationMode} from "../interfaces/IVerificationMode.sol";
@@ -250,7 +251,7 @@ contract OptimisticMode is ModeBase {
         if (block.number <= r.challengeDeadline) revert ChallengeWindowOpen(requestId, r.challengeDeadline);
         bytes32 digest = _digests[requestId];
         if (keccak256(output) != digest) revert OutputMismatch(requestId);
-        address poster = _poster(requestId, r);
+        address poster = _poster(requestId);
         Params memory p = _paramHistory[r.paramsId];
         _end(r, Phase.Upheld, TensorCodec.errorCodeOf(output));
         locked -= p.postBond;
@@ -303,7 +304,7 @@ contract OptimisticMode is ModeBase {
         r.phase = Phase.Challenged;
         locked += p.challengeBond;
         uint256 fee;
-        (escalationId, fee) = _escalate(requestId, p, input, maxFee);
+        (escalationId, fee) = _escalate(requestId, p, input, maxFee, _poster(requestId));
         if (escalationId == 0) {
             // Nothing can check the post (the version was deprecated, or its pool has fewer than
             // escalationK operators): an unverifiable output is not accepted; both get their bonds back.
@@ -316,9 +317,10 @@ contract OptimisticMode is ModeBase {
         emit Challenged(requestId, msg.sender, escalationId, fee);
     }
 
-    /// @dev Takes the challenge bond and the escalation's fee from the caller and makes the escalation;
-    ///      (0, fee) when the core refuses it (then bond and fee are the caller's again).
-    function _escalate(uint256 requestId, Params memory p, bytes calldata input, uint256 maxFee)
+    /// @dev Takes the challenge bond and the escalation's fee from the caller and makes the escalation,
+    ///      whose committee leaves the poster out; (0, fee) when the core refuses it (then bond and fee are
+    ///      the caller's again).
+    function _escalate(uint256 requestId, Params memory p, bytes calldata input, uint256 maxFee, address poster)
         private
         returns (uint256 escalationId, uint256 fee)
     {
@@ -338,6 +340,7 @@ contract OptimisticMode is ModeBase {
         } catch {
             return (0, fee);
         }
+        IDrawExclusion(hub.modeContract(ESCALATION_MODE)).excludeFromDraw(escalationId, poster);
     }
 
     /// @notice Ends a challenged round once its escalation has ended (expiring the escalation first when
@@ -353,7 +356,7 @@ contract OptimisticMode is ModeBase {
         Params memory p = _paramHistory[r.paramsId];
         uint256 fee = _feeOf(c.escalationId);
         locked -= uint256(p.postBond) + p.challengeBond + fee;
-        address poster = _poster(requestId, r);
+        address poster = _poster(requestId);
         bool accepted = esc.status == IInferenceHub.Status.Finalized || esc.status == IInferenceHub.Status.Failed;
         if (!accepted) {
             // The core refunded the escalation's whole fee to this contract: it goes back too.
@@ -511,7 +514,7 @@ contract OptimisticMode is ModeBase {
     }
 
     /// @dev The poster of a posted round.
-    function _poster(uint256 requestId, Round storage) private view returns (address) {
+    function _poster(uint256 requestId) private view returns (address) {
         return _committee(requestId, 1)[0];
     }
 
@@ -548,7 +551,7 @@ contract OptimisticMode is ModeBase {
     {
         _end(r, Phase.Undecided, 0);
         emit Resolved(requestId, Phase.Undecided, bytes32(0));
-        _credit(_poster(requestId, r), p.postBond);
+        _credit(_poster(requestId), p.postBond);
         _credit(challenger, challengerRefund);
         if (_pending(requestId)) hub.settle(requestId, _disputed(), "");
     }

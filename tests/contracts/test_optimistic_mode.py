@@ -620,6 +620,66 @@ def test_escalation_nobody_settles__resolve_expires_it__undecided__bonds_and_fee
     ledger.assert_conserved()
 
 
+def test_escalation__its_committee_never_holds_the_poster(
+    optimistic: Any,
+    consensus: Any,
+    new_request: Any,
+    post: Any,
+    challenge: Any,
+    escalate: Any,
+    operators: list[Any],
+    params: Any,
+    chain: Any,
+) -> None:
+    """The escalation is drawn as escalationK + 1 with the poster taken out: with five operators, three
+    of the four others, whoever the seeds pick."""
+    for n in range(4):
+        rid = new_request()
+        poster = post(rid, WRONG_OUT)
+        receipt_before = chain.blocks.height
+        eid = challenge(rid)
+        assert consensus.excludedFrom(eid) == poster.address
+        (excluded,) = consensus.ExcludedFromDraw.range(receipt_before, chain.blocks.height + 1)
+        assert (excluded.requestId, excluded.operator) == (eid, poster.address)
+        if n == 0:
+            escalate(eid, [TRUE_OUT] * params.escalationK)  # the draw at the first commit = the preview
+            committee = list(consensus.getCommittee(eid))
+        else:
+            chain.mine(2)
+            committee = list(consensus.previewCommittee(eid))
+        assert len(set(committee)) == params.escalationK and poster.address not in committee
+        assert set(committee) <= {o.address for o in operators}
+
+
+def test_exclude_from_draw__only_the_requesting_mode__before_the_seed__never_zero(
+    consensus: Any,
+    optimistic: Any,
+    hub: Any,
+    omodel: Any,
+    make_request: Any,
+    fund: Callable[..., None],
+    dapp: Any,
+    operators: list[Any],
+) -> None:
+    rid = request_id_of(make_request(model_ref=omodel, mode=CONSENSUS, k=3, seed=False))
+    with ape.reverts(consensus.ExclusionRefused, requestId=rid, caller=dapp.address):
+        consensus.excludeFromDraw(rid, operators[0], sender=dapp)  # its requester, but not a mode
+    with ape.reverts(consensus.ExclusionRefused, requestId=rid, caller=operators[1].address):
+        consensus.excludeFromDraw(rid, operators[0], sender=operators[1])
+    with ape.reverts(consensus.UnknownRequest, requestId=10**9):
+        consensus.excludeFromDraw(10**9, operators[0], sender=dapp)
+    # The optimistic mode itself (impersonated), on a request it made: refused once the seed block is in.
+    mode = ape.accounts[optimistic.address]
+    ape.chain.set_balance(optimistic.address, E18)
+    fee = hub.quote(*omodel, 3)
+    fund(optimistic.address, fee)
+    escalation = (omodel[0], omodel[1], CONSENSUS, 3, 0, False, fee, sample_input())
+    own = request_id_of(hub.requestInference(escalation, sender=mode))
+    with ape.reverts(consensus.ExclusionRefused, requestId=own, caller=optimistic.address):
+        consensus.excludeFromDraw(own, operators[0], sender=mode)  # mined in the seed block: too late
+    assert consensus.excludedFrom(own) == ape.utils.ZERO_ADDRESS
+
+
 def test_core_expired_a_challenged_round__resolve_still_pays_bonds_and_slashes(
     optimistic: Any,
     hub: Any,
