@@ -128,3 +128,32 @@ def test_example_config__parses() -> None:
     config = RelayerConfig.load(example, environ={})
     assert config.operator.password_env == "VERINFER_KEYSTORE_PASSWORD"
     assert config.chain.deployment.name == "local.json"
+
+
+def test_watch__models_list__env_comma_separated__off_by_default(tmp_path: Path) -> None:
+    assert RelayerConfig.load(write(tmp_path, GOOD), environ={}).watch.enabled is False
+    text = GOOD + '\n[watch]\nmodels = ["iris-mlp", "*"]\nsample_rate = 0.25\nbond_budget = "12.5"\n'
+    config = RelayerConfig.load(write(tmp_path, text), environ={})
+    assert config.watch.models == ("iris-mlp", "*") and config.watch.enabled
+    assert (config.watch.sample_rate, config.watch.bond_budget) == (0.25, "12.5")
+    env = {"VERINFER_WATCH_MODELS": "iris-mlp, digits-attention", "VERINFER_WATCH_BOND_BUDGET": "40"}
+    config = RelayerConfig.load(write(tmp_path, text), environ=env)
+    assert config.watch.models == ("iris-mlp", "digits-attention") and config.watch.bond_budget == "40"
+
+
+def test_watch__mistakes__one_line_each(tmp_path: Path) -> None:
+    text = GOOD + '\n[watch]\nmodels = ["iris-mlp", 3]\nsample_rate = 1.5\nbond_budget = "lots"\n'
+    with pytest.raises(ConfigError) as caught:
+        RelayerConfig.load(write(tmp_path, text), environ={})
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 1 and "watch.models: expected a list of strings" in lines[0]
+    text = GOOD + '\n[watch]\nmodels = ["iris-mlp"]\nsample_rate = 1.5\nbond_budget = "lots"\n'
+    with pytest.raises(ConfigError) as caught:
+        RelayerConfig.load(write(tmp_path, text), environ={})
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2
+    assert "watch.sample_rate must be in (0, 1], not 1.5" in lines[0]
+    assert "watch.bond_budget 'lots' must be a number of tokens" in lines[1]
+    text = GOOD + '\n[watch]\nmodels = ["iris-mlp"]\n'
+    with pytest.raises(ConfigError, match=r"watch\.bond_budget must be above 0 when watch\.models is set"):
+        RelayerConfig.load(write(tmp_path, text), environ={})
