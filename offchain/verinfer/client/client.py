@@ -411,9 +411,8 @@ class Client:
                     pass  # a relayer settled it first, or it cannot settle yet: look again
             if time.monotonic() >= deadline:
                 raise InferenceTimeout(
-                    f"request {request_id} still pending after {timeout:.0f}s "
-                    f"(committed {bin(onchain.committed_mask).count('1')}/{onchain.k}, "
-                    f"revealed {bin(onchain.revealed_mask).count('1')}/{onchain.k}); wait on it again",
+                    f"request {request_id} still pending after {timeout:.0f}s ({_progress(onchain)}); "
+                    "wait on it again",
                     request_id,
                 )
             time.sleep(self.poll_interval)
@@ -582,6 +581,18 @@ class Client:
             reveal_txs=txs("Revealed") if consensus else (),
             settle_tx=settled[0] if settled else None,
         )
+
+
+def _progress(onchain: OnchainRequest) -> str:
+    """Where a pending request stands, for a timeout's message."""
+    if onchain.mode == MODE_OPTIMISTIC:
+        if not onchain.committed_mask:
+            return f"not posted yet; the post window closes at block {onchain.commit_deadline}"
+        return f"posted; final after block {onchain.reveal_deadline} unless challenged"
+    return (
+        f"committed {bin(onchain.committed_mask).count('1')}/{onchain.k}, "
+        f"revealed {bin(onchain.revealed_mask).count('1')}/{onchain.k}"
+    )
 
 
 def _ending(settlement: Settlement) -> str:
