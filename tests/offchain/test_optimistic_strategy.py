@@ -271,3 +271,18 @@ def test_post_record__kept_from_the_event(chain: FakeChain, journal: Journal) ->
     assert strategy._posts[1] == Post(POSTER, b"w" * 32, b"posted", CHALLENGE_DEADLINE)
     row = journal.get(1)
     assert row is not None and row.reveal_deadline == CHALLENGE_DEADLINE  # the post's own deadline
+
+
+def test_reorged_row__missed_once_its_latest_deadline_passed(chain: FakeChain, journal: Journal) -> None:
+    missed: list[int] = []
+
+    def miss(row: RequestRow, reason: str) -> None:
+        missed.append(row.request_id)
+        journal.update(row.request_id, State.MISSED, reason=reason)
+
+    strategy = OptimisticStrategy(fake_context(ME, chain, journal, miss), Watch(None, 1.0, 100))
+    watched(journal, 1, State.REORGED)
+    strategy.act(journal.active(), CHALLENGE_DEADLINE - 1)
+    assert missed == []
+    strategy.act(journal.active(), CHALLENGE_DEADLINE)
+    assert missed == [1] and chain.sent == []

@@ -145,7 +145,10 @@ class OptimisticStrategy:
     def act(self, rows: list[RequestRow], head: int) -> None:
         nxt = head + 1  # the block a transaction sent now lands in, at the earliest
         for row in rows:
-            if row.member >= 0:
+            if row.state == State.REORGED:
+                if nxt > row.reveal_deadline:
+                    self.ctx.miss(row, "not seen again after a reorg")
+            elif row.member >= 0:
                 self._act_poster(row, nxt)
             elif row.committee:
                 self._act_watcher(row, nxt)
@@ -165,8 +168,6 @@ class OptimisticStrategy:
                 )
             elif phase == CHALLENGED and self._escalation_over(row.request_id, nxt, POSTER_RESOLVE_DELAY):
                 self._resolve(row)
-        elif row.state == State.REORGED and nxt > row.reveal_deadline:
-            self.ctx.miss(row, "not seen again after a reorg")
 
     def _act_watcher(self, row: RequestRow, nxt: int) -> None:
         if row.state == State.CHALLENGED:
