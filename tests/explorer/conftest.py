@@ -12,6 +12,7 @@ from verinfer.explorer.indexer import Indexer
 from verinfer.explorer.store import DATA_TABLES, ExplorerStore
 
 from scripts.deploy import write_record
+from tests.explorer.scenario import Played, play
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,32 @@ def make_indexer(rpc_url: str, deployment: Deployment, tmp_path: Path) -> Iterat
     yield _make
     for store in stores:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def played(
+    deployer: Any,
+    dapp: Any,
+    challenger: Any,
+    treasury: Any,
+    model_owner: Any,
+    operators: list[Any],
+    fund: Any,
+    make_model: Any,
+    join: Any,
+    make_request: Any,
+    hub: Any,
+    consensus: Any,
+    attested: Any,
+    optimistic: Any,
+    staking: Any,
+    registry: Any,
+    by_address: dict[str, Any],
+    act: Any,
+) -> Played:
+    """The scenario, played once in each module that uses it. Every fixture it uses is a parameter: ape
+    re-runs a module fixture (rebases) when a test brings in a session fixture its snapshot did not have."""
+    return play({name: value for name, value in locals().items()})
 
 
 def dump(store: ExplorerStore) -> dict[str, list[tuple[Any, ...]]]:

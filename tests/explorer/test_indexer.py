@@ -16,33 +16,7 @@ from verinfer.explorer.indexer import Indexer
 from verinfer.explorer.records import to_json
 from verinfer.explorer.store import ExplorerStore
 
-from tests.explorer.scenario import NEVER_EMITTED, Played, play
-
-
-@pytest.fixture(scope="module")
-def played(
-    deployer: Any,
-    dapp: Any,
-    challenger: Any,
-    treasury: Any,
-    model_owner: Any,
-    operators: list[Any],
-    fund: Any,
-    make_model: Any,
-    join: Any,
-    make_request: Any,
-    hub: Any,
-    consensus: Any,
-    attested: Any,
-    optimistic: Any,
-    staking: Any,
-    registry: Any,
-    by_address: dict[str, Any],
-    act: Any,
-) -> Played:
-    # Every fixture the scenario uses is a parameter: ape re-runs a module fixture (rebases) when a test
-    # brings in a session fixture its snapshot did not have.
-    return play({name: value for name, value in locals().items()})
+from tests.explorer.scenario import NEVER_EMITTED, Played
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from verinfer.chain.rpc import RpcUnavailable
 from verinfer.chain.sender import TransactionFailed
 from verinfer.cli.credit import credit
 from verinfer.cli.devnet import devnet
+from verinfer.cli.explorer import explorer
 from verinfer.cli.infer import infer, requests
 from verinfer.cli.models import models
 from verinfer.cli.operators import operator, operators
@@ -87,5 +88,5 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for command in (models, operators, operator, infer, requests, credit, devnet, store, relayer):
+for command in (models, operators, operator, infer, requests, credit, devnet, store, relayer, explorer):
     cli.add_command(command)
