@@ -112,8 +112,16 @@ def test_filters_and_paging__match_the_summaries(played: Played, store: Explorer
     first, second = (queries.list_requests(store, limit=3, offset=o) for o in (0, 3))
     assert [r.request_id for r in first.items + second.items] == [r.request_id for r in everything[:6]]
     assert first.total == len(everything)
+    dissenter = queries.list_requests(store, operator=played.dissenter, limit=500)
+    assert played.ids["finalized"] in [r.request_id for r in dissenter.items]
+    assert dissenter.total == queries.operator_summary(store, played.dissenter).drawn
     with pytest.raises(queries.QueryError):
         queries.list_requests(store, status="lost")
+    front = queries.overview(store)
+    assert front.requests == len(everything) and sum(front.by_mode.values()) == len(everything)
+    assert front.by_status == {
+        s: sum(r.status == s for r in everything) for s in {r.status for r in everything}
+    }
 
 
 def test_story__timeline_in_chain_order__committee_and_fee_split(

@@ -1,6 +1,7 @@
 """The indexer as a process (`verinfer explorer index`): killed with SIGKILL part-way, restarted, it ends
 with exactly what one uninterrupted pass indexes: nothing twice, nothing missing."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -75,6 +76,18 @@ def test_kill_9_part_way__restart__same_rows_as_one_pass(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+    argv = ["explorer", "index", "--once", "--rpc-url", rpc_url, "--deployment", str(deployment_file)]
+    once = subprocess.run(
+        [sys.executable, "-m", "verinfer", *argv, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "offchain")},
+        check=False,
+    )
+    assert once.returncode == 0, once.stderr
+    assert json.loads(once.stdout) == {"checkpoint": head, "head": head}
 
     reference = make_indexer("one-pass.db")
     assert reference.sync().checkpoint == head
