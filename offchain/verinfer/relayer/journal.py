@@ -2,23 +2,21 @@
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from verinfer.chain.attestations import Attestation
+from verinfer.chain.blockstore import IdentityMismatch, SqliteBlockStore
 from verinfer.chain.txmanager import TxRow, TxState
 
 SCHEMA_VERSION = 4
 
+# Besides the `meta` and `blocks` tables every SqliteBlockStore has.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     request_id INTEGER PRIMARY KEY,
     state TEXT NOT NULL,
@@ -169,20 +167,12 @@ class JournalError(RuntimeError):
     """The journal belongs to another operator, chain or hub."""
 
 
-class Journal:
+class Journal(SqliteBlockStore):
     """Thread-safe access to the journal; every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        super().__init__(path, SCHEMA)
         self._migrate()
-        self._depth = 0
 
     def _migrate(self) -> None:
         """Brings a journal written by an older relayer up to SCHEMA_VERSION (adds missing columns; tables
@@ -193,98 +183,14 @@ class Journal:
                 if column not in have:
                     self._db.execute(f"ALTER TABLE requests ADD COLUMN {column} {declaration}")
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Groups writes atomically; nests."""
-        with self._lock:
-            outer = self._depth == 0
-            if outer:
-                self._db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield self._db
-            except BaseException:
-                self._depth -= 1
-                if outer:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if outer:
-                self._db.execute("COMMIT")
-
-    # ------------------------------------------------------------ meta and identity
-
-    def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
-
-    def bind(self, identity: dict[str, str]) -> None:
+    def bind(self, identity: Mapping[str, str]) -> None:
         """Ties the journal to one operator, chain and hub; refuses to mix them."""
-        with self.transaction():
-            for key, value in identity.items():
-                stored = self.get_meta(key)
-                if stored is None:
-                    self.set_meta(key, value)
-                elif stored.lower() != value.lower():
-                    raise JournalError(f"journal {self.path} belongs to {key} {stored}, not {value}")
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-
-    # ------------------------------------------------------------ follower checkpoint
-
-    def checkpoint(self) -> tuple[int, bytes | None] | None:
-        value = self.get_meta("checkpoint")
-        if value is None:
-            return None
-        number, _, digest = value.partition(":")
-        return int(number), bytes.fromhex(digest) if digest else None
-
-    def advance(self, number: int, block_hash: bytes, seen: Sequence[tuple[int, bytes]], window: int) -> None:
-        """Moves the checkpoint to `number` and remembers block hashes for reorg detection."""
-        with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?)", [*seen, (number, block_hash)])
-            db.execute("DELETE FROM blocks WHERE number <= ?", (number - window,))
-            self.set_meta("checkpoint", f"{number}:{block_hash.hex()}")
-
-    def known_blocks(self) -> list[tuple[int, bytes]]:
-        """Remembered (number, hash) pairs, newest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall()
-        return [(int(r[0]), bytes(r[1])) for r in rows]
-
-    def rewind(self, number: int, block_hash: bytes | None, old_checkpoint: int) -> None:
-        """Forgets blocks after `number`, sets the checkpoint back to it and records the reorg until
-        `reorg_handled` (an earlier one still pending widens to cover both)."""
-        fork, old = number, old_checkpoint
-        pending = self.pending_reorg()
-        if pending is not None:
-            fork, old = min(fork, pending[0]), max(old, pending[1])
-        with self.transaction() as db:
-            db.execute("DELETE FROM blocks WHERE number > ?", (number,))
-            self.set_meta("checkpoint", f"{number}:{block_hash.hex() if block_hash else ''}")
-            self.set_meta("reorg", f"{fork}:{old}")
-
-    def pending_reorg(self) -> tuple[int, int] | None:
-        """(fork block, old checkpoint) of a reorg the relayer has not handled yet."""
-        value = self.get_meta("reorg")
-        if not value:
-            return None
-        fork, _, old = value.partition(":")
-        return int(fork), int(old)
-
-    def reorg_handled(self) -> None:
-        self.set_meta("reorg", "")
+        try:
+            with self.transaction():
+                super().bind(identity)
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+        except IdentityMismatch as exc:
+            raise JournalError(f"journal {exc}") from None
 
     # ------------------------------------------------------------ requests
 
