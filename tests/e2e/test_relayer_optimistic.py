@@ -131,7 +131,7 @@ def test_honest_poster__no_challenge__final_after_the_window__poster_paid__bond_
     for address in procs:  # the poster earned the operator fee, its bond is back; nobody else moved
         gained = worth(token, hub, address) - before[address]
         assert gained == (OP_FEE if address == poster.account.address else 0)
-    assert procs[poster.account.address].state(request_id) == "settled"
+    wait_for(lambda: procs[poster.account.address].state(request_id) == "settled", 30, "the poster's journal")
     for address, proc in procs.items():
         if address != poster.account.address:
             assert proc.state(request_id) == "not_member"
