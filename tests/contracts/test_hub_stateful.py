@@ -5,16 +5,27 @@ settled; attested rounds settled alone or in batches on a random quorum of the s
 left out, dissent included or left out), late attestations, dissent shown after settlement, equivocation
 proven by anyone, rounds the mode expires without quorum, held fees released after the late window;
 requests expired by anyone through the hub's safety net; credits funded by anyone with `deposit` that pay
-whole fees first; and an attacker calling consumers directly.
+whole fees first; and an attacker calling consumers directly. Optimistic requests run beside them: the
+drawn poster posts the true output, a lie or an error output with its bond (or stays silent and is
+expired), the post is finalized after the challenge window or challenged, and the challenge's consensus
+escalation (a request the optimistic contract makes and pays for, settled by the machine's consensus
+rules or left to expire) decides in `resolve`; `sweep` pays the treasury what the mode holds beyond
+`locked`.
 
 After every step tokens are conserved: every account's balance is what the machine booked for it (fees
 escrowed, credits claimed, stake bonded and withdrawn, slashes moved from staking to the treasury and the
-reporter), the hub holds exactly the escrow of pending requests, the fees it still holds for left-out
-members and the credits; every request's escrow is paid, held or refunded exactly once, and no callback
-reaches a contract for a request it did not make. Once time advances, every request reaches a terminal
+reporter, bonds locked in and paid out of the optimistic mode), the hub holds exactly the escrow of pending
+requests, the fees it still holds for left-out members and the credits (the optimistic mode's among them);
+every request's escrow is paid, held or refunded exactly once, and no callback reaches a contract for a
+request it did not make; the optimistic mode's `locked` is the bonds and escalation fees of its rounds not
+ended, it holds at least what it must pay out, and a sweep leaves it exactly `locked` (less the fees of
+escalations not back in it yet). Once time advances, every request reaches a terminal
 status, its held fees are paid or released, and no request ends twice (a mode cannot settle what the hub
-expired, nor the reverse)."""
+expired, nor the reverse); every optimistic round ends once in its mode, in a phase that matches the hub's
+status (Upheld or Overturned: Finalized or Failed; Undecided: Disputed; Unposted: Expired) unless the hub's
+safety net expired the request first."""
 
+from enum import IntEnum
 from typing import Any
 
 import ape
@@ -35,11 +46,12 @@ from hypothesis.stateful import (
 from verinfer.chain.attestations import Domain, sign
 from verinfer.chain.contracts import Fault, Status
 from verinfer.devnet.state import dev_account
-from verinfer.models.codec import output_digest
+from verinfer.models.codec import ErrorCode, error_output, output_digest
 
 from tests.conftest import E18, TEST_PARAMS, sample_input, sample_output
 
 CONSENSUS = 0x01
+OPTIMISTIC = 0x04
 ATTESTED = 0x08
 BPS = 10_000
 BEHAVIORS = ("honest", "liar", "silent", "withhold")
@@ -62,6 +74,32 @@ ATTESTED_FAULTS: dict[str, set[Fault]] = {
     "silent": set(),
     "withhold": set(),
 }
+
+
+class Phase(IntEnum):
+    """OptimisticMode.Phase."""
+
+    NONE = 0
+    OPEN = 1
+    POSTED = 2
+    CHALLENGED = 3
+    UPHELD = 4
+    OVERTURNED = 5
+    UNDECIDED = 6
+    UNPOSTED = 7
+
+
+# The hub statuses an optimistic round that ended in each phase leaves its request in (unless the hub's
+# safety net expired the request before the round ended).
+PHASE_STATUSES = {
+    Phase.UPHELD: {Status.FINALIZED, Status.FAILED},
+    Phase.OVERTURNED: {Status.FINALIZED, Status.FAILED},
+    Phase.UNDECIDED: {Status.DISPUTED},
+    Phase.UNPOSTED: {Status.EXPIRED},
+}
+# What a poster posts: the true output, its own lie, or an error output (the input ran fine).
+POSTS = ("honest", "lie", "error")
+FAILED_OUTPUT = error_output(ErrorCode.MALFORMED_INPUT)
 REQUESTERS = ("dapp", "recording", "reverting", "burner")
 K = st.integers(1, 3)
 # Honest members are drawn three times as often as each other behaviour: enough rounds reach a quorum.
@@ -100,6 +138,7 @@ def machine(
     hub: Any,
     consensus: Any,
     attested: Any,
+    optimistic: Any,
     model: Any,
     make_model: Any,
     operators: Any,
@@ -109,8 +148,9 @@ def machine(
     challenger: Any,
     project: Any,
 ) -> Any:
-    # A version of the default model (its operators joined it) that allows both modes.
-    model_id, version = make_model("risk", modes=CONSENSUS | ATTESTED)
+    # A version of the default model (its operators joined it) that allows the three modes (optimistic
+    # needs consensus: its escalations are consensus requests for the same version).
+    model_id, version = make_model("risk", modes=CONSENSUS | ATTESTED | OPTIMISTIC)
     model_owner = registry.ownerOf(model_id)
     attacker = challenger
     holders = [accounts[i] for i in range(10)]
@@ -119,17 +159,25 @@ def machine(
         "reverting": deployer.deploy(project.RevertingConsumer, hub),
         "burner": deployer.deploy(project.GasBurnerConsumer, hub),
     }
-    actors = [*holders, *consumers.values()]
+    # The optimistic mode holds bonds and escalation refunds (tokens and a credit in the hub): booked
+    # like any account.
+    actors = [*holders, *consumers.values(), optimistic]
     token.approve(hub, 2**256 - 1, sender=dapp)
     for op in operators:
         token.approve(staking, 2**256 - 1, sender=op)
+    # Posters lock their bonds, challengers their bonds and escalation fees, in the optimistic mode.
+    for account in [*operators, attacker, dapp]:
+        token.approve(optimistic, 2**256 - 1, sender=account)
     domain = Domain(chain.chain_id, attested.address)
-    modes = {CONSENSUS: consensus, ATTESTED: attested}
+    modes = {CONSENSUS: consensus, ATTESTED: attested, OPTIMISTIC: optimistic}
+    opt = optimistic.params()
+    challengers = {"attacker": attacker, "dapp": dapp}
 
     class HubMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.snapshot = chain.snapshot()
+            self.read_at: Any = None
             self.supply = token.totalSupply()
             # Tokens held by accounts this machine never touches (other modules' operators).
             self.untracked = self.supply - self.held()
@@ -154,12 +202,25 @@ def machine(
             self.penalized: set[tuple[int, str]] = set()
             self.equivocators: set[tuple[int, str]] = set()
             self.sigs: dict[tuple[int, str, bytes], tuple[bytes, bytes]] = {}
+            # Optimistic rounds: what the mode owed before the machine began, and the requests the
+            # hub's safety net expired (their rounds may still end in the mode, paying bonds only).
+            self.base_locked = int(optimistic.locked())
+            self.net_expired: set[int] = set()
 
         # ---------------------------------------------------------------- helpers
 
+        def reads(self) -> tuple[dict[str, int], dict[str, int]]:
+            """Token balances (actors, hub, staking) and the actors' credits in the hub, read once per block
+            (its hash fixes the state): the invariants checked after a step share them."""
+            head = chain.blocks.head.hash
+            if self.read_at != head:
+                self.balances = {a.address: int(token.balanceOf(a)) for a in [*actors, hub, staking]}
+                self.claimables = {a.address: int(hub.claimable(a)) for a in actors}
+                self.read_at = head
+            return self.balances, self.claimables
+
         def held(self) -> int:
-            balances = [token.balanceOf(a) for a in [*actors, hub, staking]]
-            return sum(int(b) for b in balances)
+            return sum(self.reads()[0].values())
 
         def bond_of(self, op: Any) -> int:
             info = staking.operatorInfo(op)
@@ -230,6 +291,15 @@ def machine(
             for event in penalties:
                 rid, member = event.requestId, event.operator
                 plan = self.plans[rid]
+                if plan["mode"] == OPTIMISTIC:
+                    # Only the poster, once: for silence if it never posted, else for a post the
+                    # escalation overturned.
+                    assert member == plan["committee"][0], (rid, member)
+                    expected = Fault.SILENT if plan["posted"] is None else Fault.DISSENT
+                    assert Fault(event.fault) == expected and plan["posted"] != HONEST, (rid, event.fault)
+                    assert (rid, member) not in self.penalized, "poster penalized twice"
+                    self.penalized.add((rid, member))
+                    continue
                 behavior = plan["behaviors"][member]
                 if plan["mode"] == CONSENSUS:
                     assert Fault(event.fault) in ALLOWED_FAULTS[behavior], (behavior, event.fault)
@@ -422,6 +492,12 @@ def machine(
         def request(
             self, k: int, behaviors: list[str], via: str, callback_gas: int, digest_only: bool, mode: int
         ) -> None:
+            self.make_request(k, behaviors, via, callback_gas, digest_only, mode)
+
+        def make_request(
+            self, k: int, behaviors: list[str], via: str, callback_gas: int, digest_only: bool, mode: int
+        ) -> int | None:
+            """Requests an inference; the request's id, or None when the hub or the mode refuses it."""
             fee = hub.quote(model_id, version, k)
             req = (model_id, version, mode, k, callback_gas, digest_only, fee, sample_input())
             requester = dapp if via == "dapp" else consumers[via]
@@ -434,7 +510,15 @@ def machine(
                 else:
                     with ape.reverts():  # the hub's error, bubbled up through the consumer
                         requester.request(token, req, sender=dapp)
-                return
+                return None
+            if mode == OPTIMISTIC and k != 1:  # one poster per request: the mode refuses any other k
+                if via == "dapp":
+                    with ape.reverts(optimistic.OnePoster, k=k):
+                        hub.requestInference(req, sender=dapp)
+                else:
+                    with ape.reverts():
+                        requester.request(token, req, sender=dapp)
+                return None
             if via == "dapp":
                 receipt = hub.requestInference(req, sender=dapp)
             else:
@@ -445,16 +529,20 @@ def machine(
             else:
                 self.move(requester.address, -fee)
             created = receipt.decode_logs(hub.RequestCreated)[0]
-            rid = created.requestId
+            rid = int(created.requestId)
             assert created.fee == fee and created.mode == mode
             if mode == CONSENSUS:
                 r = consensus.getRound(rid)
                 assert created.seedBlock == r.seedBlock == seed_block
                 assert created.deadline == r.revealDeadline == seed_block + self.windows
-            else:
+            elif mode == ATTESTED:
                 ar = attested.getRound(rid)
                 assert created.seedBlock == ar.seedBlock == seed_block
                 assert created.deadline == ar.deadline == seed_block + attested.params().window
+            else:
+                orr = optimistic.getRound(rid)
+                assert orr.phase == Phase.OPEN and created.seedBlock == orr.seedBlock == seed_block
+                assert created.deadline == orr.postDeadline == seed_block + opt.postWindow
             # One block makes the seed block; views run on the latest block, so the preview needs one more.
             chain.mine(2)
             committee = list(modes[mode].previewCommittee(rid))
@@ -468,9 +556,25 @@ def machine(
                 "committee": committee,
                 "behaviors": dict(zip(committee, behaviors, strict=False)),
             }
+            if mode == OPTIMISTIC:
+                # The drawn poster; what it posted, who challenged and the escalation; the mode's phase.
+                self.plans[rid].update(
+                    phase=Phase.OPEN,
+                    posted=None,
+                    challenger=None,
+                    escalation=None,
+                    post_deadline=seed_block + opt.postWindow,
+                    challenge_deadline=None,
+                )
+                return rid
             if mode == ATTESTED:
-                return
-            # Members that are not silent commit at once, as their relayers would; the first draws.
+                return rid
+            self.commit_all(rid)
+            return rid
+
+        def commit_all(self, rid: int) -> None:
+            """Members that are not silent commit at once, as their relayers would; the first draws."""
+            committee = self.plans[rid]["committee"]
             for address, behavior in self.plans[rid]["behaviors"].items():
                 if behavior != "silent":
                     act.commit(ape.accounts[address], rid, self.output_of(rid, address))
@@ -562,6 +666,8 @@ def machine(
                 receipt.block_number,
                 [],
             )
+            if mode == OPTIMISTIC:
+                self.net_expired.add(rid)
             # The round cannot settle the request a second time.
             self.check_round_cannot_end(rid)
 
@@ -569,6 +675,9 @@ def machine(
             """Neither the round nor the safety net can end a request that ended."""
             with ape.reverts(hub.RequestNotPending, requestId=rid):
                 hub.expire(rid, sender=attacker)
+            if self.plans[rid]["mode"] == OPTIMISTIC:
+                self.check_optimistic_cannot_end(rid)
+                return
             if self.plans[rid]["mode"] == CONSENSUS:
                 if consensus.getRound(rid).settledBlock == 0:  # expired by the hub, not the round
                     assert self.settled[rid] == Status.EXPIRED
@@ -894,6 +1003,428 @@ def machine(
             assert refund.amount == held * self.plans[rid]["op_fee"]
             assert hub.heldFees(rid) == 0
 
+        # ---------------------------------------------------------------- optimistic helpers
+
+        def opt_rids(self, *phases: Phase) -> list[int]:
+            """Optimistic requests whose round is in one of `phases` (in any phase when none is given)."""
+            return [
+                rid
+                for rid, plan in self.plans.items()
+                if plan["mode"] == OPTIMISTIC and (not phases or plan["phase"] in phases)
+            ]
+
+        def escalation_fee(self, rid: int) -> int:
+            return int(self.plans[self.plans[rid]["escalation"]]["fee"])
+
+        def opt_locked(self) -> int:
+            """What the mode owes by its own count: the post bond of each posted round; both bonds and the
+            escalation's fee of each challenged one."""
+            locked: int = self.base_locked + opt.postBond * len(self.opt_rids(Phase.POSTED))
+            for rid in self.opt_rids(Phase.CHALLENGED):
+                locked += opt.postBond + opt.challengeBond + self.escalation_fee(rid)
+            return locked
+
+        def opt_owed(self) -> int:
+            """What the mode must be able to pay out now: `locked` less the fees of escalations that are
+            not back in it (still pending, or accepted: then spent on the escalation's members)."""
+            owed = self.opt_locked()
+            for rid in self.opt_rids(Phase.CHALLENGED):
+                if self.settled.get(self.plans[rid]["escalation"]) not in (Status.DISPUTED, Status.EXPIRED):
+                    owed -= self.escalation_fee(rid)
+            return owed
+
+        def opt_holds(self) -> int:
+            """The mode's tokens and its credit in the hub, as booked."""
+            return int(self.wallets[optimistic.address] + self.credits.get(optimistic.address, 0))
+
+        def opt_pay(self, payouts: list[tuple[str, str, int]], account: str, amount: int) -> None:
+            """Books one payment by the mode (OptimisticMode._credit): when its tokens fall short it first
+            claims its whole credit from the hub, then it deposits `amount` to the account's credit."""
+            if amount == 0:
+                return
+            mode = optimistic.address
+            if self.wallets[mode] < amount:
+                claimed = self.credits.get(mode, 0)
+                assert self.wallets[mode] + claimed >= amount, "the mode cannot pay what it owes"
+                self.credits[mode] = 0
+                self.move(mode, claimed)
+                payouts.append(("claim", mode, claimed))
+            self.move(mode, -amount)
+            self.credit(account, amount)
+            payouts.append(("deposit", account, amount))
+
+        def check_payouts(self, receipt: Any, payouts: list[tuple[str, str, int]]) -> None:
+            """The mode's claims and deposits in the transaction are the ones booked, in order."""
+            mode = optimistic.address
+            claims = [e.amount for e in receipt.decode_logs(hub.Claimed) if e.account == mode]
+            deposits = [
+                (e.account, e.amount)
+                for e in receipt.decode_logs(hub.Deposited)
+                if e.event_arguments["from"] == mode
+            ]
+            assert claims == [amount for kind, _, amount in payouts if kind == "claim"]
+            assert deposits == [(account, amount) for kind, account, amount in payouts if kind == "deposit"]
+
+        def end_round(self, rid: int, phase: Phase, receipt: Any) -> None:
+            """The round ended in `phase` in this transaction, once, leaving its request in the status the
+            phase gives (or Expired, if the hub's safety net ended the request first)."""
+            plan = self.plans[rid]
+            assert plan["phase"] not in PHASE_STATUSES, "round ended twice"
+            plan["phase"] = phase
+            r = optimistic.getRound(rid)
+            assert (r.phase, r.settledBlock) == (phase, receipt.block_number), rid
+            assert not optimistic.provisional(rid).posted
+            if rid in self.net_expired:  # (a second settlement would have failed `record`)
+                assert self.settled[rid] == Status.EXPIRED
+            else:
+                assert self.settled[rid] in PHASE_STATUSES[phase], (rid, phase, self.settled[rid])
+
+        def check_optimistic_cannot_end(self, rid: int) -> None:
+            """A round that ended cannot end again in its mode; a round whose request the hub's safety net
+            expired may still end in its mode, paying bonds only."""
+            plan = self.plans[rid]
+            phase = plan["phase"]
+            if phase not in PHASE_STATUSES:
+                assert rid in self.net_expired and self.settled[rid] == Status.EXPIRED
+                return
+            with ape.reverts(optimistic.WrongPhase, requestId=rid, phase=phase):
+                optimistic.expire(rid, sender=attacker)
+            with ape.reverts(optimistic.WrongPhase, requestId=rid, phase=phase):
+                optimistic.finalize(rid, plan["posted"] or HONEST, sender=attacker)
+            with ape.reverts(optimistic.WrongPhase, requestId=rid, phase=phase):
+                optimistic.resolve(rid, sender=attacker)
+
+        # ---------------------------------------------------------------- optimistic rules
+
+        @initialize(
+            via=VIA,
+            callback_gas=CALLBACK_GAS,
+            digest_only=st.booleans(),
+            post=st.sampled_from(("silent", *POSTS)),
+            challenge=st.sampled_from(["no", "open", "settled", "settled"]),
+            behaviors=BEHAVIOR_LISTS,
+            who=st.sampled_from(sorted(challengers)),
+        )
+        def first_optimistic(
+            self,
+            via: str,
+            callback_gas: int,
+            digest_only: bool,
+            post: str,
+            challenge: str,
+            behaviors: list[str],
+            who: str,
+        ) -> None:
+            """Every run has an optimistic request: its poster silent, or posting; the post maybe
+            challenged, and the escalation maybe settled at once by its committee."""
+            rid = self.make_request(1, ["honest"], via, callback_gas, digest_only, OPTIMISTIC)
+            assert rid is not None
+            if post == "silent":
+                return
+            self.post(rid, post, impostor=True)
+            if challenge == "no":
+                return
+            self.challenge(rid, behaviors, who)
+            eid = self.plans[rid]["escalation"]
+            if challenge == "settled" and eid is not None:
+                self.settle_escalation(eid)
+
+        @rule(k=st.sampled_from([1, 1, 1, 3]), via=VIA, callback_gas=CALLBACK_GAS, digest_only=st.booleans())
+        def optimistic_request(self, k: int, via: str, callback_gas: int, digest_only: bool) -> None:
+            """An optimistic request: one poster, so any k other than 1 is refused."""
+            self.make_request(k, ["honest"], via, callback_gas, digest_only, OPTIMISTIC)
+
+        @precondition(lambda self: self.opt_rids(Phase.OPEN))
+        @rule(pick=st.integers(0, 50), kind=st.sampled_from(POSTS), impostor=st.booleans())
+        def optimistic_post(self, pick: int, kind: str, impostor: bool) -> None:
+            """The drawn poster posts the true output, its lie or an error output, locking its bond, within
+            the post window; another operator cannot post, nor the poster once the window is over."""
+            rids = self.opt_rids(Phase.OPEN)
+            self.post(rids[pick % len(rids)], kind, impostor)
+
+        def post(self, rid: int, kind: str, impostor: bool) -> None:
+            plan = self.plans[rid]
+            poster = ape.accounts[plan["committee"][0]]
+            output = {"honest": HONEST, "lie": self.lie(poster.address), "error": FAILED_OUTPUT}[kind]
+            deadline = plan["post_deadline"]
+            if self.next_block() > deadline:
+                with ape.reverts(optimistic.PostWindowClosed, requestId=rid, postDeadline=deadline):
+                    optimistic.post(rid, output, sender=poster)
+                return
+            if impostor:
+                other = next(op for op in operators if op.address != poster.address)
+                with ape.reverts(optimistic.NotCommitteeMember, requestId=rid, operator=other.address):
+                    optimistic.post(rid, output, sender=other)
+            self.mint(poster, opt.postBond)
+            receipt = optimistic.post(rid, output, sender=poster)
+            self.move(poster.address, -opt.postBond)
+            self.move(optimistic.address, opt.postBond)
+            plan.update(
+                phase=Phase.POSTED,
+                posted=output,
+                challenge_deadline=receipt.block_number + opt.challengeWindow,
+            )
+            r = optimistic.getRound(rid)
+            assert (r.phase, r.poster, r.challengeDeadline) == (
+                Phase.POSTED,
+                poster.address,
+                plan["challenge_deadline"],
+            )
+            assert bytes(r.postedDigest) == output_digest(output)
+            assert hub.getRequest(rid).status == Status.PENDING  # posted is not a result
+
+        @precondition(lambda self: self.opt_rids(Phase.POSTED))
+        @rule(pick=st.integers(0, 50), behaviors=BEHAVIOR_LISTS, who=st.sampled_from(sorted(challengers)))
+        def optimistic_challenge(self, pick: int, behaviors: list[str], who: str) -> None:
+            """Anyone challenges a post within the challenge window, locking a bond and paying for a
+            consensus escalation of the same input, whose committee then behaves as drawn; when the pool
+            is too small to escalate, nothing can check the post and both bonds go back."""
+            rids = self.opt_rids(Phase.POSTED)
+            self.challenge(rids[pick % len(rids)], behaviors, who)
+
+        def challenge(self, rid: int, behaviors: list[str], who: str) -> None:
+            plan = self.plans[rid]
+            sender = challengers[who]
+            mode = optimistic.address
+            k = opt.escalationK
+            fee = hub.quote(model_id, version, k)
+            deadline = plan["challenge_deadline"]
+            if self.next_block() > deadline:
+                with ape.reverts(optimistic.ChallengeWindowClosed, requestId=rid, challengeDeadline=deadline):
+                    optimistic.challenge(rid, sample_input(), fee, sender=sender)
+                return
+            with ape.reverts(optimistic.FeeAboveMax, fee=fee, maxFee=fee - 1):
+                optimistic.challenge(rid, sample_input(), fee - 1, sender=sender)
+            paid = opt.challengeBond + fee
+            self.mint(sender, paid)
+            escalable = staking.eligibleAt(model_id, self.next_block() + 1) >= k
+            receipt = optimistic.challenge(rid, sample_input(), fee, sender=sender)
+            self.move(sender.address, -paid)
+            self.move(mode, paid)
+            plan["challenger"] = sender.address
+            eid = int(receipt.return_value)
+            if not escalable:
+                # Nothing can check the post: bonds and fee go back, the request ends Disputed.
+                assert eid == 0
+                self.record(receipt)
+                payouts: list[tuple[str, str, int]] = []
+                self.opt_pay(payouts, plan["committee"][0], opt.postBond)
+                self.opt_pay(payouts, sender.address, paid)
+                self.check_payouts(receipt, payouts)
+                self.end_round(rid, Phase.UNDECIDED, receipt)
+                return
+            # The escalation's fee: from the mode's credit when that covers it, else from its tokens.
+            if self.credits.get(mode, 0) >= fee:
+                self.credits[mode] -= fee
+            else:
+                self.move(mode, -fee)
+            (created,) = receipt.decode_logs(hub.RequestCreated)
+            assert (created.requestId, created.requester, created.mode, created.k, created.fee) == (
+                eid,
+                mode,
+                CONSENSUS,
+                k,
+                fee,
+            )
+            plan.update(phase=Phase.CHALLENGED, escalation=eid)
+            r = optimistic.getRound(rid)
+            assert (r.phase, r.challenger, r.escalationId) == (Phase.CHALLENGED, sender.address, eid)
+            assert optimistic.deadlineOf(rid) == consensus.deadlineOf(eid) + self.grace
+            chain.mine(2)  # the escalation's seed block, and one more for the preview
+            committee = list(consensus.previewCommittee(eid))
+            self.plans[eid] = {
+                "mode": CONSENSUS,
+                "k": k,
+                "requester": mode,
+                "fee": fee,
+                "op_fee": hub.getRequest(eid).operatorFee,
+                "callback": False,
+                "committee": committee,
+                "behaviors": dict(zip(committee, [*behaviors, *["honest"] * k], strict=False)),
+                "parent": rid,
+            }
+            self.commit_all(eid)
+
+        @precondition(lambda self: self.opt_rids(Phase.CHALLENGED))
+        @rule(pick=st.integers(0, 50), how=st.sampled_from(["now", "settle", "expire"]))
+        def optimistic_resolve(self, pick: int, how: str) -> None:
+            """Anyone resolves a challenged round once its escalation ended: now (refused while the
+            escalation may still end), once the escalation's committee revealed and anyone finalized it,
+            or once nobody did and resolve may expire the escalation itself. The escalation's output
+            decides who gets the bonds."""
+            rids = self.opt_rids(Phase.CHALLENGED)
+            self.resolve(rids[pick % len(rids)], how)
+
+        def settle_escalation(self, eid: int) -> None:
+            """The escalation's committee reveals as its relayers would, and anyone finalizes it."""
+            r = consensus.getRound(eid)
+            if r.committedMask != (1 << r.k) - 1 and self.next_block() <= r.commitDeadline:
+                chain.mine(r.commitDeadline - chain.blocks.head.number)
+            self.reveal_all()
+            if not consensus.canFinalize(eid) and self.next_block() <= r.revealDeadline:
+                chain.mine(r.revealDeadline - chain.blocks.head.number)
+            self.finalize([eid])
+
+        def resolve(self, rid: int, how: str) -> None:
+            plan = self.plans[rid]
+            eid = plan["escalation"]
+            if eid not in self.settled and how == "settle":
+                self.settle_escalation(eid)
+            if eid not in self.settled:
+                expirable = consensus.deadlineOf(eid) + self.grace
+                if self.next_block() <= expirable:
+                    with ape.reverts(optimistic.EscalationPending, escalationId=eid):
+                        optimistic.resolve(rid, sender=attacker)
+                    if how == "now":
+                        return
+                    chain.mine(expirable - chain.blocks.head.number)
+            # The escalation accepted the true output (the only one a majority of it can give), or nothing
+            # (an escalation nobody settled is expired by resolve itself).
+            escalated = self.settled.get(eid, Status.EXPIRED)
+            poster, challenger = plan["committee"][0], plan["challenger"]
+            if escalated in (Status.FINALIZED, Status.FAILED):
+                assert bytes(hub.getResult(eid).outputDigest) == output_digest(HONEST)
+                phase = Phase.UPHELD if plan["posted"] == HONEST else Phase.OVERTURNED
+            else:
+                phase = Phase.UNDECIDED
+            slashed = phase == Phase.OVERTURNED and opt.slashBpsWrong > 0
+            cuts = self.expect_cuts([(poster, opt.slashBpsWrong)]) if slashed else []
+            pending = rid not in self.settled
+            receipt = optimistic.resolve(rid, sender=deployer)
+            # The escalation, when it expired here; then the request, if the hub still waited for it.
+            self.record(receipt)
+            assert self.settled[eid] == escalated
+            payouts: list[tuple[str, str, int]] = []
+            share = opt.winnerShareBps
+            if phase == Phase.UPHELD:
+                self.opt_pay(payouts, poster, opt.postBond + opt.challengeBond * share // BPS)
+            elif phase == Phase.OVERTURNED:
+                self.opt_pay(payouts, challenger, opt.challengeBond + opt.postBond * share // BPS)
+            else:
+                self.opt_pay(payouts, poster, opt.postBond)
+                self.opt_pay(payouts, challenger, opt.challengeBond + self.escalation_fee(rid))
+            self.check_payouts(receipt, payouts)
+            assert self.slashed_in(receipt) == cuts
+            for slash in receipt.decode_logs(staking.Slashed):
+                assert (slash.rewardRecipient, slash.reward) == (
+                    challenger,
+                    slash.amount * opt.rewardBps // BPS,
+                )
+            (resolved,) = receipt.decode_logs(optimistic.Resolved)
+            assert resolved.phase == phase
+            if pending:
+                assert self.settled[rid] == (
+                    Status.DISPUTED if phase == Phase.UNDECIDED else Status.FINALIZED
+                )
+                if phase != Phase.UNDECIDED:
+                    assert hub.verifyOutput(rid, HONEST)
+                    agreeing = [poster] if phase == Phase.UPHELD else []
+                    assert list(hub.getResult(rid).agreeing) == agreeing
+            self.end_round(rid, phase, receipt)
+
+        @precondition(lambda self: self.opt_rids(Phase.POSTED))
+        @rule(pick=st.integers(0, 50), wait=st.booleans())
+        def optimistic_finalize(self, pick: int, wait: bool) -> None:
+            """Anyone finalizes an unchallenged post with the posted bytes once the challenge window is
+            over: the poster is paid and gets its bond back (only the bond if the hub expired the
+            request)."""
+            rids = self.opt_rids(Phase.POSTED)
+            self.finalize_post(rids[pick % len(rids)], wait)
+
+        def finalize_post(self, rid: int, wait: bool) -> None:
+            plan = self.plans[rid]
+            posted, deadline = plan["posted"], plan["challenge_deadline"]
+            if self.next_block() <= deadline:
+                with ape.reverts(optimistic.ChallengeWindowOpen, requestId=rid, challengeDeadline=deadline):
+                    optimistic.finalize(rid, posted, sender=attacker)
+                if not wait:
+                    return
+                chain.mine(deadline - chain.blocks.head.number)
+            with ape.reverts(optimistic.OutputMismatch, requestId=rid):
+                optimistic.finalize(rid, posted + b"\x00", sender=attacker)
+            pending = rid not in self.settled
+            receipt = optimistic.finalize(rid, posted, sender=attacker)
+            self.record(receipt)
+            payouts: list[tuple[str, str, int]] = []
+            self.opt_pay(payouts, plan["committee"][0], opt.postBond)
+            self.check_payouts(receipt, payouts)
+            assert receipt.decode_logs(hub.MemberPenalized) == []
+            if pending:
+                assert self.settled[rid] == (Status.FAILED if posted == FAILED_OUTPUT else Status.FINALIZED)
+                assert hub.verifyOutput(rid, posted)
+                assert list(hub.getResult(rid).agreeing) == plan["committee"]
+            self.end_round(rid, Phase.UPHELD, receipt)
+
+        @precondition(lambda self: self.opt_rids(Phase.OPEN))
+        @rule(pick=st.integers(0, 50), wait=st.booleans())
+        def optimistic_expire(self, pick: int, wait: bool) -> None:
+            """Anyone expires a round nothing was posted for once the post window is over: a full refund,
+            the drawn poster slashed for silence while its seed is readable; never before."""
+            rids = self.opt_rids(Phase.OPEN)
+            self.expire_post(rids[pick % len(rids)], wait)
+
+        def expire_post(self, rid: int, wait: bool) -> None:
+            plan = self.plans[rid]
+            deadline = plan["post_deadline"]
+            if self.next_block() <= deadline:
+                with ape.reverts(optimistic.PostWindowOpen, requestId=rid, postDeadline=deadline):
+                    optimistic.expire(rid, sender=attacker)
+                if not wait:
+                    return
+                chain.mine(deadline - chain.blocks.head.number)
+            pending = rid not in self.settled
+            seed_block = optimistic.getRound(rid).seedBlock
+            drawable = self.next_block() <= seed_block + 256 and staking.eligibleAt(model_id, seed_block) >= 1
+            slashed = pending and drawable and opt.slashBpsSilence > 0
+            cuts = self.expect_cuts([(plan["committee"][0], opt.slashBpsSilence)]) if slashed else []
+            receipt = optimistic.expire(rid, sender=attacker)
+            self.record(receipt)
+            assert self.slashed_in(receipt) == cuts
+            assert all(e.reward == 0 for e in receipt.decode_logs(staking.Slashed))
+            if pending:
+                assert self.settled[rid] == Status.EXPIRED
+                (fees,) = receipt.decode_logs(hub.FeesDistributed)
+                assert (fees.agreeing, fees.refund) == (0, plan["fee"])  # a full refund
+            self.end_round(rid, Phase.UNPOSTED, receipt)
+
+        @rule(gift=st.sampled_from(["none", "tokens", "credit"]), amount=st.integers(1, 10**6))
+        def optimistic_sweep(self, gift: str, amount: int) -> None:
+            """Anyone sweeps the mode: the treasury is credited what it holds beyond `locked` (shares of
+            lost bonds, escalation refunds for members who did not agree, tokens sent or deposited to it),
+            never what a round still needs."""
+            mode = optimistic.address
+            if gift != "none":
+                self.mint(attacker, amount)
+                self.move(attacker.address, -amount)
+                if gift == "tokens":
+                    token.transfer(optimistic, amount, sender=attacker)
+                    self.move(mode, amount)
+                else:
+                    token.approve(hub, amount, sender=attacker)
+                    hub.deposit(optimistic, amount, sender=attacker)
+                    self.credit(mode, amount)
+            self.sweep()
+
+        def sweep(self) -> None:
+            holds, locked = self.opt_holds(), self.opt_locked()
+            surplus = max(0, holds - locked)
+            payouts: list[tuple[str, str, int]] = []
+            self.opt_pay(payouts, hub.treasury(), surplus)
+            receipt = optimistic.sweep(sender=attacker)
+            assert receipt.return_value == surplus
+            self.check_payouts(receipt, payouts)
+            # Exactly `locked` stays, but for escalation fees it counts that are not back in it (yet).
+            assert self.opt_holds() == min(holds, locked)
+
+        def end_optimistic_rounds(self) -> None:
+            """Every optimistic round still open ends in its mode, waiting as long as it must."""
+            for rid in self.opt_rids(Phase.OPEN):
+                self.expire_post(rid, wait=True)
+            for rid in self.opt_rids(Phase.POSTED):
+                self.finalize_post(rid, wait=True)
+            for rid in self.opt_rids(Phase.CHALLENGED):
+                self.resolve(rid, "settle")
+
         # ---------------------------------------------------------------- stake and claims
 
         @rule(i=st.integers(0, 4), amount=st.integers(1, 300))
@@ -996,8 +1527,9 @@ def machine(
         def every_balance_as_booked(self) -> None:
             """Fees, claims, stakes, withdrawals and slashes (to the treasury and reporters) moved exactly
             the tokens the machine booked."""
+            balances, _ = self.reads()
             for account in actors:
-                assert token.balanceOf(account) == self.wallets[account.address], account
+                assert balances[account.address] == self.wallets[account.address], account
 
         @invariant()
         def hub_holds_exactly_escrow_held_fees_and_credits(self) -> None:
@@ -1006,8 +1538,8 @@ def machine(
             for rid in self.settled:
                 assert hub.heldFees(rid) == self.held_fees.get(rid, 0), rid
                 held += self.held_fees.get(rid, 0) * self.plans[rid]["op_fee"]
-            credits = sum(hub.claimable(a) for a in actors)
-            assert token.balanceOf(hub) == escrow + held + credits
+            balances, claimables = self.reads()
+            assert balances[hub.address] == escrow + held + sum(claimables.values())
 
         @invariant()
         def each_escrow_paid_held_or_refunded(self) -> None:
@@ -1019,8 +1551,9 @@ def machine(
 
         @invariant()
         def claimable_matches_the_fee_splits(self) -> None:
+            _, claimables = self.reads()
             for account in actors:
-                assert hub.claimable(account) == self.credits.get(account.address, 0), account
+                assert claimables[account.address] == self.credits.get(account.address, 0), account
 
         @invariant()
         def each_request_settled_once_in_its_status(self) -> None:
@@ -1053,6 +1586,34 @@ def machine(
                 assert self.bond_of(op) == self.bonded[op.address], op
             assert token.balanceOf(staking) == sum(self.bonded.values()) + self.staked_elsewhere
 
+        @invariant()
+        def optimistic_locked_is_what_open_rounds_owe(self) -> None:
+            """`locked` is the bonds and escalation fees of the rounds not ended, and the mode holds at
+            least what it must pay out."""
+            assert optimistic.locked() == self.opt_locked()
+            assert self.opt_holds() >= self.opt_owed()
+
+        @invariant()
+        def optimistic_rounds_end_once_in_their_status(self) -> None:
+            """Each round is in the phase booked for it, and its request in the status that phase gives
+            (each_request_settled_once_in_its_status ties the booked statuses to the hub's)."""
+            for rid in self.opt_rids():
+                plan = self.plans[rid]
+                phase = plan["phase"]
+                r = optimistic.getRound(rid)
+                assert r.phase == phase, rid
+                if rid in self.net_expired:
+                    assert self.settled[rid] == Status.EXPIRED, rid
+                elif phase in PHASE_STATUSES:
+                    assert self.settled[rid] in PHASE_STATUSES[phase], (rid, phase, self.settled[rid])
+                else:
+                    assert rid not in self.settled, rid
+                eid = plan["escalation"]
+                expected = (plan["challenger"], eid) if eid else (ape.utils.ZERO_ADDRESS, 0)
+                assert (r.challenger, r.escalationId) == expected, rid
+                if eid is not None:
+                    assert self.plans[eid]["parent"] == rid, eid
+
         def teardown(self) -> None:
             try:
                 # Open attested rounds with a quorum are settled in one batch with every signature held.
@@ -1074,6 +1635,12 @@ def machine(
                         self.expire_round(rid, wait=True)
                 if left:
                     self.expire_request(left[-1], wait=True)
+                # Optimistic rounds end in their mode (those the safety net expired pay their bonds only),
+                # and the sweep leaves the mode exactly what it owed before the machine began.
+                self.end_optimistic_rounds()
+                self.sweep()
+                assert optimistic.locked() == self.opt_locked() == self.base_locked
+                assert self.opt_holds() == self.base_locked
                 # Once every late window is over, the fees still held go back to their requesters.
                 for rid in self.attested_rids():
                     self.release(rid, wait=True)
@@ -1091,6 +1658,9 @@ def machine(
                 self.claimable_matches_the_fee_splits()
                 self.callbacks_only_to_the_requester()
                 self.staking_holds_exactly_stakes()
+                self.optimistic_locked_is_what_open_rounds_owe()
+                self.optimistic_rounds_end_once_in_their_status()
+                assert all(self.plans[rid]["phase"] in PHASE_STATUSES for rid in self.opt_rids())
             finally:
                 chain.restore(self.snapshot)
 
@@ -1099,5 +1669,5 @@ def machine(
 
 def test_hub__random_operators_requesters_and_consumers__invariants_hold(machine: Any) -> None:
     run_state_machine_as_test(
-        machine, settings=settings(max_examples=3, stateful_step_count=18, deadline=None)
+        machine, settings=settings(max_examples=3, stateful_step_count=24, deadline=None)
     )
