@@ -369,6 +369,11 @@ def test_cli__infer_optimistic__provisional_shown_as_such__challenge__wait_for_t
     assert posted["final"] is False and posted["challenged"] is False
     assert bytes.fromhex(posted["output"][2:]) == truth  # an honest poster
 
+    capped = cli("requests", "challenge", str(request_id), "--max-fee", "0.000001", *keys)
+    assert capped.returncode == 4 and capped.stderr.count("error: ") == 1, capped.stderr
+    assert (
+        "the escalation costs" in capped.stderr and int(optimistic.getRound(request_id).phase) == Phase.POSTED
+    )
     challenged = cli("requests", "challenge", str(request_id), "--json", *keys)
     assert challenged.returncode == 0, challenged.stderr
     escalation = json.loads(challenged.stdout)["escalation_id"]
